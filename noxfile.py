@@ -1,0 +1,35 @@
+"""Nox sessions for xentconf: ``nox`` runs tests and lint; others are run by name."""
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite in parallel (extra arguments go to pytest)."""
+    session.install(".", "pytest-xdist")
+    session.run("pytest", "-n", "auto", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Run ruff and check the import contracts between the parts."""
+    session.install("ruff", "import-linter>=2.16")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    # lint-imports reads the source statically; it only needs to find the package.
+    session.run("lint-imports", env={"PYTHONPATH": "src"})
+
+
+@nox.session
+def tensorflow(session: nox.Session) -> None:
+    """Run the oracle's calibration tests against a real TensorFlow (tensorflow-cpu)."""
+    session.install(".[tensorflow]")
+    session.run("pytest", "-m", "tensorflow", "tests/oracle", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the exact-tier benchmark."""
+    session.install(".")
+    session.run("python", "benchmarks/bench_exact.py", *session.posargs)

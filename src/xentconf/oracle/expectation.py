@@ -1,0 +1,117 @@
+"""What the oracle answers: an expectation, not a bare array.
+
+An :class:`Expectation` is either ``raises`` (TensorFlow rejects the input; its error class
+and message are given for reference) or a set of :class:`OutputExpectation` — ``loss``,
+``backprop`` (raw ops) and ``grad_logits`` — each with, per element, the exact value, its
+correctly rounded value in the output dtype, and absolute error budgets for the graded
+accuracy levels of SPEC §3. Exact values and roundings are computed lazily, on first use,
+and cached: a verdict that needs only the loss never pays for the gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .exact import certify, decimal_string, to_float64
+from .formats import Format, ulp
+from .plan import Raises
+
+GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
+BUDGET_GRADES = ("faithful", "tf-precision", "stable")
+
+
+class OutputExpectation:
+    """One output of an API call: per-element exact values, roundings and budgets."""
+
+    def __init__(self, name: str, fmt: Format, shape: tuple, forms_fn: Callable[[], list],
+                 budget_fn: Callable[[], dict[str, np.ndarray]]):
+        self.name = name
+        self.format = fmt
+        self.shape = tuple(int(d) for d in shape)
+        self._forms_fn = forms_fn
+        self._budget_fn = budget_fn
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.format.dtype
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @cached_property
+    def forms(self) -> list:
+        """The exact values (row-major), as exact-tier forms."""
+        forms = self._forms_fn()
+        if len(forms) != self.size:
+            raise AssertionError(f"{self.name}: {len(forms)} values for shape {self.shape}")
+        return forms
+
+    @cached_property
+    def rounded64(self) -> np.ndarray:
+        """Correctly rounded values (in the output dtype) held exactly in float64."""
+        out = np.array([certify(f, self.format) for f in self.forms], dtype=np.float64)
+        return out.reshape(self.shape)
+
+    @property
+    def rounded(self) -> np.ndarray:
+        """Correctly rounded values as an array of the output dtype."""
+        return self.rounded64.astype(self.format.dtype)
+
+    @cached_property
+    def exact64(self) -> np.ndarray:
+        """The exact values rounded to float64 (for display and error measurement)."""
+        return np.array([to_float64(f) for f in self.forms], dtype=np.float64).reshape(self.shape)
+
+    def exact_strings(self, digits: int = 30) -> list[str]:
+        """Exact values as decimal strings with ``digits`` significant digits (row-major)."""
+        return [decimal_string(f, digits) for f in self.forms]
+
+    @cached_property
+    def budgets(self) -> dict[str, np.ndarray]:
+        """Absolute error budgets per element for ``faithful``, ``tf-precision``, ``stable``.
+
+        ``faithful`` is one ulp of the output format at the exact value: an answer within
+        it (strictly) is one of the two format values bracketing the truth. The other two
+        include the final rounding to the output format (half an ulp). Non-finite expected
+        values have budget 0: they must be matched exactly (NaN by any NaN).
+        """
+        model = self._budget_fn()
+        r = self.rounded64.ravel()
+        half = np.array([0.5 * ulp(v, self.format) if math.isfinite(v) else 0.0 for v in r])
+        faithful = np.array([ulp(v, self.format) if math.isfinite(v) else 0.0 for v in r])
+        out = {"faithful": faithful.reshape(self.shape)}
+        for key in ("tf-precision", "stable"):
+            b = np.asarray(model[key], dtype=np.float64).ravel() + half
+            b[~np.isfinite(r)] = 0.0
+            out[key] = b.reshape(self.shape)
+        return out
+
+
+@dataclass
+class Expectation:
+    """The oracle's answer for one call of one API under one device profile."""
+
+    api: str
+    profile: str
+    raises: Raises | None = None
+    outputs: dict[str, OutputExpectation] = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    @property
+    def must_raise(self) -> bool:
+        return self.raises is not None
+
+    def __getitem__(self, name: str) -> OutputExpectation:
+        return self.outputs[name]
+
+    def __repr__(self) -> str:
+        if self.raises:
+            return f"Expectation({self.api}, {self.profile}, raises {self.raises.error})"
+        outs = ", ".join(f"{k}{list(v.shape)}:{v.dtype}" for k, v in self.outputs.items())
+        return f"Expectation({self.api}, {self.profile}, {outs})"

@@ -1,0 +1,115 @@
+"""What the semantics decide, as data: the plan an arithmetic tier carries out.
+
+:mod:`xentconf.oracle.semantics` turns one API call into either a :class:`Raises`
+(TensorFlow rejects the input) or a :class:`Plan`: the rows a softmax cross-entropy is
+taken over (after every reshape, transpose, squeeze, broadcast and input conversion TF
+performs), how row losses are weighted and reduced, and the shapes and dtypes of the
+outputs. A tier (the exact mpmath tier here; the vectorized engine later) only does
+arithmetic on a plan. So the semantics exist once, and both tiers share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .formats import Format
+
+ROW_KINDS = ("sparse", "dense", "sparse_probs", "dense_probs")
+
+
+@dataclass(frozen=True)
+class Raises:
+    """TensorFlow rejects the input: the error class and TF's message, for reference."""
+
+    error: str
+    message: str
+
+
+@dataclass
+class Rows:
+    """``N`` rows of ``C`` classes, and what each row's loss is.
+
+    ``kind``:
+      ``sparse``       ``lse(x) − x_y`` (TF's sparse kernel), label ``labels[i]``;
+      ``dense``        ``Σ_j Y_j (lse(x) − x_j)`` (TF's dense kernel, product taken literally);
+      ``sparse_probs`` Keras on probabilities: ``−log(c_y / Σ c)``, ``c = clip(x, lo, hi)``;
+      ``dense_probs``  Keras on probabilities: ``−Σ Y_j log clip(x_j / Σ x, lo, hi)``.
+    ``Y`` is ``y`` after label smoothing: ``y (1 − ε) + ε / C``.
+    """
+
+    kind: str
+    x: np.ndarray  # float64 [N, C]: exact values after TF's input conversions
+    labels: np.ndarray | None = None  # int64 [N] (sparse kinds)
+    y: np.ndarray | None = None  # float64 [N, C] (dense kinds), before smoothing
+    smoothing: Fraction = Fraction(0)
+    smoothing_classes: int | None = None  # the C of ε/C when it is not the row length
+    nan_rows: np.ndarray | None = None  # bool [N]: bad label under gpu/xla → NaN row
+    ignored: np.ndarray | None = None  # bool [N]: Keras ignore_class → loss 0, gradient 0
+    xla_zero_labels: bool = False  # dense under XLA: a zero label times −inf adds 0, not NaN
+    clip: tuple[Fraction, Fraction] | None = None  # Keras probability clip bounds
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def c(self) -> int:
+        return self.x.shape[1]
+
+    def __post_init__(self):
+        if self.nan_rows is None:
+            self.nan_rows = np.zeros(self.n, dtype=bool)
+        if self.ignored is None:
+            self.ignored = np.zeros(self.n, dtype=bool)
+
+
+@dataclass
+class Reduction:
+    """How row losses ``L[r]`` become the loss output.
+
+    Weighted elements: ``v[i] = coef[i] · L[index[i]]`` over the broadcast of losses and
+    weights (``coef`` holds exact Fractions, or floats for NaN/±inf weights).
+    ``kind``: ``none`` (output = v, shape ``shape``), ``sum`` (Σ v), ``div``
+    (Σ v / ``denom``; a zero denominator gives 0 — ``div_no_nan`` — or NaN, per
+    ``zero_denominator``).
+    """
+
+    kind: str
+    index: np.ndarray  # int64 [M]
+    coef: list  # M exact coefficients
+    shape: tuple  # output shape
+    denom: Fraction | float | None = None
+    zero_denominator: str = "zero"
+    denom_from_weights: bool = False  # the denominator is a sum of weights (error budget)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Formats TensorFlow evaluates in (for the ``tf-precision`` budget)."""
+
+    elem: Format  # the per-row loss / softmax arithmetic
+    reduce: Format  # the weighting and reduction
+    pre: Format | None = None  # Keras probability path: clip and log before the kernel
+
+
+@dataclass
+class Plan:
+    """Everything an arithmetic tier needs to produce an :class:`Expectation`."""
+
+    api: str
+    profile: str
+    rows: Rows
+    reduction: Reduction
+    loss_format: Format
+    input_format: Format  # the format of the logits/probabilities as given (stable budget)
+    precision: Precision
+    grad_shape: tuple  # shape of the logits input as given
+    grad_format: Format
+    grad_perm: tuple | None = None  # logits.transpose(perm).reshape(N, C) gives the rows
+    moved_shape: tuple | None = None  # shape after the transpose (before the reshape)
+    backprop_shape: tuple | None = None  # raw ops: backprop output shape
+    grad_available: bool = True
+    notes: list = field(default_factory=list)

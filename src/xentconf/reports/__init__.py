@@ -1,0 +1,1 @@
+"""Reports: turn results files into readable reports; reads ``xentconf.results`` only."""

@@ -1,0 +1,143 @@
+"""Tests of the CLI skeleton that do not need the oracle itself."""
+
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+
+import xentconf
+from xentconf.cli import main
+
+
+def run_module(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "xentconf", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# --------------------------------------------------------------------- --version
+
+
+def test_version_subprocess():
+    proc = run_module("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"xentconf {xentconf.__version__}"
+
+
+def test_version_main(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"xentconf {xentconf.__version__}"
+
+
+# --------------------------------------------------------------------- usage errors
+
+
+def test_no_subcommand_subprocess():
+    proc = run_module()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: xentconf")
+
+
+def test_no_subcommand_main(capsys):
+    assert main([]) == 2
+    assert capsys.readouterr().err.startswith("usage: xentconf")
+
+
+def test_unknown_subcommand_main(capsys):
+    assert main(["no-such-command"]) == 2
+    assert "usage: xentconf" in capsys.readouterr().err
+
+
+def test_oracle_without_case_main(capsys):
+    assert main(["oracle"]) == 2
+    assert "CASE" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- unreadable CASE
+
+
+def assert_one_line_oracle_error(stderr: str) -> None:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("xentconf oracle: cannot read CASE: ")
+
+
+def test_oracle_missing_file_subprocess(tmp_path):
+    proc = run_module("oracle", str(tmp_path / "nonexistent.json"))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert_one_line_oracle_error(proc.stderr)
+
+
+def test_oracle_missing_file_main(tmp_path, capsys):
+    assert main(["oracle", str(tmp_path / "nonexistent.json")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_line_oracle_error(err)
+    assert "nonexistent.json" in err
+
+
+def test_oracle_directory_main(tmp_path, capsys):
+    assert main(["oracle", str(tmp_path)]) == 2
+    assert_one_line_oracle_error(capsys.readouterr().err)
+
+
+# --------------------------------------------------------------------- delegation to the oracle
+# A stand-in for xentconf.oracle.cli_case pins down the handler's side of the contract
+# (JSON on stdout and 0; CaseError -> one line on stderr and 2) without the real oracle.
+
+
+class FakeCaseError(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_cli_case(monkeypatch):
+    seen = []
+
+    def run_case(text: str) -> dict:
+        seen.append(text)
+        if text.strip() == "bad":
+            raise FakeCaseError("labels: expected an integer dtype,\ngot float32")
+        return {"echo": json.loads(text)}
+
+    package = types.ModuleType("xentconf.oracle")
+    package.__path__ = []
+    module = types.ModuleType("xentconf.oracle.cli_case")
+    module.run_case = run_case
+    module.CaseError = FakeCaseError
+    package.cli_case = module
+    monkeypatch.setitem(sys.modules, "xentconf.oracle", package)
+    monkeypatch.setitem(sys.modules, "xentconf.oracle.cli_case", module)
+    return seen
+
+
+def test_oracle_prints_result_as_json(tmp_path, capsys, fake_cli_case):
+    case = tmp_path / "case.json"
+    case.write_text('{"a": [1, 2]}', encoding="utf-8")
+    assert main(["oracle", str(case)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"echo": {"a": [1, 2]}}
+    assert err == ""
+    assert fake_cli_case == ['{"a": [1, 2]}']
+
+
+def test_oracle_reads_stdin(monkeypatch, capsys, fake_cli_case):
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(read=lambda: '{"b": 3}'))
+    assert main(["oracle", "-"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"echo": {"b": 3}}
+
+
+def test_oracle_case_error_is_one_line_exit_2(tmp_path, capsys, fake_cli_case):
+    case = tmp_path / "bad.json"
+    case.write_text("bad", encoding="utf-8")
+    assert main(["oracle", str(case)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "xentconf oracle: labels: expected an integer dtype, got float32\n"
