@@ -15,6 +15,7 @@ on values (``name``, ``scope``, ``loss_collection``) are accepted and ignored.
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 
 from . import semantics as S
@@ -204,17 +205,29 @@ def oracle_call(api: str, args: dict, init: dict | None = None, *, profile: str 
         raise S.OracleInputError("args: must be a mapping of argument names to values")
     entry = API_IDS[api]
     if api in KERAS_APIS:
-        try:
-            obj = entry(**(init or {}), keras=keras)
-        except TypeError as exc:
-            raise S.OracleInputError(f"init: {exc}") from None
-        fn = obj
+        _bind(entry, init or {}, "init")
+        fn = entry(**(init or {}), keras=keras)
+        _bind(fn.__call__, args, "args")
     else:
         if init:
             raise S.OracleInputError(f"init: only the Keras APIs take constructor arguments, not "
                                      f"{api}")
         fn = entry
-    try:
-        return fn(**args, profile=profile, upstream=upstream)
-    except TypeError as exc:
-        raise S.OracleInputError(f"args: {exc}") from None
+        _bind(fn, args, "args")
+    return fn(**args, profile=profile, upstream=upstream)
+
+
+def _bind(fn, kwargs: dict, what: str) -> None:
+    """Check ``kwargs`` against ``fn``'s TensorFlow parameters (not the oracle's own)."""
+    sig = inspect.signature(fn)
+    own = {"profile", "upstream", "keras"}
+    names = [p.name for p in sig.parameters.values() if p.name not in own and
+             p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in kwargs if k not in names]
+    if unknown:
+        raise S.OracleInputError(f"{what}: unknown argument {unknown[0]!r}; the parameters are "
+                                 f"{', '.join(names)}")
+    missing = [p.name for p in sig.parameters.values() if p.name in names and
+               p.default is p.empty and p.name not in kwargs]
+    if missing:
+        raise S.OracleInputError(f"{what}: missing required argument {missing[0]!r}")

@@ -190,6 +190,10 @@ class Budgets:
         return self._stats
 
     def _combine(self, parts: dict) -> dict[str, np.ndarray]:
+        with np.errstate(all="ignore"):
+            return self._combine_(parts)
+
+    def _combine_(self, parts: dict) -> dict[str, np.ndarray]:
         """parts: {'pre': A, 'row': A, 'red': A, 'E': E} → budgets for both grades."""
         prec = self.plan.precision
         fin = self.plan.input_format
@@ -272,8 +276,8 @@ class Budgets:
         with np.errstate(all="ignore"):
             bval = np.abs(st.p - st.Y)
             red = 3 * ag * bval if gam is not None else np.zeros_like(a_row)
+            parts = {"pre": ag * a_pre, "row": ag * a_row, "red": red, "E": ag * e_row}
         ign = self.plan.rows.ignored[:, None]
-        parts = {"pre": ag * a_pre, "row": ag * a_row, "red": red, "E": ag * e_row}
         return {k: np.where(ign, 0.0, np.nan_to_num(v, nan=0.0, posinf=0.0))
                 for k, v in parts.items()}
 

@@ -312,8 +312,8 @@ _ROW_BUILDERS = {
 
 def row_exact(rows, r: int) -> RowExact:
     """The exact loss and gradient builder of row ``r`` of a plan's rows."""
-    if rows.ignored[r]:
-        return _zero_row(rows.c)
+    if rows.ignored[r] or rows.c == 0:
+        return _zero_row(rows.c)  # an empty sum over zero classes is 0 (§1.2)
     if rows.nan_rows[r]:
         return _nan_row(rows.c)
     return _ROW_BUILDERS[rows.kind](rows, r)

@@ -144,14 +144,10 @@ class Ball:
         self.rad = rad
 
     def ends(self) -> tuple[tuple, tuple]:
+        """The exact ends ``mid ∓ rad`` (rad is a 64-bit bound, so this stays small)."""
         if self.rad == fzero:
             return self.mid, self.mid
-        # the ends get extra bits so that forming them loses nothing that matters
-        p = max(self.mid[3], 1) + 64
-        return (
-            mpf_sub(self.mid, self.rad, p, round_floor),
-            mpf_add(self.mid, self.rad, p, round_ceiling),
-        )
+        return mpf_sub(self.mid, self.rad, 0), mpf_add(self.mid, self.rad, 0)
 
     def scaled(self, c: Fraction, prec: int) -> Ball:
         """The ball times an exact rational."""
@@ -182,6 +178,45 @@ def _ball_sum(balls: list[Ball], prec: int) -> Ball:
 def _ball_of_fraction(q: Fraction, prec: int) -> Ball:
     m = _mpf_of_fraction(q, prec)
     return Ball(m, fzero if _is_exact_dyadic(q) else _ulp_bound(m, prec))
+
+
+
+_GAP_LIMIT = 1 << 12  # beyond this many binades below r, T only matters through its sign
+
+
+def _r_plus_t_ends(r: Fraction, t: Ball, prec: int) -> tuple[tuple, tuple]:
+    """Ends of an enclosure of ``r + T`` for an exact rational ``r`` and a ball ``T``.
+
+    ``T`` (the transcendental part) is enclosed to relative accuracy by its ball; ``r`` is
+    added exactly when dyadic, so ``r + T`` is decided even when ``r`` is a rounding
+    midpoint and ``T`` lies thousands of binades below it (a loss ``|d_y| + log1p(t)``
+    with ``t = e^-28000``). When ``T`` is astronomically small against ``r`` only its sign
+    matters: it is replaced by a stand-in of the same sign below every rounding boundary
+    that ``r`` can be near, which leaves every rounding of ``r + T`` unchanged.
+    """
+    t_lo, t_hi = t.ends()
+    if r == 0:
+        return t_lo, t_hi
+    num, den = r.numerator, r.denominator
+    t_mag = max(_mag(v) for v in (t_lo, t_hi)) if (t_lo[1] or t_hi[1]) else None
+    r_mag = num.bit_length() - den.bit_length() + 1
+    if den & (den - 1) == 0:
+        rm = from_man_exp(num, 1 - den.bit_length())
+        if t_mag is None:
+            return rm, rm
+        if r_mag - t_mag > _GAP_LIMIT and (t_lo[0] == t_hi[0]) and t_lo[1] and t_hi[1]:
+            e_st = min(rm[2], r_mag - 1200) - 4
+            if t_mag < e_st:
+                st = from_man_exp(-1 if t_lo[0] else 1, e_st - 1)
+                v = mpf_add(rm, st, 0)
+                return v, v
+        return mpf_add(rm, t_lo, 0), mpf_add(rm, t_hi, 0)
+    bits = prec + 64
+    if t_mag is not None and r_mag - t_mag > 0:
+        bits += min(r_mag - t_mag, _GAP_LIMIT)
+    r_lo = from_rational(num, den, bits, round_floor)
+    r_hi = from_rational(num, den, bits, round_ceiling)
+    return (mpf_add(r_lo, t_lo, bits, round_floor), mpf_add(r_hi, t_hi, bits, round_ceiling))
 
 
 # --------------------------------------------------------------------------- log args
@@ -353,11 +388,10 @@ class LinLog:
             return Const(r)
         return LinLog(r, merged)
 
-    def ball(self, prec: int) -> Ball:
-        balls = [_ball_of_fraction(self.r, prec)] if self.r else []
-        for c, arg in self.terms.values():
-            balls.append(arg.log_ball(prec).scaled(c, prec))
-        return _ball_sum(balls, prec)
+    def ends(self, prec: int) -> tuple[tuple, tuple]:
+        balls = [arg.log_ball(prec).scaled(c, prec) for c, arg in self.terms.values()]
+        t = balls[0] if len(balls) == 1 else _ball_sum(balls, prec)
+        return _r_plus_t_ends(self.r, t, prec)
 
 
 class SoftAff:
@@ -377,11 +411,9 @@ class SoftAff:
             return Const(r + c * (p - (1 if minus_one else 0)))
         return SoftAff(r, c, part, j, minus_one)
 
-    def ball(self, prec: int) -> Ball:
-        b = self.part.p_ball(self.j, prec, self.minus_one).scaled(self.c, prec)
-        if self.r:
-            b = _ball_sum([b, _ball_of_fraction(self.r, prec)], prec)
-        return b
+    def ends(self, prec: int) -> tuple[tuple, tuple]:
+        t = self.part.p_ball(self.j, prec, self.minus_one).scaled(self.c, prec)
+        return _r_plus_t_ends(self.r, t, prec)
 
 
 # --------------------------------------------------------------------------- rounding
@@ -400,12 +432,11 @@ def certify(value, fmt: Format) -> float:
         return round_fraction(v, fmt)
     prec = fmt.p + 24
     while prec <= MAX_PREC:
-        lo, hi = value.ball(prec).ends()
+        lo, hi = value.ends(prec)
         a, b = round_mpf(lo, fmt), round_mpf(hi, fmt)
         if a == b:  # also +0 == -0: the sign of a zero result is not judged
             if a == 0:
-                mid = value.ball(prec).mid
-                return -0.0 if mid[0] and mid[1] else 0.0
+                return -0.0 if (lo[0] and lo[1]) or (hi[0] and hi[1]) else 0.0
             return a
         prec *= 2
     raise OracleUncertain(f"could not round {value!r} to {fmt.name} within {MAX_PREC} bits")
@@ -421,16 +452,16 @@ def enclosure(value, rel_digits: int = 30) -> tuple[tuple, tuple] | float:
         return m, m
     prec = int(rel_digits * 3.33) + 24
     while prec <= MAX_PREC:
-        b = value.ball(prec)
-        if b.rad == fzero:
-            return b.mid, b.mid
-        # stop when rad ≤ |mid| * 10**-(rel_digits+2), or the value is provably tiny/zero
-        lo, hi = b.ends()
-        if b.mid[1] and mpf_mul(b.rad, from_int(10 ** (rel_digits + 2)), 64, round_ceiling) \
-                <= mpf_abs(b.mid):
+        lo, hi = value.ends(prec)
+        if lo == hi:
+            return lo, hi
+        # stop when the width is ≤ |lo| * 10**-(rel_digits+2)
+        width = mpf_sub(hi, lo, 64, round_ceiling)
+        if lo[1] and lo[0] == hi[0] and mpf_mul(width, from_int(10 ** (rel_digits + 2)), 64,
+                                                round_ceiling) <= mpf_abs(lo):
             return lo, hi
         prec *= 2
-    return value.ball(MAX_PREC).ends()
+    return value.ends(MAX_PREC)
 
 
 def decimal_string(value, digits: int = 30) -> str:
@@ -467,7 +498,7 @@ def sign_of(value) -> int:
         return (v > 0) - (v < 0)
     prec = 64
     while prec <= MAX_PREC:
-        lo, hi = value.ball(prec).ends()
+        lo, hi = value.ends(prec)
         if lo[0] == 0 and lo[1]:
             return 1
         if hi[0] == 1 and hi[1]:

@@ -100,6 +100,11 @@ def round_dyadic(sign: int, man: int, exp: int, fmt: Format) -> float:
     bc = man.bit_length()
     e = exp + bc - 1  # exponent of the leading bit
     q = max(e, fmt.emin) - (fmt.p - 1)  # exponent of the ulp at this magnitude
+    if e < q - 1:
+        # |x| < 2**(q-1), under half the smallest subnormal: underflow to ±0. Return
+        # before building 1 << (q - exp - 1), which for an mpf such as exp(-1e10)
+        # (exponent about -1.4e10) would be a gigabyte-sized integer.
+        return -0.0 if sign else 0.0
     if exp >= q:
         return _finish(sign, man << (exp - q), q, fmt)
     shift = q - exp

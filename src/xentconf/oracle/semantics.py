@@ -842,7 +842,9 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
     x2 = yp.reshape(n, c)
     lab1 = labels.reshape(n)
     ignored = np.zeros(n, dtype=bool) if mask is None else ~mask.reshape(n)
-    check = lab1[~ignored]
+    # Keras 3 replaces ignored labels by 0 before the op, so the kernel sees (and its error
+    # message lists) them as 0; tf_keras removes the ignored entries first (§6.1, §6.2)
+    check = lab1 if variant == "keras3" else lab1[~ignored]
     nan_rows = np.zeros(n, dtype=bool)
     if profile == "cpu":
         err = _label_error(check, c)
