@@ -1,7 +1,7 @@
 """The oracle against the worked numbers of TF-SEMANTICS.md and the seed docs.
 
-Every expected number here is copied from ``/work/shared/TF-SEMANTICS.md`` (section named
-in each test id / docstring) or from the seed docs in ``/work/shared/seeds/``, or is the
+Every expected number here is copied from the project's ``TF-SEMANTICS.md`` (section named
+in each test id / docstring) or from the seed docs in ``seeds/``, or is the
 documented formula evaluated independently in float64 from the (float32) inputs — never a
 value produced by the oracle.
 
