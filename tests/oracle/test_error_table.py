@@ -61,16 +61,17 @@ K3_RED = "Invalid value for argument `reduction`. Expected one of {"
 
 ERRORS = {
     # §1.1 attrs: dtype errors at op construction
-    "raw-sparse/Tlabels-uint8": (
-        lambda p: raw_sparse(features=z(2, 4), labels=lab(0, 1, dtype=np.uint8), profile=p), IAE,
-        ["Value for attr 'Tlabels' of uint8 is not in the list of allowed values: int32, int64"]),
+    # A Python list of floats is converted to a float tensor and hits the attr check.
+    # (TF-SEMANTICS §1.1 shows the uint8 text for a uint8 *tensor*; a numpy label array of
+    # another dtype is cast to int64 by eager TF 2.21 instead — observed, see
+    # test_raw_sparse_numpy_labels_are_cast below.)
+    "raw-sparse/Tlabels-float-list": (
+        lambda p: raw_sparse(features=z(2, 4), labels=[0.0, 1.0], profile=p), IAE,
+        ["Value for attr 'Tlabels' of float is not in the list of allowed values: int32, int64"]),
     "raw-sparse/T-int32": (
         lambda p: raw_sparse(features=z(2, 4, dtype=I32), labels=lab(0, 1), profile=p), IAE,
         ["Value for attr 'T' of int32 is not in the list of allowed values: half, bfloat16, "
          "float, double"]),
-    "raw-sparse/Tlabels-float32": (
-        lambda p: raw_sparse(features=z(2, 4), labels=lab(0, 1, dtype=F32), profile=p), IAE,
-        ["Value for attr 'Tlabels' of float is not in the list of allowed values: int32, int64"]),
     "raw-sparse/T-int32-before-shape-checks": (
         lambda p: raw_sparse(features=z(4, dtype=I32), labels=lab(0), profile=p), IAE,
         ["Value for attr 'T' of int32 is not in the list of allowed values"]),
@@ -575,3 +576,19 @@ def test_oracle_input_error_is_not_an_expectation_for_bfloat16():
     x = np.zeros((1, 3), dtype=ml_dtypes.bfloat16)
     e = raw_sparse(features=x, labels=lab(0))
     assert e.raises is None and e["loss"].dtype == np.dtype(ml_dtypes.bfloat16)
+
+
+@pytest.mark.parametrize("dtype,values,truncated", [
+    (np.uint8, [1, 3, 0], [1, 3, 0]),
+    (np.float32, [1.7, 3.9, -0.5], [1, 3, 0]),
+    (np.bool_, [True, False, True], [1, 0, 1]),
+])
+def test_raw_sparse_numpy_labels_are_cast(dtype, values, truncated):
+    """Eager TF 2.21 casts numpy labels of any numeric dtype to int64, truncating toward
+    zero (observed on tensorflow-cpu 2.21: float32 [1.7, 3.9, -0.5] gives the losses of
+    labels [1, 3, 0]); the canonical logits make the three rows distinguishable."""
+    x = np.array([[2, -5, .5, -.1], [0, 0, 1.9, 1.4], [-100, 100, -100, -100]], dtype=F32)
+    got = raw_sparse(features=x, labels=np.array(values, dtype=dtype))
+    want = raw_sparse(features=x, labels=np.array(truncated, dtype=np.int64))
+    assert got.raises is None
+    assert got["loss"].exact_strings(30) == want["loss"].exact_strings(30)

@@ -156,6 +156,18 @@ class _RowStats:
             a_row = (aY * (self.gC + 3 + lc)).sum(axis=1) + (self.gC + 1) * (aY * lc).sum(axis=1)
             return zeros, np.nan_to_num(a_row, posinf=0.0), zeros
 
+    def smoothing_terms(self, rows):
+        """Extra error of labels smoothed in a rounding format: (loss [N], bp [N, C])."""
+        if not rows.smoothing or rows.kind not in ("dense", "dense_probs"):
+            return np.zeros(self.n), np.zeros((self.n, self.c))
+        with np.errstate(all="ignore"):
+            aY = np.abs(self.Y)
+            if rows.kind == "dense":
+                a = self.logs[:, None] + self.absd
+            else:
+                a = np.abs(np.log(self.cl))
+            return np.nan_to_num(2 * (aY * a).sum(axis=1)), 2 * aY
+
     def bp_terms(self, kind: str):
         """(A_pre, A_row, E_row) of each row's backprop / unit-coefficient gradient, [N, C]."""
         with np.errstate(all="ignore"):
@@ -167,7 +179,8 @@ class _RowStats:
             if kind == "sparse_probs":
                 a_row = (self.p * rel + np.abs(b)) / self.cl
                 a_pre = 2 * np.abs(b / self.cl)
-                return a_pre, np.nan_to_num(a_row), np.ones_like(a_row)
+                # an underflowed row gradient is divided by c_j
+                return a_pre, np.nan_to_num(a_row), np.nan_to_num(1.0 / self.cl)
             # dense_probs: G_k = (H_k − Σ H q)/S
             h = np.abs(self.Y / self.cl)
             hq = (h * np.abs(self.q)).sum(axis=1, keepdims=True)
@@ -198,12 +211,17 @@ class Budgets:
         prec = self.plan.precision
         fin = self.plan.input_format
 
-        def total(f_pre: Format, f_row: Format, f_red: Format) -> np.ndarray:
-            return (f_pre.u * parts["pre"] + f_row.u * parts["row"] + f_red.u * parts["red"]
-                    + f_row.min_subnormal * parts["E"]) * K
+        inter = parts.get("inter", 0.0)
+        probs = self.plan.rows.kind in ("sparse_probs", "dense_probs")
 
-        stable = total(fin, fin, fin)
-        tfp = total(prec.pre or prec.elem, prec.elem, prec.reduce)
+        def total(f_pre: Format, f_row: Format, f_red: Format, f_int: Format) -> np.ndarray:
+            # the underflow allowance is in the format the exponentials / 1/x land in
+            f_e = f_pre if probs else f_row
+            return (f_pre.u * parts["pre"] + f_row.u * parts["row"] + f_red.u * parts["red"]
+                    + f_int.u * inter + f_e.min_subnormal * parts["E"]) * K
+
+        stable = total(fin, fin, fin, fin)
+        tfp = total(prec.pre or prec.elem, prec.elem, prec.reduce, prec.inter or prec.elem)
         with np.errstate(invalid="ignore"):
             tfp = np.fmin(tfp, stable)
         return {"stable": stable, "tf-precision": tfp}
@@ -222,10 +240,16 @@ class Budgets:
             L = np.where(ign, 0.0, st.logs + st.dy) if plan.rows.kind in (
                 "sparse", "sparse_probs") else self._dense_loss_approx()
             v = w * L[idx] if idx.size else np.zeros(0)
+            sm_loss, _ = st.smoothing_terms(plan.rows)
+            sm_loss = np.where(ign, 0.0, sm_loss)
+            # per-element losses stored in an intermediate format (compat.v1)
+            stored = np.abs(L) if plan.precision.inter is not None else 0.0
+            inter_el = (stored + sm_loss)[idx] * aw if idx.size else np.zeros(0)
             if red.kind == "none":
                 exact_one = np.array([c == 1 for c in red.coef], dtype=bool)
                 parts = {"pre": aw * a_pre[idx], "row": aw * a_row[idx],
-                         "red": np.where(exact_one, 0.0, np.abs(v)), "E": aw * e_row[idx]}
+                         "red": np.where(exact_one, 0.0, np.abs(v)), "E": aw * e_row[idx],
+                         "inter": inter_el}
                 return {k: np.nan_to_num(b, nan=0.0, posinf=0.0).reshape(red.shape)
                         for k, b in self._combine(parts).items()}
             den = 1.0 if red.kind == "sum" else abs(_ffloat(red.denom))
@@ -239,7 +263,8 @@ class Budgets:
                 red_part += res * float(g(M)) * np.nansum(aw) / den
             parts = {"pre": np.nansum(aw * a_pre[idx]) / den,
                      "row": np.nansum(aw * a_row[idx]) / den,
-                     "red": red_part, "E": np.nansum(aw * e_row[idx]) / den}
+                     "red": red_part, "E": np.nansum(aw * e_row[idx]) / den,
+                     "inter": np.nansum(inter_el) / den}
             return {k: np.nan_to_num(np.asarray(b), nan=0.0, posinf=0.0).reshape(())
                     for k, b in self._combine(parts).items()}
 
@@ -277,6 +302,10 @@ class Budgets:
             bval = np.abs(st.p - st.Y)
             red = 3 * ag * bval if gam is not None else np.zeros_like(a_row)
             parts = {"pre": ag * a_pre, "row": ag * a_row, "red": red, "E": ag * e_row}
+            _, sm_bp = st.smoothing_terms(self.plan.rows)
+            # γ and the smoothed labels are rounded to the intermediate format
+            stored = gam is not None and self.plan.precision.inter is not None
+            parts["inter"] = ag * sm_bp + (ag * bval if stored else 0.0)
         ign = self.plan.rows.ignored[:, None]
         return {k: np.where(ign, 0.0, np.nan_to_num(v, nan=0.0, posinf=0.0))
                 for k, v in parts.items()}

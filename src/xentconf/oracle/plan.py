@@ -93,6 +93,10 @@ class Precision:
     elem: Format  # the per-row loss / softmax arithmetic
     reduce: Format  # the weighting and reduction
     pre: Format | None = None  # Keras probability path: clip and log before the kernel
+    # where TF stores values in the input dtype between stages: per-element losses before
+    # a float32 reduction and the reduction's gradient coefficient (compat.v1), labels
+    # smoothed in the input dtype before an upcast kernel (compat.v1, tf_keras)
+    inter: Format | None = None
 
 
 @dataclass

@@ -209,6 +209,12 @@ def plan_raw_sparse(features, labels, *, profile="cpu") -> Plan | Raises:
     api = "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits"
     f = _convert(features, "features")
     lab = _convert(labels, "labels")
+    if isinstance(labels, (np.ndarray, np.generic)) and lab.dtype.name not in INT_LABEL_DTYPES:
+        # eager TF converts a numpy label array of any numeric dtype to Tlabels=int64,
+        # truncating toward zero (NaN → INT64_MIN); only lists and tensors of another
+        # dtype hit the attr check
+        lab = _trunc_int64(_as_float64(lab)) if lab.dtype.kind == "f" or \
+            lab.dtype.name == "bfloat16" else lab.astype(np.int64)
     err = _dtype_attr_error(f, lab)
     if err:
         return err
@@ -368,7 +374,7 @@ def plan_nn_dense(labels, logits, axis=-1, *, profile="cpu", api=None,
         return Raises(IAE, "Expected begin[0] == 0 (got -1) and size[0] == 0 (got 1) when "
                            "input.dim_size(0) == 0 [Op:Slice]")
     ly = y.shape[-1]
-    y2 = y.reshape(-1, ly) if y.size or ly else y.reshape(0, ly)
+    y2 = y.reshape(int(np.prod(y.shape[:-1], dtype=np.int64)), ly)
     try:
         bshape = np.broadcast_shapes(x2.shape, y2.shape)
     except ValueError:
@@ -432,8 +438,9 @@ def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
         denom = Fraction(sum(1 for v in coef if not (v == 0)))
     plan.reduction = Reduction(red, index, coef, loss_shape if red == "none" else (),
                                denom=denom, denom_from_weights=from_w)
-    # compat.v1 casts losses and weights to float32 and reduces there (§5.2 (3))
-    plan.precision = Precision(plan.precision.elem, F32)
+    # compat.v1 casts losses and weights to float32 and reduces there (§5.2 (3)); the
+    # per-element losses arrive rounded to the logits dtype
+    plan.precision = Precision(plan.precision.elem, F32, inter=plan.loss_format)
     return plan
 
 
@@ -792,6 +799,7 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
         out_fmt = lfmt
         grad_fmt = _fmt(yp0) or F32
         prec_fmt = lfmt
+        in_fmt = lfmt  # Keras 3 converts the inputs to the loss dtype: that's what it computes in
     else:
         if axis != -1:
             return Raises("TypeError", "SparseCategoricalCrossentropy.__init__() got an "
@@ -834,6 +842,7 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
         out_fmt = fmt
         grad_fmt = fmt
         prec_fmt = fmt
+        in_fmt = fmt
     c = yp.shape[-1]
     if c == 0:
         return Raises(IAE, f"Must have at least one class, but got logits shape "
@@ -860,7 +869,7 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
     precision = Precision(nn_prec.elem, compute, None if from_logits else compute)
     loss_shape = tuple(yp.shape[:-1])
     plan = Plan(api, profile, rows, _identity_reduction(n, loss_shape), out_fmt,
-                _fmt(yp0) or F32, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt)
+                in_fmt, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt)
     del prec_fmt
     return _keras_weighted(plan, loss_shape, sample_weight, mask, reduction, variant, out_fmt)
 
@@ -900,6 +909,7 @@ def plan_keras_dense(y_true, y_pred, sample_weight=None, *, from_logits=False,
         smooth_c = yt.shape[-1]  # Keras 3.15.1 uses the last dim even when axis != -1 (§6.4)
         out_fmt = lfmt
         grad_fmt = _fmt(yp0) or F32
+        in_fmt = lfmt
     else:
         if yp0.dtype.kind != "f" and yp0.dtype.name != "bfloat16":
             yp0 = yp0.astype(np.float32)
@@ -925,12 +935,17 @@ def plan_keras_dense(y_true, y_pred, sample_weight=None, *, from_logits=False,
         smooth_c = yp.shape[ax]
         out_fmt = compute
         grad_fmt = compute
-    # move the class axis last (tf.nn for logits; reduce over `axis` for probabilities)
+        in_fmt = compute
+    # move the class axis last: from_logits goes through tf.nn (whose negative-axis bug
+    # raises, §3), probabilities are reduced over `axis` (any valid axis works)
     nd = yp.ndim
     if axis != -1:
-        if variant == "keras3" and axis < 0:
+        if from_logits and axis < 0:
             return Raises(IAE, f"Requires start <= limit when delta > 0: 0/{axis} [Op:Range]")
         if axis < 0:
+            if axis < -nd:
+                return Raises(IAE, f"Requires start <= limit when delta > 0: 0/{axis} "
+                                   "[Op:Range]")
             axis = axis % nd
         if axis >= nd:
             return Raises(IAE, f"Requires start <= limit when delta > 0: {axis + 1}/{nd} "
@@ -946,7 +961,8 @@ def plan_keras_dense(y_true, y_pred, sample_weight=None, *, from_logits=False,
     if from_logits:
         prec = _nn_dense_precision(compute)
         ytm = _round_array(ytm, prec.elem)
-        precision = Precision(prec.elem, compute)
+        # labels are smoothed in y_pred's dtype, then the kernel upcasts
+        precision = Precision(prec.elem, compute, inter=compute)
         kind, clip = "dense", None
     else:
         precision = Precision(compute, compute, compute)
@@ -959,7 +975,7 @@ def plan_keras_dense(y_true, y_pred, sample_weight=None, *, from_logits=False,
             rows.smoothing_classes = smooth_c  # Keras 3 bug: C from the last dim
     loss_shape = tuple(ypm.shape[:-1])
     plan = Plan(api, profile, rows, _identity_reduction(n, loss_shape), out_fmt,
-                _fmt(yp0) or F32, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt,
+                in_fmt, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt,
                 grad_perm=perm, moved_shape=tuple(ypm.shape) if perm else None)
     return _keras_weighted(plan, loss_shape, sample_weight, None, reduction, variant, out_fmt)
 
