@@ -28,6 +28,35 @@ def tensorflow(session: nox.Session) -> None:
     session.run("pytest", "-m", "tensorflow", "tests/oracle", *session.posargs)
 
 
+#: Built-in targets and what their session installs. Each `conformance-<target>` session
+#: installs its framework in its own virtual environment and runs the adapter tests with
+#: XENTCONF_REQUIRE_TARGET set, so a missing framework fails there instead of skipping.
+TARGET_INSTALLS = {
+    "tensorflow": [".[tensorflow]"],
+    "keras": [".[keras]"],
+    "torch": [".[torch]"],
+    "jax": [".[jax]"],
+    "onnxruntime": [".[onnxruntime]"],
+    "reference": ["."],
+}
+
+
+def _conformance(session: nox.Session, target: str) -> None:
+    session.install(*TARGET_INSTALLS[target], "pytest-xdist")
+    session.run("pytest", "-n", "auto", "tests/adapters", *session.posargs,
+                env={"XENTCONF_REQUIRE_TARGET": target})
+
+
+for _name in TARGET_INSTALLS:
+
+    def _session(session: nox.Session, _target: str = _name) -> None:
+        _conformance(session, _target)
+
+    _session.__doc__ = (f"Install {_name} in its own environment and test its adapter "
+                        "against the real framework.")
+    nox.session(name=f"conformance-{_name}")(_session)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """Run the exact-tier benchmark."""

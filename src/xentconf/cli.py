@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,122 @@ def _run_oracle(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- targets
+
+
+def _configure_targets(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "List every target xentconf knows (built-in adapters and those registered under the "
+        "'xentconf.adapters' entry-point group) with availability, version, modes and APIs; "
+        "or, with --target, load one target (a name, or a generic callable "
+        "package.module:attr with --api) and describe it.")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show each API's native, composed and unsupported features")
+    parser.add_argument("--target", metavar="TARGET",
+                        help="a target name, or package.module:attr (a generic callable, "
+                        "imported from the current directory or sys.path; needs --api)")
+    parser.add_argument("--api", metavar="ID",
+                        help="the TensorFlow API id whose signature the callable follows "
+                        "(with a target name: show only that API)")
+    parser.add_argument("--profile", metavar="P",
+                        help="the device profile the callable follows: cpu, gpu or xla")
+    parser.add_argument("--keras", metavar="V",
+                        help="the Keras semantics the target follows: keras2 or keras3")
+
+
+def _features(names) -> str:
+    return ", ".join(sorted(names)) or "-"
+
+
+def _print_info(info, verbose: bool, only_api: str | None = None) -> None:
+    status = "available" if info.available else f"unavailable: {info.reason}"
+    version = f", version {info.version}" if info.version else ""
+    print(f"{info.name} — {status}{version}")
+    if info.description:
+        print(f"  {info.description}")
+    if info.modes:
+        modes = [f"{m.device}/{m.profile}" + ("" if m.available else
+                                              f" unavailable ({m.reason})")
+                 for m in info.modes]
+        print(f"  modes: {'; '.join(modes)}")
+    if info.keras:
+        print(f"  keras: {info.keras}")
+    if info.deviations:
+        print(f"  deviations: {info.deviations}")
+    from xentconf.protocol import API_IDS
+
+    apis = {a: s for a, s in info.apis.items() if only_api in (None, a)}
+    if only_api is not None and not apis:
+        print(f"  apis: {only_api} is not supported")
+    elif not verbose:
+        print(f"  apis: {len(apis)} of {len(API_IDS)}"
+              + (f" ({', '.join(apis)})" if apis and len(apis) < len(API_IDS) else ""))
+    else:
+        print("  apis:" if apis else "  apis: none")
+        for api, sup in apis.items():
+            print(f"    {api}  [{' '.join(sup.dtypes)}]")
+            print(f"      native: {_features(sup.native)}")
+            print(f"      composed: {_features(sup.composed)}")
+            print(f"      unsupported: {_features(sup.unsupported)}")
+            if sup.notes:
+                print(f"      notes: {sup.notes}")
+
+
+def _run_targets(args: argparse.Namespace) -> int:
+    prefix = f"{PROG} targets"
+    from xentconf.adapters.registry import available_targets, get_target, info_to_dict
+    from xentconf.protocol import TargetError
+
+    def fail(message: str) -> int:
+        print(f"{prefix}: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+    if args.target is None:
+        given = [f"--{k}" for k in ("api", "profile", "keras") if getattr(args, k) is not None]
+        if given:
+            return fail(f"{', '.join(given)}: give --target too (a target name or "
+                        "package.module:attr)")
+        infos = available_targets()
+        if args.json:
+            print(json.dumps([info_to_dict(i) for i in infos], indent=2))
+        else:
+            for info in infos:
+                _print_info(info, args.verbose)
+        return 0
+
+    options = {k: getattr(args, k) for k in ("profile", "keras") if getattr(args, k) is not None}
+    only_api = None
+    if ":" in args.target:
+        if args.api is None:
+            return fail(f"{args.target} is a generic callable: give the id of the API whose "
+                        "signature it follows with --api ID")
+        options["api"] = args.api
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # as `python -m` would: find the user's module
+    elif args.api is not None:
+        from xentconf.protocol import API_IDS
+
+        if args.api not in API_IDS:
+            return fail(f"unknown API id {args.api!r}; use one of: {', '.join(API_IDS)}")
+        only_api = args.api
+    try:
+        target = get_target(args.target, **options)
+        info = target.info()
+    except TargetError as exc:
+        return fail(str(exc))
+    except Exception as exc:  # a third-party target misbehaving
+        return fail(f"{args.target}: {type(exc).__name__}: {exc}")
+    if args.json:
+        data = info_to_dict(info)
+        if only_api is not None:
+            data["apis"] = {k: v for k, v in data["apis"].items() if k == only_api}
+        print(json.dumps(data, indent=2))
+    else:
+        _print_info(info, args.verbose or ":" in args.target, only_api)
+    return 0
+
+
 # --------------------------------------------------------------------- table
 
 #: Add a subcommand by appending a ``Subcommand`` here.
@@ -82,6 +199,12 @@ SUBCOMMANDS: list[Subcommand] = [
         help="print TensorFlow's expected answer for one case, as JSON",
         configure=_configure_oracle,
         run=_run_oracle,
+    ),
+    Subcommand(
+        name="targets",
+        help="list the targets xentconf can judge, or load and describe one",
+        configure=_configure_targets,
+        run=_run_targets,
     ),
 ]
 

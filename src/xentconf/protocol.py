@@ -1,6 +1,192 @@
-"""The contract between ``xentconf.conformance`` and ``xentconf.adapters``.
+"""The contract between the conformance suite and the targets it judges.
 
-It will define what an adapter receives (a call in TensorFlow's terms) and what
-it hands back, so that the two sides agree without importing each other.
-Only numpy and the standard library may be used here.
+A *target* is anything that computes the APIs of SPEC §1: a framework reached through a
+built-in adapter, a third party's adapter registered under the entry-point group
+``xentconf.adapters``, or a plain Python callable (:mod:`xentconf.adapters.callable`).
+Every target speaks TensorFlow's calling convention here — the API id, TF's parameter
+names, numpy arrays (bfloat16 as ``ml_dtypes.bfloat16``), Python scalars and TF's
+reduction strings — and its adapter translates to the framework's own.
+
+The life cycle follows ONNX's backend protocol: :meth:`Target.info` says what the target
+is and can do (cheaply, without importing a heavy framework when it can be avoided);
+:meth:`Target.prepare` builds a :class:`Runner` once per :class:`Setup` (a compiling
+framework compiles there); :meth:`Runner.run` evaluates one :class:`Call`. Raising any
+exception from ``run`` means "the target rejected this input" — that is an outcome to
+judge, not a failure of the harness.
+
+Only numpy and the standard library are used here; this module imports nothing else of
+xentconf.
 """
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "API_IDS",
+    "API_PARAMS",
+    "DTYPES",
+    "FEATURES",
+    "KERAS_APIS",
+    "KERAS_VARIANTS",
+    "OUTPUTS",
+    "PROFILES",
+    "RAW_OPS",
+    "ApiSupport",
+    "Call",
+    "Mode",
+    "Runner",
+    "Setup",
+    "Target",
+    "TargetError",
+    "TargetInfo",
+    "TargetOutputError",
+]
+
+#: The API ids of SPEC §1 (TensorFlow's own names).
+API_IDS: tuple[str, ...] = (
+    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits",
+    "tf.raw_ops.SoftmaxCrossEntropyWithLogits",
+    "tf.nn.sparse_softmax_cross_entropy_with_logits",
+    "tf.nn.softmax_cross_entropy_with_logits",
+    "tf.compat.v1.losses.sparse_softmax_cross_entropy",
+    "tf.compat.v1.losses.softmax_cross_entropy",
+    "tf.keras.losses.SparseCategoricalCrossentropy",
+    "tf.keras.losses.CategoricalCrossentropy",
+)
+RAW_OPS = API_IDS[:2]
+KERAS_APIS = API_IDS[6:]
+
+#: TensorFlow's parameter names (and defaults) of each API; for the Keras classes the
+#: first mapping is the constructor's, the second the call's.
+API_PARAMS: dict[str, tuple[dict[str, Any], ...]] = {
+    API_IDS[0]: ({"features": None, "labels": None},),
+    API_IDS[1]: ({"features": None, "labels": None},),
+    API_IDS[2]: ({"labels": None, "logits": None},),
+    API_IDS[3]: ({"labels": None, "logits": None, "axis": -1},),
+    API_IDS[4]: ({"labels": None, "logits": None, "weights": 1.0,
+                  "reduction": "weighted_sum_by_nonzero_weights"},),
+    API_IDS[5]: ({"onehot_labels": None, "logits": None, "weights": 1.0, "label_smoothing": 0,
+                  "reduction": "weighted_sum_by_nonzero_weights"},),
+    API_IDS[6]: ({"from_logits": False, "ignore_class": None, "reduction": "auto"},
+                 {"y_true": None, "y_pred": None, "sample_weight": None}),
+    API_IDS[7]: ({"from_logits": False, "label_smoothing": 0.0, "axis": -1, "reduction": "auto"},
+                 {"y_true": None, "y_pred": None, "sample_weight": None}),
+}
+
+PROFILES = ("cpu", "gpu", "xla")
+KERAS_VARIANTS = ("keras2", "keras3")
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+OUTPUTS = ("loss", "backprop", "grad_logits")
+
+#: Features a call can exercise; a target declares each as native, composed or unsupported.
+FEATURES: tuple[str, ...] = (
+    "rank1", "rank3+", "batch0", "bad_labels", "special_values",
+    "weights", "reduction", "label_smoothing", "ignore_class", "from_logits",
+    "probabilities", "axis", "broadcast_labels", "grad", "backprop",
+)
+
+
+class TargetError(Exception):
+    """A target cannot be loaded or configured; the message says what to fix."""
+
+
+class TargetOutputError(Exception):
+    """A target returned something that is not an answer (not array-like, a tuple of the
+    wrong length, ...). Unlike any other exception from :meth:`Runner.run`, which means
+    "the target rejected the input", this is a malfunction: a verdict of "error"."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One invocation in TensorFlow's terms.
+
+    ``args`` maps TF's parameter names to numpy arrays, Python scalars or strings.
+    ``init`` holds the Keras constructor's keyword arguments (empty for other APIs).
+    ``upstream`` is the upstream gradient of the loss output (an array of the loss's
+    shape; a 0-d array for a reduced loss): when given, the runner also returns
+    ``grad_logits``, the gradient with respect to the logits (``y_pred`` for Keras).
+    """
+
+    api: str
+    args: Mapping[str, Any]
+    init: Mapping[str, Any] = field(default_factory=dict)
+    upstream: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a runner is prepared for: one API on one device in one mode."""
+
+    api: str
+    device: str = "cpu"  # "cpu" or "cuda"
+    profile: str = "cpu"  # "cpu", "gpu" or "xla": the device profile the mode follows
+    init: tuple[tuple[str, Any], ...] = ()  # Keras constructor kwargs, as sorted items
+    grad: bool = False
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A way a target runs: a device and the device profile its behaviour follows."""
+
+    device: str
+    profile: str
+    description: str = ""
+    available: bool = True
+    reason: str = ""  # why unavailable (no GPU, no CUDA build, ...)
+
+
+@dataclass(frozen=True)
+class ApiSupport:
+    """How a target implements one API."""
+
+    native: frozenset[str] = frozenset()  # features computed by the framework's own ops
+    composed: frozenset[str] = frozenset()  # features the adapter builds from those ops
+    unsupported: frozenset[str] = frozenset()  # features the target lacks (skipped)
+    dtypes: tuple[str, ...] = DTYPES
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What a target is and what it can do."""
+
+    name: str
+    available: bool
+    reason: str = ""  # why unavailable: the framework is not installed, ...
+    version: str | None = None  # the framework's version
+    modes: tuple[Mode, ...] = ()
+    apis: Mapping[str, ApiSupport] = field(default_factory=dict)
+    keras: str | None = None  # the Keras semantics the target follows, if it has Keras APIs
+    deviations: str | None = None  # path of the known-deviations file, if any
+    description: str = ""
+
+
+class Runner(abc.ABC):
+    """Evaluates calls for one :class:`Setup`."""
+
+    @abc.abstractmethod
+    def run(self, call: Call) -> dict[str, np.ndarray]:
+        """Outputs by name (``loss``; ``backprop`` for raw ops; ``grad_logits`` when
+        ``call.upstream`` is given), as numpy arrays — the framework's values, unchanged.
+        Raise to reject the input."""
+
+
+class Target(abc.ABC):
+    """A thing to judge. Subclasses are thin: they translate conventions, nothing else."""
+
+    name: str = ""
+
+    @abc.abstractmethod
+    def info(self) -> TargetInfo:
+        """Describe the target; never raises for a missing framework (say why instead)."""
+
+    @abc.abstractmethod
+    def prepare(self, setup: Setup) -> Runner:
+        """Build a runner for ``setup`` (compile here, once); raise TargetError if the
+        setup is impossible (unknown API, unavailable device)."""

@@ -1,0 +1,356 @@
+"""PyTorch as a target: TensorFlow's softmax cross-entropy APIs through ``F.cross_entropy``.
+
+The adapter translates calling conventions and nothing else (DESIGN "Adapters are thin"):
+
+* **class axis** — TensorFlow puts classes last, ``torch.nn.functional.cross_entropy``
+  at dim 1 (``[N, C, d1, ...]``; an unbatched ``[C]`` with a scalar target is its own
+  form). Logits of rank ≥ 3 are moved with ``movedim(-1, 1)``; the loss comes back as
+  ``[N, d1, ...]``, which is TensorFlow's layout already.
+* **dtypes** — integer labels of TensorFlow's label dtypes (int32, int64) become int64
+  (torch wants Long); any other label dtype is handed over unchanged and torch decides.
+  Dense labels and compat.v1 weights are cast to the logits dtype (TensorFlow casts them
+  too, and torch would otherwise promote the loss to the labels' dtype). bfloat16 crosses
+  through float32, which holds every bfloat16 exactly.
+* **device** — tensors are created on the runner's device (``cpu`` or ``cuda``).
+* **gradients** — ``torch.autograd.grad`` of the loss output with respect to the logits
+  tensor as the caller gave it (TensorFlow's layout), with the upstream gradient cast to
+  the loss dtype.
+
+Nothing is validated or patched. Whatever torch does with an input is the outcome: an
+out-of-range label raises ``IndexError`` on CPU, except ``-100``, torch's default
+``ignore_index``, which gives loss 0; torch has no way to switch ignoring off, so that is
+torch's behaviour and the report shows it. ``label_smoothing`` outside ``[0, 1]`` raises
+(torch's check); ``ε ≤ 0`` is not passed at all, because TensorFlow's compat.v1 API smooths
+only ``if label_smoothing > 0``.
+
+Where torch has no native form the adapter composes one from torch ops and declares the
+feature ``composed`` in :meth:`TorchTarget.info`:
+
+* the raw ops' ``backprop`` output: ``softmax(z) − one_hot(y)`` (sparse) or
+  ``softmax(z) − y`` (dense);
+* label broadcasting for the dense APIs (torch wants a target of the input's shape):
+  labels flattened to ``[-1, C]`` and broadcast to the logits, as TensorFlow does;
+* the ``axis`` of ``tf.nn.softmax_cross_entropy_with_logits``: ``movedim(axis, -1)``
+  (torch normalises negative axes, so ``axis=-2`` computes where TensorFlow raises);
+* compat.v1 weights and the five ``Reduction`` values (torch has no per-sample weights),
+  evaluated in the loss dtype, with ``div_no_nan`` as ``where(d == 0, 0, S / d)`` on a
+  safe denominator (so the gradient of a zero-denominator reduction is 0, not NaN);
+  compat.v1's ``[B, 1]`` label and weight squeezes with ``squeeze(-1)``.
+
+The Keras loss classes are unsupported: torch has no Keras losses.
+
+Differences from TensorFlow that follow from this (findings, shown by the tests):
+the gradient of the dense APIs is autograd's true derivative ``u·(p·Σy − y)``, whereas
+TensorFlow's is ``u·(p − y)`` — they agree only for label rows summing to 1; float16
+compat.v1 reductions whose sum passes 65504 overflow to inf (as torch's own
+``reduction="mean"`` does), where TensorFlow reduces in float32; uint8 labels, raw ops
+of rank ≠ 2, ``axis=-2`` and weights of a lower rank than the loss are accepted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from ..protocol import (
+    API_IDS,
+    KERAS_APIS,
+    RAW_OPS,
+    ApiSupport,
+    Call,
+    Mode,
+    Runner,
+    Setup,
+    Target,
+    TargetError,
+    TargetInfo,
+)
+
+__all__ = ["INSTALL_HINT", "TorchTarget"]
+
+INSTALL_HINT = "torch is not installed (pip install torch==2.13.0)"
+
+_DTYPES = ("float16", "bfloat16", "float32", "float64")
+_BASE = {"rank1", "rank3+", "batch0", "special_values", "grad"}
+
+#: How each API is realised: features torch computes itself, features the adapter
+#: composes from torch ops, features torch lacks. Only features an API has are listed.
+_SUPPORT: dict[str, tuple[set, set, set, str]] = {
+    API_IDS[0]: (_BASE | {"bad_labels"}, {"backprop"}, set(),
+                 "F.cross_entropy(reduction='none'); backprop = softmax − one_hot"),
+    API_IDS[1]: (set(_BASE), {"backprop", "broadcast_labels"}, set(),
+                 "F.cross_entropy with probability targets; backprop = softmax − labels"),
+    API_IDS[2]: (_BASE | {"bad_labels"}, set(), set(),
+                 "F.cross_entropy(reduction='none'), classes moved to dim 1"),
+    API_IDS[3]: (set(_BASE), {"axis", "broadcast_labels"}, set(),
+                 "F.cross_entropy with probability targets, classes moved to dim 1"),
+    API_IDS[4]: (_BASE | {"bad_labels"}, {"weights", "reduction"}, set(),
+                 "F.cross_entropy(reduction='none'); weights and reductions composed"),
+    API_IDS[5]: (_BASE | {"label_smoothing"}, {"weights", "reduction"}, set(),
+                 "F.cross_entropy(label_smoothing=ε if ε > 0); weights and reductions "
+                 "composed"),
+    API_IDS[6]: (set(), set(), _BASE | {"bad_labels", "weights", "reduction", "from_logits",
+                                        "probabilities", "ignore_class"},
+                 "torch has no Keras losses"),
+    API_IDS[7]: (set(), set(), _BASE | {"weights", "reduction", "from_logits",
+                                        "probabilities", "label_smoothing", "axis"},
+                 "torch has no Keras losses"),
+}
+
+_NO_CUDA = "torch.cuda.is_available() is False (no CUDA device, or a CPU-only torch build)"
+_BAD_LABELS_NOTE = ("bad labels: IndexError on CPU, except -100 (torch's default ignore_index: "
+                    "loss 0); on CUDA a device-side assert that leaves the CUDA context "
+                    "unusable")
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TargetError(f"{INSTALL_HINT}: {exc}") from exc
+    return torch
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _tensor(torch, value, device: str):
+    """A torch tensor holding ``value`` exactly: a numpy array keeps its dtype (bfloat16
+    crosses via float32); Python numbers and lists convert as ``tf.convert_to_tensor``
+    converts them (floats to float32, integers to int32, or int64 when out of range)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        arr = np.asarray(value)
+    else:
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float32)
+        elif arr.dtype.kind in "iu":
+            i32 = np.iinfo(np.int32)
+            small = arr.size == 0 or (arr.min() >= i32.min and arr.max() <= i32.max)
+            arr = arr.astype(np.int32 if small else np.int64)
+    if arr.dtype.name == "bfloat16":
+        return torch.tensor(arr.astype(np.float32), device=device).to(torch.bfloat16)
+    return torch.tensor(np.array(arr, order="C"), device=device)  # 0-d stays 0-d
+
+
+def _numpy(torch, t) -> np.ndarray:
+    """Back to numpy in the tensor's own dtype (bfloat16 as ``ml_dtypes.bfloat16``)."""
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return t.float().numpy().astype(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def _int_labels(torch, y):
+    """TensorFlow's label dtypes (int32, int64) as torch's Long; anything else unchanged."""
+    return y.long() if y.dtype in (torch.int32, torch.int64) else y
+
+
+def _class_dim1(t):
+    """TensorFlow layout ``[N, d1, ..., C]`` to torch's ``[N, C, d1, ...]``."""
+    return t.movedim(-1, 1) if t.dim() >= 3 else t
+
+
+def _broadcast_labels(y, z):
+    """Labels broadcast to the logits the way TensorFlow's dense wrapper does: both read
+    as ``[-1, C]`` rows (composed from torch's ``reshape``/``broadcast_to``)."""
+    if tuple(y.shape) == tuple(z.shape):
+        return y
+    c = z.shape[-1]
+    return y.reshape(-1, y.shape[-1]).broadcast_to((z.numel() // c if c else 0, c)) \
+        .reshape(z.shape)
+
+
+# --------------------------------------------------------------------------- the APIs
+
+
+def _sparse_loss(F, torch, labels, logits):
+    # class-index targets have no class dim: [N, d1, ...] is torch's layout already
+    return F.cross_entropy(_class_dim1(logits), _int_labels(torch, labels), reduction="none")
+
+
+def _dense_loss(F, labels, logits, axis: int = -1, label_smoothing: float | None = None,
+                broadcast: bool = True):
+    y = labels.to(logits.dtype)
+    z = logits
+    if axis != -1:
+        z, y = z.movedim(axis, -1), y.movedim(axis, -1)
+    if broadcast:  # tf.nn's dense wrapper broadcasts labels; compat.v1 does not
+        y = _broadcast_labels(y, z)
+    kw: dict[str, Any] = {}
+    if label_smoothing is not None:
+        kw["label_smoothing"] = label_smoothing
+    return F.cross_entropy(_class_dim1(z), _class_dim1(y), reduction="none", **kw)
+
+
+def _div_no_nan(torch, num, den):
+    """``tf.math.div_no_nan``: 0 where the denominator is 0 (even for a NaN numerator)."""
+    zero = den == 0
+    safe = torch.where(zero, torch.ones_like(den), den)
+    return torch.where(zero, torch.zeros_like(num), num / safe)
+
+
+def _weighted(torch, losses, weights, reduction: str):
+    """compat.v1 ``compute_weighted_loss`` composed from torch ops, in the loss dtype."""
+    device = losses.device
+    if isinstance(weights, (int, float)) and not isinstance(weights, bool):
+        w = torch.tensor(weights, dtype=losses.dtype, device=device)
+    else:
+        w = weights.to(losses.dtype)
+    w = w.broadcast_to(losses.shape)  # weights broadcast *to* the losses, as TF does
+    wl = w * losses
+    if reduction == "none":
+        return wl
+    s = wl.sum()
+    if reduction == "weighted_sum":
+        return s
+    if reduction == "weighted_sum_over_batch_size":
+        den = torch.tensor(losses.numel(), device=device)
+    elif reduction == "weighted_mean":
+        den = w.sum()
+    elif reduction == "weighted_sum_by_nonzero_weights":
+        den = torch.count_nonzero(w)
+    else:
+        raise ValueError(f"no composition for the compat.v1 reduction {reduction!r}")
+    return _div_no_nan(torch, s, den)
+
+
+def _v1_sparse(F, torch, labels, logits, weights, reduction):
+    z, y = logits, labels
+    # compat.v1 remove_squeezable_dimensions (expected rank difference 1)
+    if z.dim() - y.dim() == 2 and z.shape[-1] == 1:
+        z = z.squeeze(-1)
+    elif z.dim() == y.dim() and y.dim() > 0 and y.shape[-1] == 1:
+        y = y.squeeze(-1)
+    if not isinstance(weights, (int, float)) and weights.dim() - y.dim() == 1:
+        weights = weights.squeeze(-1)
+    return _weighted(torch, _sparse_loss(F, torch, y, z), weights, reduction)
+
+
+class _TorchRunner(Runner):
+    """Evaluates one API on one device, eagerly."""
+
+    def __init__(self, setup: Setup, device: str):
+        self.setup = setup
+        self._device = device
+        self._torch = _torch()
+        import torch.nn.functional as F
+
+        self._F = F
+
+    def _as_tensor(self, value, *, grad: bool = False):
+        t = _tensor(self._torch, value, self._device)
+        if grad and t.is_floating_point():
+            t.requires_grad_(True)
+        return t
+
+    def run(self, call: Call) -> dict[str, np.ndarray]:
+        if call.api != self.setup.api:
+            raise TargetError(f"this runner was prepared for {self.setup.api}, not {call.api}")
+        torch, F = self._torch, self._F
+        api, args = call.api, dict(call.args)
+        want_grad = call.upstream is not None
+        out: dict[str, Any] = {}
+        with torch.enable_grad():
+            if api in RAW_OPS:
+                z = self._as_tensor(args["features"], grad=want_grad)
+                y = self._as_tensor(args["labels"])
+                if api == API_IDS[0]:
+                    loss = _sparse_loss(F, torch, y, z)
+                    onehot = F.one_hot(_int_labels(torch, y), z.shape[-1])
+                    backprop = torch.softmax(z.detach(), dim=-1) - onehot.to(z.dtype)
+                else:
+                    zb, yb = torch.broadcast_tensors(z, y.to(z.dtype))
+                    loss = F.cross_entropy(_class_dim1(zb), _class_dim1(yb), reduction="none")
+                    backprop = torch.softmax(zb.detach(), dim=-1) - yb
+                out["backprop"] = backprop
+            elif api == API_IDS[2]:
+                z = self._as_tensor(args["logits"], grad=want_grad)
+                loss = _sparse_loss(F, torch, self._as_tensor(args["labels"]), z)
+            elif api == API_IDS[3]:
+                z = self._as_tensor(args["logits"], grad=want_grad)
+                loss = _dense_loss(F, self._as_tensor(args["labels"]), z,
+                                   int(args.get("axis", -1)))
+            elif api == API_IDS[4]:
+                z = self._as_tensor(args["logits"], grad=want_grad)
+                loss = _v1_sparse(F, torch, self._as_tensor(args["labels"]), z,
+                                  self._weights(args.get("weights", 1.0)),
+                                  args.get("reduction", "weighted_sum_by_nonzero_weights"))
+            elif api == API_IDS[5]:
+                z = self._as_tensor(args["logits"], grad=want_grad)
+                eps = args.get("label_smoothing", 0)
+                # TF smooths only `if label_smoothing > 0`; torch itself checks ε ≤ 1
+                loss = _dense_loss(F, self._as_tensor(args["onehot_labels"]), z,
+                                   label_smoothing=float(eps) if eps > 0 else None,
+                                   broadcast=False)
+                loss = _weighted(torch, loss, self._weights(args.get("weights", 1.0)),
+                                 args.get("reduction", "weighted_sum_by_nonzero_weights"))
+            else:
+                raise TargetError(f"{api} is not supported by the torch target")
+            out["loss"] = loss
+            if want_grad and z.requires_grad:
+                up = self._as_tensor(call.upstream).to(loss.dtype)
+                out["grad_logits"], = torch.autograd.grad(loss, z, grad_outputs=up,
+                                                          allow_unused=True)
+                if out["grad_logits"] is None:  # the loss does not depend on the logits
+                    out["grad_logits"] = torch.zeros_like(z)
+        return {k: _numpy(torch, v) for k, v in out.items()}
+
+    def _weights(self, w):
+        if isinstance(w, (int, float)) and not isinstance(w, bool):
+            return w
+        return self._as_tensor(w)
+
+
+class TorchTarget(Target):
+    """PyTorch (eager; CPU, and CUDA when torch sees a device)."""
+
+    name = "torch"
+
+    def info(self) -> TargetInfo:
+        apis = {api: ApiSupport(native=frozenset(n), composed=frozenset(c),
+                                unsupported=frozenset(u),
+                                dtypes=() if api in KERAS_APIS else _DTYPES,
+                                notes=note if api in KERAS_APIS or "bad_labels" not in n
+                                else f"{note}; {_BAD_LABELS_NOTE}")
+                for api, (n, c, u, note) in _SUPPORT.items()}
+        if importlib.util.find_spec("torch") is None:
+            return TargetInfo(name=self.name, available=False, reason=INSTALL_HINT, apis=apis,
+                              keras=None, modes=(
+                                  Mode("cpu", "cpu", available=False, reason=INSTALL_HINT),
+                                  Mode("cuda", "gpu", available=False, reason=INSTALL_HINT)))
+        try:
+            torch = _torch()
+            cuda = bool(torch.cuda.is_available())
+        except Exception as exc:  # a broken installation: say why, never raise
+            return TargetInfo(name=self.name, available=False,
+                              reason=f"torch failed to import: {exc}", apis=apis, keras=None)
+        modes = (
+            Mode("cpu", "cpu", "eager on the CPU"),
+            Mode("cuda", "gpu", "eager on cuda:0 (bad labels trip a device-side assert, "
+                 "not NaN rows)", available=cuda, reason="" if cuda else _NO_CUDA),
+        )
+        return TargetInfo(name=self.name, available=True, version=torch.__version__,
+                          modes=modes, apis=apis, keras=None,
+                          description=f"PyTorch {torch.__version__}: "
+                          "torch.nn.functional.cross_entropy")
+
+    def prepare(self, setup: Setup) -> Runner:
+        if setup.api not in API_IDS:
+            raise TargetError(f"unknown API id {setup.api!r}; choose one of {', '.join(API_IDS)}")
+        if setup.api in KERAS_APIS:
+            raise TargetError(f"{setup.api} is not supported by the torch target: torch has "
+                              "no Keras losses")
+        modes = {("cpu", "cpu"): "cpu", ("cuda", "gpu"): "cuda"}
+        key = (setup.device, setup.profile)
+        if key not in modes:
+            raise TargetError(f"no torch mode runs on device {setup.device!r} with profile "
+                              f"{setup.profile!r}; modes: cpu/cpu, cuda/gpu")
+        torch = _torch()
+        if setup.device == "cuda" and not torch.cuda.is_available():
+            raise TargetError(f"the torch cuda mode is unavailable: {_NO_CUDA}")
+        return _TorchRunner(setup, modes[key])
