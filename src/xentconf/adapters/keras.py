@@ -1,0 +1,211 @@
+"""Keras 3 as a target: its two cross-entropy loss classes on the configured backend.
+
+``keras.losses.SparseCategoricalCrossentropy`` and ``keras.losses.CategoricalCrossentropy``
+are constructed with the call's keyword arguments and called with the arrays as given;
+Keras converts them itself. Keras 3's behaviour (the float32 loss dtype, its reductions
+``mean`` / ``mean_with_sample_weight``, sample-weight alignment) is the target's declared
+semantics variant ``keras3``. The backend is whatever Keras is configured with
+(``KERAS_BACKEND``; TensorFlow by default): the gradient with respect to ``y_pred`` is
+taken through that backend — ``tf.GradientTape`` for TensorFlow, ``jax.vjp`` for JAX,
+``torch.autograd`` for PyTorch — with the upstream gradient as the output gradient.
+Nothing is validated or patched; any exception is the target rejecting the input.
+
+Modes: eager on the CPU (profile ``cpu``) and, when the backend sees one, on the GPU
+(profile ``gpu``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+import numpy as np
+
+from ..protocol import (
+    KERAS_APIS,
+    ApiSupport,
+    Call,
+    Mode,
+    Runner,
+    Setup,
+    Target,
+    TargetError,
+    TargetInfo,
+)
+
+__all__ = ["KerasTarget"]
+
+_CLASSES = {KERAS_APIS[0]: "SparseCategoricalCrossentropy",
+            KERAS_APIS[1]: "CategoricalCrossentropy"}
+
+_COMMON = {"rank1", "rank3+", "batch0", "special_values", "grad", "weights", "reduction",
+           "from_logits", "probabilities"}
+_FEATURES = {
+    KERAS_APIS[0]: frozenset(_COMMON | {"bad_labels", "ignore_class"}),
+    KERAS_APIS[1]: frozenset(_COMMON | {"label_smoothing", "axis"}),
+}
+
+
+def _keras():
+    try:
+        import keras
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TargetError(f"keras is not importable ({exc}); install it with "
+                          "`pip install 'xentconf[keras]'`") from exc
+    if not keras.__version__.startswith("3."):
+        raise TargetError(f"keras {keras.__version__} is not Keras 3")
+    return keras
+
+
+def _has_gpu(backend: str) -> bool:
+    """Whether the Keras backend sees a GPU."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        try:
+            return bool(jax.devices("gpu"))
+        except RuntimeError:  # no GPU backend in this jaxlib
+            return False
+    if backend == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    return False
+
+
+def _floating(x) -> bool:
+    dt = np.asarray(x).dtype if isinstance(x, (np.ndarray, np.generic)) else None
+    return dt is not None and (dt.kind == "f" or dt.name == "bfloat16")
+
+
+class _KerasRunner(Runner):
+    def __init__(self, setup: Setup, device: str):
+        self._keras = _keras()
+        self.setup = setup
+        self._device = device
+        self._backend = self._keras.backend.backend()
+        self._losses: dict[str, Any] = {}
+        self._construct(dict(setup.init))  # once, when prepared
+
+    def _construct(self, init: dict):
+        """The loss object for one set of constructor kwargs (cached by their repr), or the
+        exception Keras raised constructing it (kept, and raised when a call runs: it is
+        Keras rejecting the input, not an impossible setup)."""
+        key = repr(sorted(init.items()))
+        if key not in self._losses:
+            cls = getattr(self._keras.losses, _CLASSES[self.setup.api])
+            try:
+                self._losses[key] = cls(**init)
+            except Exception as exc:
+                self._losses[key] = exc
+        return self._losses[key]
+
+    def _loss_for(self, init: dict):
+        obj = self._construct(init)
+        if isinstance(obj, Exception):
+            raise obj
+        return obj
+
+    def run(self, call: Call) -> dict[str, np.ndarray]:
+        if call.api != self.setup.api:
+            raise TargetError(f"this runner was prepared for {self.setup.api}, not {call.api}")
+        loss_obj = self._loss_for(dict(call.init))
+        keras = self._keras
+        with keras.device(self._device):
+            out = getattr(self, f"_run_{self._backend}", self._run_other)(
+                loss_obj, dict(call.args), call.upstream)
+        return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in out.items()}
+
+    def _run_tensorflow(self, loss_obj, args: dict, upstream) -> dict:
+        import tensorflow as tf
+
+        from .tensorflow import split_args, tape_call
+
+        tensors, statics = split_args(tf, self.setup.api, args)
+        up = None if upstream is None else tf.constant(np.asarray(upstream))
+        return tape_call(tf, loss_obj, self.setup.api, tensors, statics, up)
+
+    def _run_jax(self, loss_obj, args: dict, upstream) -> dict:
+        import jax
+        import jax.numpy as jnp
+
+        yp = args.get("y_pred")
+        if upstream is None or not _floating(yp):
+            return {"loss": loss_obj(**args)}
+        rest = {k: v for k, v in args.items() if k != "y_pred"}
+        loss, vjp = jax.vjp(lambda p: loss_obj(y_pred=p, **rest), jnp.asarray(yp))
+        (grad,) = vjp(jnp.asarray(np.asarray(upstream)).astype(loss.dtype))
+        return {"loss": loss, "grad_logits": grad}
+
+    def _run_torch(self, loss_obj, args: dict, upstream) -> dict:
+        import torch
+
+        yp = args.get("y_pred")
+        if upstream is None or not _floating(yp):
+            return {"loss": loss_obj(**args)}
+        x = self._keras.ops.convert_to_tensor(yp)
+        x.requires_grad_(True)
+        loss = loss_obj(**{**args, "y_pred": x})
+        up = torch.as_tensor(np.asarray(upstream, dtype=np.float64)).to(loss.dtype)
+        (grad,) = torch.autograd.grad(loss, x, grad_outputs=up.to(loss.device))
+        return {"loss": loss.detach(), "grad_logits": grad}
+
+    def _run_other(self, loss_obj, args: dict, upstream) -> dict:
+        if upstream is not None:
+            raise TargetError(f"no gradient support for the {self._backend!r} Keras backend")
+        return {"loss": loss_obj(**args)}
+
+
+class KerasTarget(Target):
+    """Keras 3's loss classes on the configured backend (semantics variant ``keras3``)."""
+
+    name = "keras"
+
+    def __init__(self, keras: str = "keras3"):
+        if keras != "keras3":
+            raise TargetError(f"keras: the keras target follows Keras 3 semantics ('keras3'), "
+                              f"not {keras!r}; use the tensorflow target for keras2")
+        self.keras = keras
+
+    def info(self) -> TargetInfo:
+        base = {"name": self.name, "keras": "keras3"}
+        if importlib.util.find_spec("keras") is None:
+            return TargetInfo(available=False, reason="keras is not installed: "
+                              "`pip install 'xentconf[keras]'`", **base)
+        try:
+            keras = _keras()
+            backend = keras.backend.backend()
+            gpu = _has_gpu(backend)
+        except Exception as exc:  # a broken installation: say why, never raise
+            return TargetInfo(available=False, reason=f"keras failed to load: {exc}", **base)
+        no_gpu = "" if gpu else f"the {backend} backend sees no GPU"
+        modes = (
+            Mode("cpu", "cpu", f"eager on the {backend} backend, cpu:0"),
+            Mode("cuda", "gpu", f"eager on the {backend} backend, gpu:0", available=gpu,
+                 reason=no_gpu),
+        )
+        apis = {api: ApiSupport(native=_FEATURES[api],
+                                notes=f"keras.losses.{_CLASSES[api]} ({backend} backend)")
+                for api in KERAS_APIS}
+        return TargetInfo(available=True, version=keras.__version__, modes=modes, apis=apis,
+                          description=f"Keras {keras.__version__} on the {backend} backend",
+                          **base)
+
+    def prepare(self, setup: Setup) -> Runner:
+        if setup.api not in KERAS_APIS:
+            raise TargetError(f"the keras target has only the Keras APIs "
+                              f"({', '.join(KERAS_APIS)}), not {setup.api!r}")
+        modes = {("cpu", "cpu"): "cpu:0", ("cuda", "gpu"): "gpu:0"}
+        key = (setup.device, setup.profile)
+        if key not in modes:
+            raise TargetError(f"no Keras mode runs on device {setup.device!r} with profile "
+                              f"{setup.profile!r}; modes: cpu/cpu, cuda/gpu")
+        keras = _keras()
+        if setup.device == "cuda" and not _has_gpu(keras.backend.backend()):
+            raise TargetError(f"the {keras.backend.backend()} Keras backend sees no GPU")
+        return _KerasRunner(setup, modes[key])
