@@ -1,6 +1,7 @@
 """The oracle as a target: a self-check that must conform.
 
-Each call is answered by :func:`xentconf.oracle.oracle_call`: the correctly rounded truth
+Each call is answered by :func:`xentconf.oracle.fast.oracle_call`: the correctly rounded
+truth
 (``OutputExpectation.rounded``, in the output dtype) for ``loss``, ``backprop`` (raw ops)
 and ``grad_logits`` (when an upstream gradient is given). Where the oracle says TensorFlow
 raises, the runner raises :class:`TensorFlowError` carrying TF's error class name and
@@ -9,8 +10,8 @@ message (the exception's class is named after TF's, e.g. ``InvalidArgumentError`
 All three device profiles are emulated on the CPU (``cpu``, ``gpu``, ``xla``), and the
 Keras APIs follow Keras 2 (tf_keras) semantics unless ``keras="keras3"``.
 
-Today every call goes through the oracle's exact (mpmath) tier, which is slow on large
-inputs; the vectorized engine will replace the exact tier here once it exists.
+Calls run through the oracle's vectorized engine (``xentconf.oracle.fast``), which
+certifies every rounding and hands the rare undecided element to the exact tier.
 
 The oracle is imported lazily, inside methods: this is the one adapter allowed to import
 ``xentconf.oracle`` (its "framework"), and listing targets should not load it.
@@ -79,7 +80,7 @@ class _ReferenceRunner(Runner):
         self._keras = keras
 
     def run(self, call: Call) -> dict[str, np.ndarray]:
-        from xentconf.oracle import oracle_call
+        from xentconf.oracle.fast import oracle_call
 
         api = self._setup.api
         if call.api != api:
@@ -108,7 +109,7 @@ class ReferenceTarget(Target):
 
     def info(self) -> TargetInfo:
         support = ApiSupport(native=frozenset(FEATURES), dtypes=DTYPES,
-                             notes="the oracle's exact tier, correctly rounded")
+                             notes="the oracle's vectorized engine, correctly rounded")
         modes = tuple(Mode("cpu", p, f"TensorFlow's {p} profile, emulated by the oracle")
                       for p in PROFILES)
         return TargetInfo(

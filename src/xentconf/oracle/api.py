@@ -27,194 +27,204 @@ SBNZ = "weighted_sum_by_nonzero_weights"
 _DEFAULT = object()
 
 
-def _finish(api: str, profile: str, plan: Plan | Raises, upstream) -> Expectation:
-    if isinstance(plan, Raises):
-        return Expectation(api, profile, raises=plan)
-    return evaluate(plan, upstream)
+def build(evaluator, tier: str) -> SimpleNamespace:
+    """Every public entry, carried out by ``evaluator(plan, upstream)`` (one per tier)."""
+
+    def _finish(api: str, profile: str, plan: Plan | Raises, upstream) -> Expectation:
+        if isinstance(plan, Raises):
+            return Expectation(api, profile, raises=plan)
+        return evaluator(plan, upstream)
 
 
-def SparseSoftmaxCrossEntropyWithLogits(features, labels, name=None, *, profile="cpu",
-                                        upstream=None) -> Expectation:
-    """``tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits``: outputs ``loss``, ``backprop``."""
-    return _finish("tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits", profile,
-                   S.plan_raw_sparse(features, labels, profile=profile), upstream)
+    def SparseSoftmaxCrossEntropyWithLogits(features, labels, name=None, *, profile="cpu",
+                                            upstream=None) -> Expectation:
+        """``tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits``: outputs ``loss``, ``backprop``."""
+        return _finish("tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits", profile,
+                       S.plan_raw_sparse(features, labels, profile=profile), upstream)
 
 
-def SoftmaxCrossEntropyWithLogits(features, labels, name=None, *, profile="cpu",
-                                  upstream=None) -> Expectation:
-    """``tf.raw_ops.SoftmaxCrossEntropyWithLogits``: outputs ``loss``, ``backprop``."""
-    return _finish("tf.raw_ops.SoftmaxCrossEntropyWithLogits", profile,
-                   S.plan_raw_dense(features, labels, profile=profile), upstream)
-
-
-def sparse_softmax_cross_entropy_with_logits(labels, logits, name=None, *, profile="cpu",
-                                             upstream=None) -> Expectation:
-    """``tf.nn.sparse_softmax_cross_entropy_with_logits`` (TF 2.21 v2 signature)."""
-    return _finish("tf.nn.sparse_softmax_cross_entropy_with_logits", profile,
-                   S.plan_nn_sparse(labels, logits, profile=profile), upstream)
-
-
-def softmax_cross_entropy_with_logits(labels, logits, axis=-1, name=None, *, profile="cpu",
+    def SoftmaxCrossEntropyWithLogits(features, labels, name=None, *, profile="cpu",
                                       upstream=None) -> Expectation:
-    """``tf.nn.softmax_cross_entropy_with_logits`` (TF 2.21 v2 signature)."""
-    return _finish("tf.nn.softmax_cross_entropy_with_logits", profile,
-                   S.plan_nn_dense(labels, logits, axis, profile=profile), upstream)
+        """``tf.raw_ops.SoftmaxCrossEntropyWithLogits``: outputs ``loss``, ``backprop``."""
+        return _finish("tf.raw_ops.SoftmaxCrossEntropyWithLogits", profile,
+                       S.plan_raw_dense(features, labels, profile=profile), upstream)
 
 
-def sparse_softmax_cross_entropy(labels, logits, weights=1.0, scope=None, loss_collection=None,
-                                 reduction=SBNZ, *, profile="cpu", upstream=None) -> Expectation:
-    """``tf.compat.v1.losses.sparse_softmax_cross_entropy``."""
-    return _finish("tf.compat.v1.losses.sparse_softmax_cross_entropy", profile,
-                   S.plan_v1_sparse(labels, logits, weights, reduction, profile=profile),
-                   upstream)
+    def sparse_softmax_cross_entropy_with_logits(labels, logits, name=None, *, profile="cpu",
+                                                 upstream=None) -> Expectation:
+        """``tf.nn.sparse_softmax_cross_entropy_with_logits`` (TF 2.21 v2 signature)."""
+        return _finish("tf.nn.sparse_softmax_cross_entropy_with_logits", profile,
+                       S.plan_nn_sparse(labels, logits, profile=profile), upstream)
 
 
-def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None,
-                          loss_collection=None, reduction=SBNZ, *, profile="cpu",
-                          upstream=None) -> Expectation:
-    """``tf.compat.v1.losses.softmax_cross_entropy``."""
-    return _finish("tf.compat.v1.losses.softmax_cross_entropy", profile,
-                   S.plan_v1_dense(onehot_labels, logits, weights, label_smoothing, reduction,
-                                   profile=profile), upstream)
+    def softmax_cross_entropy_with_logits(labels, logits, axis=-1, name=None, *, profile="cpu",
+                                          upstream=None) -> Expectation:
+        """``tf.nn.softmax_cross_entropy_with_logits`` (TF 2.21 v2 signature)."""
+        return _finish("tf.nn.softmax_cross_entropy_with_logits", profile,
+                       S.plan_nn_dense(labels, logits, axis, profile=profile), upstream)
 
 
-class _KerasLoss:
-    """Shared behaviour of the two Keras loss classes (Keras 2 by default, or Keras 3)."""
-
-    api = ""
-    _name = ""
-    _keys2: tuple = ()
-    _keys3: tuple = ()
-
-    def __init__(self, keras: str = "keras2", **kw):
-        if keras not in ("keras2", "keras3"):
-            raise S.OracleInputError(f"keras: {keras!r} is not one of keras2, keras3")
-        self.keras = keras
-        self._kw = kw
-
-    def get_config(self) -> dict:
-        """The config TensorFlow's class returns (Keras 3 drops ``axis``/``dtype`` — §6.1)."""
-        keys = self._keys2 if self.keras == "keras2" else self._keys3
-        cfg = {k: self._kw[k] for k in keys}
-        if self.keras == "keras2":
-            cfg["fn"] = self._name
-        return cfg
-
-    @classmethod
-    def from_config(cls, config: dict, *, keras: str = "keras2"):
-        cfg = {k: v for k, v in config.items() if k != "fn"}
-        return cls(**cfg, keras=keras)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._kw.items())
-        return f"{type(self).__name__}({args}, keras={self.keras!r})"
+    def sparse_softmax_cross_entropy(labels, logits, weights=1.0, scope=None,
+                                     loss_collection=None, reduction=SBNZ, *, profile="cpu",
+                                     upstream=None) -> Expectation:
+        """``tf.compat.v1.losses.sparse_softmax_cross_entropy``."""
+        return _finish("tf.compat.v1.losses.sparse_softmax_cross_entropy", profile,
+                       S.plan_v1_sparse(labels, logits, weights, reduction, profile=profile),
+                       upstream)
 
 
-class SparseCategoricalCrossentropy(_KerasLoss):
-    """``tf.keras.losses.SparseCategoricalCrossentropy`` (Keras 2 semantics unless
-    ``keras="keras3"``)."""
-
-    api = "tf.keras.losses.SparseCategoricalCrossentropy"
-    _name = "sparse_categorical_crossentropy"
-    _keys2 = ("reduction", "name", "from_logits", "ignore_class")
-    _keys3 = ("name", "reduction", "from_logits", "ignore_class")
-
-    def __init__(self, from_logits=False, ignore_class=None, reduction=_DEFAULT, axis=-1,
-                 name="sparse_categorical_crossentropy", dtype=None, *, keras="keras2"):
-        if reduction is _DEFAULT:
-            reduction = "auto" if keras == "keras2" else "sum_over_batch_size"
-        super().__init__(keras, from_logits=from_logits, ignore_class=ignore_class,
-                         reduction=reduction, axis=axis, name=name, dtype=dtype)
-
-    def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
-                 upstream=None) -> Expectation:
-        kw = self._kw
-        plan = S.plan_keras_sparse(y_true, y_pred, sample_weight, from_logits=kw["from_logits"],
-                                   ignore_class=kw["ignore_class"], reduction=kw["reduction"],
-                                   axis=kw["axis"], dtype=kw["dtype"], variant=self.keras,
-                                   profile=profile)
-        return _finish(self.api, profile, plan, upstream)
+    def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None,
+                              loss_collection=None, reduction=SBNZ, *, profile="cpu",
+                              upstream=None) -> Expectation:
+        """``tf.compat.v1.losses.softmax_cross_entropy``."""
+        return _finish("tf.compat.v1.losses.softmax_cross_entropy", profile,
+                       S.plan_v1_dense(onehot_labels, logits, weights, label_smoothing, reduction,
+                                       profile=profile), upstream)
 
 
-class CategoricalCrossentropy(_KerasLoss):
-    """``tf.keras.losses.CategoricalCrossentropy`` (Keras 2 semantics unless
-    ``keras="keras3"``)."""
+    class _KerasLoss:
+        """Shared behaviour of the two Keras loss classes (Keras 2 by default, or Keras 3)."""
 
-    api = "tf.keras.losses.CategoricalCrossentropy"
-    _name = "categorical_crossentropy"
-    _keys2 = ("reduction", "name", "from_logits", "label_smoothing", "axis")
-    _keys3 = ("name", "reduction", "from_logits", "label_smoothing", "axis")
+        api = ""
+        _name = ""
+        _keys2: tuple = ()
+        _keys3: tuple = ()
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction=_DEFAULT,
-                 name="categorical_crossentropy", dtype=None, *, keras="keras2"):
-        if reduction is _DEFAULT:
-            reduction = "auto" if keras == "keras2" else "sum_over_batch_size"
-        super().__init__(keras, from_logits=from_logits, label_smoothing=label_smoothing,
-                         axis=axis, reduction=reduction, name=name, dtype=dtype)
+        def __init__(self, keras: str = "keras2", **kw):
+            if keras not in ("keras2", "keras3"):
+                raise S.OracleInputError(f"keras: {keras!r} is not one of keras2, keras3")
+            self.keras = keras
+            self._kw = kw
 
-    def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
-                 upstream=None) -> Expectation:
-        kw = self._kw
-        plan = S.plan_keras_dense(y_true, y_pred, sample_weight, from_logits=kw["from_logits"],
-                                  label_smoothing=kw["label_smoothing"],
-                                  reduction=kw["reduction"], axis=kw["axis"], dtype=kw["dtype"],
-                                  variant=self.keras, profile=profile)
-        return _finish(self.api, profile, plan, upstream)
+        def get_config(self) -> dict:
+            """The config TensorFlow's class returns (Keras 3 drops ``axis``/``dtype`` — §6.1)."""
+            keys = self._keys2 if self.keras == "keras2" else self._keys3
+            cfg = {k: self._kw[k] for k in keys}
+            if self.keras == "keras2":
+                cfg["fn"] = self._name
+            return cfg
 
+        @classmethod
+        def from_config(cls, config: dict, *, keras: str = "keras2"):
+            cfg = {k: v for k, v in config.items() if k != "fn"}
+            return cls(**cfg, keras=keras)
 
-tf = SimpleNamespace(
-    raw_ops=SimpleNamespace(
-        SparseSoftmaxCrossEntropyWithLogits=SparseSoftmaxCrossEntropyWithLogits,
-        SoftmaxCrossEntropyWithLogits=SoftmaxCrossEntropyWithLogits,
-    ),
-    nn=SimpleNamespace(
-        sparse_softmax_cross_entropy_with_logits=sparse_softmax_cross_entropy_with_logits,
-        softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits,
-    ),
-    compat=SimpleNamespace(v1=SimpleNamespace(losses=SimpleNamespace(
-        sparse_softmax_cross_entropy=sparse_softmax_cross_entropy,
-        softmax_cross_entropy=softmax_cross_entropy,
-    ))),
-    keras=SimpleNamespace(losses=SimpleNamespace(
-        SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
-        CategoricalCrossentropy=CategoricalCrossentropy,
-    )),
-)
-
-API_IDS: dict[str, object] = {
-    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits": SparseSoftmaxCrossEntropyWithLogits,
-    "tf.raw_ops.SoftmaxCrossEntropyWithLogits": SoftmaxCrossEntropyWithLogits,
-    "tf.nn.sparse_softmax_cross_entropy_with_logits": sparse_softmax_cross_entropy_with_logits,
-    "tf.nn.softmax_cross_entropy_with_logits": softmax_cross_entropy_with_logits,
-    "tf.compat.v1.losses.sparse_softmax_cross_entropy": sparse_softmax_cross_entropy,
-    "tf.compat.v1.losses.softmax_cross_entropy": softmax_cross_entropy,
-    "tf.keras.losses.SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
-    "tf.keras.losses.CategoricalCrossentropy": CategoricalCrossentropy,
-}
-KERAS_APIS = ("tf.keras.losses.SparseCategoricalCrossentropy",
-              "tf.keras.losses.CategoricalCrossentropy")
+        def __repr__(self) -> str:
+            args = ", ".join(f"{k}={v!r}" for k, v in self._kw.items())
+            return f"{type(self).__name__}({args}, keras={self.keras!r})"
 
 
-def oracle_call(api: str, args: dict, init: dict | None = None, *, profile: str = "cpu",
-                keras: str = "keras2", upstream=None) -> Expectation:
-    """Evaluate one call given as data: the API id, its arguments, Keras constructor kwargs."""
-    if not isinstance(api, str) or api not in API_IDS:
-        raise S.OracleInputError(
-            f"api: {api!r} is not a known API id; choose one of {', '.join(API_IDS)}")
-    if not isinstance(args, dict):
-        raise S.OracleInputError("args: must be a mapping of argument names to values")
-    entry = API_IDS[api]
-    if api in KERAS_APIS:
-        _bind(entry, init or {}, "init")
-        fn = entry(**(init or {}), keras=keras)
-        _bind(fn.__call__, args, "args")
-    else:
-        if init:
-            raise S.OracleInputError(f"init: only the Keras APIs take constructor arguments, not "
-                                     f"{api}")
-        fn = entry
-        _bind(fn, args, "args")
-    return fn(**args, profile=profile, upstream=upstream)
+    class SparseCategoricalCrossentropy(_KerasLoss):
+        """``tf.keras.losses.SparseCategoricalCrossentropy`` (Keras 2 semantics unless
+        ``keras="keras3"``)."""
+
+        api = "tf.keras.losses.SparseCategoricalCrossentropy"
+        _name = "sparse_categorical_crossentropy"
+        _keys2 = ("reduction", "name", "from_logits", "ignore_class")
+        _keys3 = ("name", "reduction", "from_logits", "ignore_class")
+
+        def __init__(self, from_logits=False, ignore_class=None, reduction=_DEFAULT, axis=-1,
+                     name="sparse_categorical_crossentropy", dtype=None, *, keras="keras2"):
+            if reduction is _DEFAULT:
+                reduction = "auto" if keras == "keras2" else "sum_over_batch_size"
+            super().__init__(keras, from_logits=from_logits, ignore_class=ignore_class,
+                             reduction=reduction, axis=axis, name=name, dtype=dtype)
+
+        def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
+                     upstream=None) -> Expectation:
+            kw = self._kw
+            plan = S.plan_keras_sparse(y_true, y_pred, sample_weight, from_logits=kw["from_logits"],
+                                       ignore_class=kw["ignore_class"], reduction=kw["reduction"],
+                                       axis=kw["axis"], dtype=kw["dtype"], variant=self.keras,
+                                       profile=profile)
+            return _finish(self.api, profile, plan, upstream)
+
+
+    class CategoricalCrossentropy(_KerasLoss):
+        """``tf.keras.losses.CategoricalCrossentropy`` (Keras 2 semantics unless
+        ``keras="keras3"``)."""
+
+        api = "tf.keras.losses.CategoricalCrossentropy"
+        _name = "categorical_crossentropy"
+        _keys2 = ("reduction", "name", "from_logits", "label_smoothing", "axis")
+        _keys3 = ("name", "reduction", "from_logits", "label_smoothing", "axis")
+
+        def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction=_DEFAULT,
+                     name="categorical_crossentropy", dtype=None, *, keras="keras2"):
+            if reduction is _DEFAULT:
+                reduction = "auto" if keras == "keras2" else "sum_over_batch_size"
+            super().__init__(keras, from_logits=from_logits, label_smoothing=label_smoothing,
+                             axis=axis, reduction=reduction, name=name, dtype=dtype)
+
+        def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
+                     upstream=None) -> Expectation:
+            kw = self._kw
+            plan = S.plan_keras_dense(y_true, y_pred, sample_weight, from_logits=kw["from_logits"],
+                                      label_smoothing=kw["label_smoothing"],
+                                      reduction=kw["reduction"], axis=kw["axis"], dtype=kw["dtype"],
+                                      variant=self.keras, profile=profile)
+            return _finish(self.api, profile, plan, upstream)
+
+
+    tf = SimpleNamespace(
+        raw_ops=SimpleNamespace(
+            SparseSoftmaxCrossEntropyWithLogits=SparseSoftmaxCrossEntropyWithLogits,
+            SoftmaxCrossEntropyWithLogits=SoftmaxCrossEntropyWithLogits,
+        ),
+        nn=SimpleNamespace(
+            sparse_softmax_cross_entropy_with_logits=sparse_softmax_cross_entropy_with_logits,
+            softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits,
+        ),
+        compat=SimpleNamespace(v1=SimpleNamespace(losses=SimpleNamespace(
+            sparse_softmax_cross_entropy=sparse_softmax_cross_entropy,
+            softmax_cross_entropy=softmax_cross_entropy,
+        ))),
+        keras=SimpleNamespace(losses=SimpleNamespace(
+            SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
+            CategoricalCrossentropy=CategoricalCrossentropy,
+        )),
+    )
+
+    API_IDS: dict[str, object] = {
+        "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits": SparseSoftmaxCrossEntropyWithLogits,
+        "tf.raw_ops.SoftmaxCrossEntropyWithLogits": SoftmaxCrossEntropyWithLogits,
+        "tf.nn.sparse_softmax_cross_entropy_with_logits": sparse_softmax_cross_entropy_with_logits,
+        "tf.nn.softmax_cross_entropy_with_logits": softmax_cross_entropy_with_logits,
+        "tf.compat.v1.losses.sparse_softmax_cross_entropy": sparse_softmax_cross_entropy,
+        "tf.compat.v1.losses.softmax_cross_entropy": softmax_cross_entropy,
+        "tf.keras.losses.SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
+        "tf.keras.losses.CategoricalCrossentropy": CategoricalCrossentropy,
+    }
+    KERAS_APIS = ("tf.keras.losses.SparseCategoricalCrossentropy",
+                  "tf.keras.losses.CategoricalCrossentropy")
+
+
+    def oracle_call(api: str, args: dict, init: dict | None = None, *, profile: str = "cpu",
+                    keras: str = "keras2", upstream=None) -> Expectation:
+        """Evaluate one call given as data: the API id, its arguments, Keras constructor kwargs."""
+        if not isinstance(api, str) or api not in API_IDS:
+            raise S.OracleInputError(
+                f"api: {api!r} is not a known API id; choose one of {', '.join(API_IDS)}")
+        if not isinstance(args, dict):
+            raise S.OracleInputError("args: must be a mapping of argument names to values")
+        entry = API_IDS[api]
+        if api in KERAS_APIS:
+            _bind(entry, init or {}, "init")
+            fn = entry(**(init or {}), keras=keras)
+            _bind(fn.__call__, args, "args")
+        else:
+            if init:
+                raise S.OracleInputError("init: only the Keras APIs take constructor arguments, "
+                                         f"not {api}")
+            fn = entry
+            _bind(fn, args, "args")
+        return fn(**args, profile=profile, upstream=upstream)
+
+
+
+    return SimpleNamespace(tf=tf, API_IDS=API_IDS, oracle_call=oracle_call, tier=tier,
+                           SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
+                           CategoricalCrossentropy=CategoricalCrossentropy)
 
 
 def _bind(fn, kwargs: dict, what: str) -> None:
@@ -231,3 +241,19 @@ def _bind(fn, kwargs: dict, what: str) -> None:
                p.default is p.empty and p.name not in kwargs]
     if missing:
         raise S.OracleInputError(f"{what}: missing required argument {missing[0]!r}")
+
+
+KERAS_APIS = ("tf.keras.losses.SparseCategoricalCrossentropy",
+              "tf.keras.losses.CategoricalCrossentropy")
+EXACT = build(evaluate, "exact")
+tf = EXACT.tf
+API_IDS = EXACT.API_IDS
+oracle_call = EXACT.oracle_call
+SparseCategoricalCrossentropy = EXACT.SparseCategoricalCrossentropy
+CategoricalCrossentropy = EXACT.CategoricalCrossentropy
+SparseSoftmaxCrossEntropyWithLogits = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits
+SoftmaxCrossEntropyWithLogits = tf.raw_ops.SoftmaxCrossEntropyWithLogits
+sparse_softmax_cross_entropy_with_logits = tf.nn.sparse_softmax_cross_entropy_with_logits
+softmax_cross_entropy_with_logits = tf.nn.softmax_cross_entropy_with_logits
+sparse_softmax_cross_entropy = tf.compat.v1.losses.sparse_softmax_cross_entropy
+softmax_cross_entropy = tf.compat.v1.losses.softmax_cross_entropy

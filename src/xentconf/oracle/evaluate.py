@@ -56,7 +56,7 @@ def scale(form, g):
     if isinstance(form, LinLog):
         return LinLog.make(form.r * g, [(c * g, arg) for c, arg in form.terms.values()])
     if isinstance(form, SoftAff):
-        return SoftAff.make(form.r * g, form.c * g, form.part, form.j, form.minus_one)
+        return form.scaled(g)
     raise TypeError(form)
 
 

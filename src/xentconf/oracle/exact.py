@@ -230,13 +230,14 @@ class Partition:
     −inf, never become partitions: their outputs are NaN by TF's rules.
     """
 
-    __slots__ = ("d", "k", "key", "degenerate", "n_finite", "_cache")
+    __slots__ = ("d", "k", "key", "degenerate", "n_finite", "n_max", "_cache")
 
     def __init__(self, d: list):
         self.d = d
         self.k = next(j for j, v in enumerate(d) if v is not None and v == fzero)
         finite = [v for v in d if v is not None]
         self.n_finite = len(finite)
+        self.n_max = sum(1 for v in finite if v == fzero)  # tied maxima
         self.key = ("s", tuple(sorted(finite)))
         # all finite entries tied: p_j = 1/n exactly (rational), s = n
         self.degenerate = all(v == fzero for v in finite)
@@ -256,11 +257,12 @@ class Partition:
             fzero if v is None else (fone if v == fzero else mpf_exp(v, wp, round_nearest))
             for v in self.d
         ]
-        t = fzero
+        tau = fzero  # Σ e_j over the non-maximal entries
         for j, ej in enumerate(e):
-            if j != self.k:
-                t = mpf_add(t, ej, wp, round_nearest)
-        rel_t = _pow2(-wp, len(e) + 3)  # relative error bound of t
+            if self.d[j] is not None and self.d[j] != fzero:
+                tau = mpf_add(tau, ej, wp, round_nearest)
+        t = mpf_add(from_int(self.n_max - 1), tau, wp, round_nearest)  # Σ_{j≠k} e_j
+        rel_t = _pow2(-wp, len(e) + 3)  # relative error bound of t (and of tau)
         if t == fzero:
             log_s = Ball(fzero)
         else:
@@ -275,31 +277,36 @@ class Partition:
                 # d log(1+t) = dt/(1+t); |dt| ≤ rel_t·t and t/((1+t) log(1+t)) ≤ 1
                 rel = _rad_add(rel_t, _pow2(1 - wp))
             log_s = Ball(mid, _rel_rad(mid, rel))
-        out = (e, t, rel_t, log_s, wp)
+        out = (e, t, rel_t, log_s, wp, tau)
         self._cache[prec] = out
         return out
 
     def log_ball(self, prec: int) -> Ball:
         return self._at(prec)[3]
 
-    def p_ball(self, j: int, prec: int, minus_one: bool) -> Ball:
-        """Ball of ``p_j`` (or of ``p_j − 1`` computed as ``−t_j/s`` without cancellation)."""
-        e, t, rel_t, _log_s, wp = self._at(prec)
+    def p_ball(self, j: int, prec: int, anchored: bool) -> Ball:
+        """Ball of ``p_j``, or of ``p_j − 1/n`` for a maximal ``j`` (``anchored``).
+
+        For one of ``n`` tied maxima ``p_j = 1/(n + τ)`` with ``τ`` the sum over the other
+        entries, so ``p_j − 1/n = −τ/(n·s)``: computed this way it keeps its relative
+        accuracy even when ``τ`` is ``e^-1e30`` (no cancellation against ``1/n``).
+        """
+        e, t, rel_t, _log_s, wp, tau = self._at(prec)
         s = mpf_add(fone, t, wp, round_nearest)
         rel_s = _rad_add(rel_t, _pow2(-wp))
-        if minus_one:
-            num = fzero
-            for i, ei in enumerate(e):
-                if i != j:
-                    num = mpf_add(num, ei, wp, round_nearest)
-            rel_num = rel_t
-            num = mpf_neg(num)
-        else:
-            num = e[j]
-            exact = self.d[j] is None or self.d[j] == fzero
-            rel_num = fzero if exact else _pow2(1 - wp)
+        if anchored:
+            if tau == fzero:
+                return Ball(fzero)
+            num = mpf_neg(tau)
+            den = mpf_mul(s, from_int(self.n_max), wp, round_nearest)
+            rel = _rad_add(rel_t, rel_s, _pow2(2 - wp))
+            mid = mpf_div(num, den, wp, round_nearest)
+            return Ball(mid, _rel_rad(mid, rel))
+        num = e[j]
         if num == fzero:
             return Ball(fzero)
+        exact = self.d[j] is None or self.d[j] == fzero
+        rel_num = fzero if exact else _pow2(1 - wp)
         mid = mpf_div(num, s, wp, round_nearest)
         rel = _rad_add(rel_num, rel_s, _pow2(1 - wp))
         return Ball(mid, _rel_rad(mid, rel))
@@ -395,24 +402,40 @@ class LinLog:
 
 
 class SoftAff:
-    """``r + c·(p_j − [minus_one])`` for a softmax row ``p`` of a :class:`Partition`."""
+    """``r + c·(p_j − a)`` for a softmax row ``p`` of a :class:`Partition`.
 
-    __slots__ = ("r", "c", "part", "j", "minus_one")
+    The anchor ``a`` is the exact rational nearest to ``p_j`` in the worst case: ``1/n``
+    for one of ``n`` tied maxima (``anchored``), else 0 (then ``p_j < 1/2``). Writing the
+    value as a rational plus ``c·(p_j − a)`` keeps the transcendental part free of
+    cancellation, so a rational part on a rounding midpoint is decided however tiny the
+    deviation (logits ±1e30).
+    """
 
-    def __init__(self, r: Fraction, c: Fraction, part: Partition, j: int, minus_one: bool):
-        self.r, self.c, self.part, self.j, self.minus_one = r, c, part, j, minus_one
+    __slots__ = ("r", "c", "part", "j", "anchored")
+
+    def __init__(self, r: Fraction, c: Fraction, part: Partition, j: int, anchored: bool):
+        self.r, self.c, self.part, self.j, self.anchored = r, c, part, j, anchored
 
     @staticmethod
     def make(r: Fraction, c: Fraction, part: Partition, j: int, minus_one: bool):
+        """``r + c·(p_j − [minus_one])``."""
         if c == 0:
             return Const(r)
         if part.degenerate or part.d[j] is None:
             p = part.p_exact(j)
             return Const(r + c * (p - (1 if minus_one else 0)))
-        return SoftAff(r, c, part, j, minus_one)
+        offset = 1 if minus_one else 0
+        if part.d[j] == fzero:
+            return SoftAff(r + c * (Fraction(1, part.n_max) - offset), c, part, j, True)
+        return SoftAff(r - c * offset, c, part, j, False)
+
+    def scaled(self, g: Fraction):
+        if g == 0:
+            return Const(0)
+        return SoftAff(self.r * g, self.c * g, self.part, self.j, self.anchored)
 
     def ends(self, prec: int) -> tuple[tuple, tuple]:
-        t = self.part.p_ball(self.j, prec, self.minus_one).scaled(self.c, prec)
+        t = self.part.p_ball(self.j, prec, self.anchored).scaled(self.c, prec)
         return _r_plus_t_ends(self.r, t, prec)
 
 
