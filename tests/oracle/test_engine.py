@@ -232,3 +232,31 @@ def test_public_entries_match(profile):
     assert _same(a["loss"].rounded64, b["loss"].rounded64)
     assert _same(a["grad_logits"].rounded64, b["grad_logits"].rounded64)
     assert a["loss"].exact_strings(20) == b["loss"].exact_strings(20)
+
+
+def test_float64_midpoint_falls_back_through_the_double_double_path():
+    """A float64 output on a float64 midpoint plus e^-24576: dd cannot decide, exact can."""
+    a = 8192 + 2.0**-39
+    z = np.array([[-a, 16384.0]])
+    r = fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(z, np.array([0]))
+    assert r["loss"].rounded64[0] == 24576 + 2.0**-38
+    assert r.engine.fallbacks >= 1
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["none", "weighted_sum", "weighted_mean"]))
+def test_float64_outputs_agree(seed, reduction):
+    rng = np.random.default_rng(seed)
+    b, c = int(rng.integers(1, 20)), int(rng.integers(1, 12))
+    z = rng.standard_normal((b, c)) * rng.choice([1e-3, 1.0, 40.0, 1e4])
+    y = rng.integers(0, c, b)
+    w = rng.uniform(-1, 2, b)
+    a = exact_tf.compat.v1.losses.sparse_softmax_cross_entropy(y, z, w, reduction=reduction)
+    f = fast_tf.compat.v1.losses.sparse_softmax_cross_entropy(y, z, w, reduction=reduction)
+    for name, o in a.outputs.items():
+        assert _same(o.rounded64, f[name].rounded64), name
+    lab = rng.standard_normal((b, c))
+    a = exact_tf.raw_ops.SoftmaxCrossEntropyWithLogits(z, lab)
+    f = fast_tf.raw_ops.SoftmaxCrossEntropyWithLogits(z, lab)
+    for name, o in a.outputs.items():
+        assert _same(o.rounded64, f[name].rounded64), name

@@ -231,6 +231,151 @@ class _Rows:
         return bp, rad
 
 
+def certify_dd_f64(hi: np.ndarray, lo: np.ndarray, rad: np.ndarray):
+    """(rounded, ok) for float64 outputs of double-double values ``hi + lo ± rad``.
+
+    A normalised dd has ``|lo| ≤ ulp(hi)/2``, so the float64 rounding is ``hi`` exactly
+    when ``lo ± rad`` stays strictly inside the half-ulps around ``hi`` (the one below a
+    power of two is half as wide). Anything else — a tie, a straddle — is not certified.
+    """
+    hi = np.asarray(hi, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        special = ~np.isfinite(hi)
+        ahi = np.abs(hi)
+        up = np.spacing(ahi)
+        pow2 = (np.frexp(ahi)[0] == 0.5) & (ahi >= 2.0 ** -1021)
+        down = np.where(pow2, up / 2, up)
+        sgn = np.where(hi < 0, -1.0, 1.0)
+        w = rad * (1 + 2.0 ** -50) + 2.0 ** -1074 * (rad > 0)
+        dev_hi = sgn * lo + w
+        dev_lo = sgn * lo - w
+        shrink = 1 - 2.0 ** -50
+        ok = (dev_hi < up / 2 * shrink) & (dev_lo > -down / 2 * shrink) & (hi != 0)
+        ok |= (hi == 0) & (lo == 0) & (rad == 0)
+        ok |= special & (rad == 0)
+        ok &= np.isfinite(rad)
+    return np.where(ok, hi, np.nan), ok
+
+
+class _RowsDD:
+    """Double-double values and bounds of a block of logits rows (float64 outputs)."""
+
+    def __init__(self, x: np.ndarray):
+        from . import dd
+
+        self.dd = dd
+        with np.errstate(all="ignore"):
+            n, c = x.shape
+            self.n, self.c = n, c
+            finite = np.isfinite(x)
+            self.bad = np.isnan(x).any(axis=1) | (x == np.inf).any(axis=1) | \
+                ~finite.any(axis=1)
+            xm = np.where(finite, x, -np.inf)
+            self.k = np.argmax(xm, axis=1)
+            m = np.where(self.bad, 0.0, xm.max(axis=1))
+            dh, dl = two_sum(x, -m[:, None])
+            neg = x == -np.inf
+            self.dh = np.where(neg, -np.inf, np.where(self.bad[:, None], 0.0, dh))
+            self.dl = np.where(finite & ~self.bad[:, None], dl, 0.0)
+            eh, el, eerr = dd.dd_exp(self.dh, self.dl)
+            self.eh, self.el, self.eerr = eh, el, eerr
+            idx = np.arange(n)
+            kh, kl, ke = eh.copy(), el.copy(), eerr.copy()
+            kh[idx, self.k] = 0.0
+            kl[idx, self.k] = 0.0
+            ke[idx, self.k] = 0.0
+            th, tl, terr = dd.dd_sum(kh, kl)
+            self.th, self.tl = th, tl
+            self.t_rad = (terr + ke.sum(axis=1)) * 1.0001
+            lh, ll, lerr = dd.dd_log1p(th, tl)
+            self.lh, self.ll = lh, ll
+            self.log_rad = (lerr + self.t_rad / np.maximum(1 + th - self.t_rad, 1.0)) * 1.0001
+            sh, sl = dd.dd_add_d(th, tl, 1.0)
+            self.sh, self.sl = sh, sl
+            self.s_rad = (self.t_rad + dd.ADD_D_REL * sh) * 1.0001
+
+    def p(self):
+        dd = self.dd
+        with np.errstate(all="ignore"):
+            sh, sl = self.sh[:, None], self.sl[:, None]
+            ph, pl = dd.dd_div(self.eh, self.el, sh, sl)
+            rel_s = (self.s_rad / self.sh)[:, None]
+            rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + self.eerr / sh) * 1.0001
+        return ph, pl, rad
+
+    def sparse_loss(self, labels):
+        dd = self.dd
+        idx = np.arange(self.n)
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        ah, al = -self.dh[idx, lab], -self.dl[idx, lab]
+        with np.errstate(all="ignore"):
+            fin = np.isfinite(ah)
+            Lh, Ll = dd.dd_add(self.lh, self.ll, np.where(fin, ah, 0.0), np.where(fin, al, 0.0))
+            rad = (self.log_rad + dd.ADD_REL * np.abs(Lh)) * 1.0001
+            Lh = np.where(fin, Lh, np.inf)
+            Ll = np.where(fin, Ll, 0.0)
+            rad = np.where(fin, rad, 0.0)
+        return Lh, Ll, rad
+
+    def sparse_bp(self, labels):
+        dd = self.dd
+        idx = np.arange(self.n)
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        ph, pl, prad = self.p()
+        with np.errstate(all="ignore"):
+            eyh, eyl, eye = self.eh[idx, lab], self.el[idx, lab], self.eerr[idx, lab]
+            is_k = lab == self.k
+            oh, ol = dd.dd_sub(np.ones(self.n), np.zeros(self.n), eyh, eyl)  # 1 − e_y ≥ 0
+            nh, nl = dd.dd_add(oh, ol, self.th, self.tl)
+            n_rad = eye + self.t_rad + dd.ADD_REL * (np.abs(oh) + np.abs(nh))
+            nh = np.where(is_k, self.th, nh)
+            nl = np.where(is_k, self.tl, nl)
+            n_rad = np.where(is_k, self.t_rad, n_rad) * 1.0001
+            bh, bl = dd.dd_div(-nh, -nl, self.sh, self.sl)
+            b_rad = (np.abs(bh) * (dd.DIV_REL + self.s_rad / self.sh) + n_rad / self.sh) * 1.0001
+            ph[idx, lab], pl[idx, lab], prad[idx, lab] = bh, bl, b_rad
+        return ph, pl, prad
+
+    def dense_loss(self, y, xla: bool):
+        dd = self.dd
+        with np.errstate(all="ignore"):
+            fin_d = np.isfinite(self.dh)
+            ah, al = dd.dd_sub(np.broadcast_to(self.lh[:, None], self.dh.shape),
+                               np.broadcast_to(self.ll[:, None], self.dh.shape),
+                               np.where(fin_d, self.dh, 0.0), np.where(fin_d, self.dl, 0.0))
+            a_rad = self.log_rad[:, None] + dd.ADD_REL * np.abs(ah)
+            th, tl = dd.dd_mul_d(ah, al, y)
+            t_rad = np.abs(y) * a_rad + dd.MUL_D_REL * np.abs(th)
+            # IEEE specials from the float64 view: y·(+inf) for −inf logits, NaN labels
+            special = np.where(fin_d, y * 0.0, y * np.inf)
+            if xla:
+                special = np.where(y == 0, 0.0, special)
+            th = np.where(fin_d, th, 0.0)
+            tl = np.where(fin_d, tl, 0.0)
+            t_rad = np.where(fin_d, t_rad, 0.0)
+            Lh, Ll, serr = dd.dd_sum(th, tl)
+            rad = (t_rad.sum(axis=1) + serr) * 1.0001
+            sp = special.sum(axis=1)  # NaN, ±inf or 0 by IEEE rules
+            Lh = np.where(sp != 0, sp, np.where(np.isnan(sp), np.nan, Lh))
+            Ll = np.where(np.isfinite(Lh), Ll, 0.0)
+            rad = np.where(np.isfinite(Lh), rad, 0.0)
+            big = (np.abs(th) > 1e300).any(axis=1) | ~np.isfinite(y).all(axis=1)
+            rad = np.where(big, np.inf, rad)
+        return Lh, Ll, rad
+
+    def dense_bp(self, y):
+        dd = self.dd
+        ph, pl, prad = self.p()
+        with np.errstate(all="ignore"):
+            bh, bl = dd.dd_sub(ph, pl, y, np.zeros_like(y))
+            rad = (prad + dd.ADD_REL * np.abs(bh)) * 1.0001
+            fin = np.isfinite(y)
+            bh = np.where(fin, bh, -y)
+            bl = np.where(fin, bl, 0.0)
+            rad = np.where(fin, rad, 0.0)
+        return bh, bl, rad
+
+
 class _ProbRows:
     """Float64 values and bounds of a block of Keras probability rows."""
 
@@ -354,6 +499,16 @@ def _frac_to_float(v) -> tuple[float, float]:
     return f, abs(f) * U
 
 
+def _frac_to_dd(v) -> tuple[float, float]:
+    """A double-double (hi, lo) with |hi + lo − v| ≤ 2**-106·|v| (exact when dyadic)."""
+    if isinstance(v, float):
+        return v, 0.0
+    hi = float(v)
+    if not math.isfinite(hi):
+        return hi, 0.0
+    return hi, float(v - Fraction(hi))
+
+
 class Engine:
     """Carries out one plan in the vectorized tier."""
 
@@ -418,8 +573,152 @@ class Engine:
         self._loss_rows = (L, R)
         return self._loss_rows
 
+    # ------------------------------------------------------------- float64 (dd) path
+
+    def dd_supported(self) -> bool:
+        rows = self.plan.rows
+        return rows.kind in ("sparse", "dense") and not rows.smoothing
+
+    def _row_values_dd(self):
+        if getattr(self, "_dd_rows", None) is not None:
+            return self._dd_rows
+        rows = self.plan.rows
+        n, c = rows.n, rows.c
+        Lh, Ll, R = np.zeros(n), np.zeros(n), np.zeros(n)
+        if c:
+            step = _block_rows(n, 2 * c)
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                blk = _RowsDD(rows.x[lo:hi])
+                if rows.kind == "sparse":
+                    h, l_, r = blk.sparse_loss(rows.labels[lo:hi])
+                else:
+                    h, l_, r = blk.dense_loss(rows.y[lo:hi].astype(np.float64),
+                                              rows.xla_zero_labels)
+                bad = blk.bad | rows.nan_rows[lo:hi]
+                ign = rows.ignored[lo:hi]
+                Lh[lo:hi] = np.where(ign, 0.0, np.where(bad, np.nan, h))
+                Ll[lo:hi] = np.where(ign | bad, 0.0, l_)
+                R[lo:hi] = np.where(ign | bad, 0.0, r)
+        self._dd_rows = (Lh, Ll, R)
+        return self._dd_rows
+
+    def loss_dd(self) -> np.ndarray:
+        from . import dd
+
+        red = self.plan.reduction
+        Lh, Ll, R = self._row_values_dd()
+        idx = red.index
+        cs = [_frac_to_dd(v) for v in red.coef]
+        ch = np.array([a for a, _ in cs], dtype=np.float64)
+        cl = np.array([b for _, b in cs], dtype=np.float64)
+        with np.errstate(all="ignore"):
+            vh, vl = dd.dd_mul(ch, cl, Lh[idx], Ll[idx]) if idx.size else (np.zeros(0),) * 2
+            vr = (np.abs(ch) * R[idx] + dd.MUL_REL * np.abs(vh)) * 1.0001 if idx.size \
+                else np.zeros(0)
+            spec = ch * Lh[idx] if idx.size else np.zeros(0)  # IEEE specials (0·inf, NaN)
+            nonfin = ~np.isfinite(spec)
+            vh = np.where(nonfin, spec, vh)
+            vl = np.where(nonfin, 0.0, vl)
+            vr = np.where(nonfin, 0.0, vr)
+        if red.kind == "none":
+            rounded, ok = certify_dd_f64(vh, vl, vr)
+            out = np.where(ok, rounded, 0.0)
+            if not ok.all():
+                self._fallback_loss_elements(out, np.flatnonzero(~ok))
+            return out.reshape(red.shape)
+        denom = red.denom if red.kind == "div" else None
+        if denom is not None and not isinstance(denom, float) and denom == 0:
+            return np.array(np.nan if red.zero_denominator == "nan" else 0.0).reshape(())
+        if nonfin.any() or isinstance(denom, float):
+            return self._exact_loss_scalar()
+        with np.errstate(all="ignore"):
+            sh, sl, serr = dd.dd_sum(vh, vl)
+            srad = (vr.sum() + serr) * 1.0001
+            if denom is not None:
+                dh, dl = _frac_to_dd(denom)
+                rh, rl = dd.dd_div(sh, sl, dh, dl)
+                rrad = (srad / abs(dh) + abs(rh) * (dd.DIV_REL + 2.0 ** -104)) * 1.0001
+            else:
+                rh, rl, rrad = sh, sl, srad
+        rounded, ok = certify_dd_f64(np.array([rh]), np.array([rl]), np.array([rrad]))
+        if not ok[0]:
+            return self._exact_loss_scalar()
+        return rounded.reshape(())
+
+    def grad_rows_dd(self, with_gamma: bool) -> np.ndarray:
+        from . import dd
+
+        rows = self.plan.rows
+        n, c = rows.n, rows.c
+        out = np.zeros((n, c))
+        if c == 0 or n == 0:
+            return out
+        if with_gamma:
+            try:
+                exact = self._gamma_fractions()
+            except _Fallback:
+                self.fallbacks += n * c
+                return self._rows_from_exact("grad_logits")
+            gs = [_frac_to_dd(v) for v in exact]
+            gh = np.array([a for a, _ in gs])
+            gl = np.array([b for _, b in gs])
+        else:
+            gh, gl = np.ones(n), np.zeros(n)
+        step = _block_rows(n, 2 * c)
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            blk = _RowsDD(rows.x[lo:hi])
+            if rows.kind == "sparse":
+                bh, bl, br = blk.sparse_bp(rows.labels[lo:hi])
+            else:
+                bh, bl, br = blk.dense_bp(rows.y[lo:hi].astype(np.float64))
+            g_h, g_l = gh[lo:hi, None], gl[lo:hi, None]
+            with np.errstate(all="ignore"):
+                vh, vl = dd.dd_mul(np.broadcast_to(g_h, bh.shape), np.broadcast_to(g_l, bh.shape),
+                                   bh, bl)
+                vr = (np.abs(g_h) * br + dd.MUL_REL * np.abs(vh)) * 1.0001
+                spec = g_h * bh
+                nonfin = ~np.isfinite(spec)
+                vh = np.where(nonfin, spec, vh)
+                vl = np.where(nonfin, 0.0, vl)
+                vr = np.where(nonfin, 0.0, vr)
+            bad = (blk.bad | rows.nan_rows[lo:hi])[:, None]
+            ign = rows.ignored[lo:hi, None]
+            vh = np.where(ign, 0.0, np.where(bad, np.nan, vh))
+            vl = np.where(ign | bad, 0.0, vl)
+            vr = np.where(ign | bad, 0.0, vr)
+            rounded, ok = certify_dd_f64(vh, vl, vr)
+            rounded = np.where(ok, rounded, 0.0)
+            if not ok.all():
+                self._fallback_grad(rounded, ok, lo, gam_exact=with_gamma, fmt=F64)
+            out[lo:hi] = rounded
+        return out
+
+    def _gamma_fractions(self) -> list:
+        from .evaluate import _upstream_fracs
+
+        red = self.plan.reduction
+        ups = _upstream_fracs(self.upstream, red.shape)
+        denom = red.denom if red.kind == "div" else None
+        exact: list = [Fraction(0)] * self.plan.rows.n
+        zero_den = denom is not None and not isinstance(denom, float) and denom == 0
+        for i, (r, g) in enumerate(zip(red.index.tolist(), red.coef)):
+            u = ups[i] if red.kind == "none" else ups[0]
+            if isinstance(u, float) or isinstance(g, float) or isinstance(denom, float):
+                raise _Fallback
+            t = u * g
+            if denom is not None:
+                t = Fraction(0) if zero_den else t / denom
+            exact[r] += t
+        return exact
+
+    # ------------------------------------------------------------- float32 and narrower
+
     def loss(self) -> np.ndarray:
         plan = self.plan
+        if plan.loss_format is F64:
+            return self.loss_dd()
         red = plan.reduction
         fmt = plan.loss_format
         L, R = self._row_values()
@@ -508,6 +807,8 @@ class Engine:
         plan = self.plan
         rows = plan.rows
         fmt = plan.grad_format if with_gamma else plan.loss_format
+        if fmt is F64:
+            return self.grad_rows_dd(with_gamma)
         n, c = rows.n, rows.c
         out = np.zeros((n, c))
         if c == 0 or n == 0:
@@ -601,7 +902,8 @@ def evaluate_fast(plan: Plan, upstream=None) -> Expectation:
     """Carry out ``plan`` in the vectorized tier (falls back per element to the exact tier)."""
     eng = Engine(plan, upstream)
     exact = _exact_evaluate(plan, upstream)  # lazy: nothing is computed until asked
-    if not eng.supported or plan.loss_format is F64 or plan.grad_format is F64:
+    uses_f64 = plan.loss_format is F64 or plan.grad_format is F64
+    if not eng.supported or (uses_f64 and not eng.dd_supported()):
         exact.notes.append("vectorized tier: evaluated by the exact tier")
         return exact
     bud = _budgets.Budgets(plan, _upstream_list(plan, upstream))
