@@ -191,10 +191,16 @@ class _RowStats:
 class Budgets:
     """Budget arrays of a plan's outputs (without the final half-ulp rounding)."""
 
-    def __init__(self, plan: Plan, upstream: list):
+    def __init__(self, plan: Plan, upstream):
         self.plan = plan
-        self.up = np.array([_ffloat(u) for u in upstream], dtype=np.float64)
+        self._up = upstream  # a float64 array, or a function returning one
         self._stats = None
+
+    @property
+    def up(self) -> np.ndarray:
+        if callable(self._up):
+            self._up = self._up()
+        return np.asarray(self._up, dtype=np.float64)
 
     @property
     def stats(self) -> _RowStats:
@@ -234,7 +240,7 @@ class Budgets:
         ign = plan.rows.ignored
         a_pre, a_row, e_row = (np.where(ign, 0.0, v) for v in (a_pre, a_row, e_row))
         idx = red.index
-        w = np.array([_ffloat(c) for c in red.coef], dtype=np.float64)
+        w = red.floats()[0]
         aw = np.abs(w)
         with np.errstate(all="ignore"):
             L = np.where(ign, 0.0, st.logs + st.dy) if plan.rows.kind in (
@@ -246,7 +252,7 @@ class Budgets:
             stored = np.abs(L) if plan.precision.inter is not None else 0.0
             inter_el = (stored + sm_loss)[idx] * aw if idx.size else np.zeros(0)
             if red.kind == "none":
-                exact_one = np.array([c == 1 for c in red.coef], dtype=bool)
+                exact_one = red.exactly_one()
                 parts = {"pre": aw * a_pre[idx], "row": aw * a_row[idx],
                          "red": np.where(exact_one, 0.0, np.abs(v)), "E": aw * e_row[idx],
                          "inter": inter_el}
@@ -280,7 +286,7 @@ class Budgets:
         red = self.plan.reduction
         n = self.plan.rows.n
         gam = np.zeros(n)
-        w = np.array([_ffloat(c) for c in red.coef], dtype=np.float64)
+        w = red.floats()[0]
         if red.kind == "none":
             u = self.up
         else:

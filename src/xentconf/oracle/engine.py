@@ -609,9 +609,12 @@ class Engine:
         red = self.plan.reduction
         Lh, Ll, R = self._row_values_dd()
         idx = red.index
-        cs = [_frac_to_dd(v) for v in red.coef]
-        ch = np.array([a for a, _ in cs], dtype=np.float64)
-        cl = np.array([b for _, b in cs], dtype=np.float64)
+        if isinstance(red.coef, np.ndarray):
+            ch, cl = red.coef, np.zeros(red.coef.shape)
+        else:
+            cs = [_frac_to_dd(v) for v in red.coef]
+            ch = np.array([a for a, _ in cs], dtype=np.float64)
+            cl = np.array([b for _, b in cs], dtype=np.float64)
         with np.errstate(all="ignore"):
             vh, vl = dd.dd_mul(ch, cl, Lh[idx], Ll[idx]) if idx.size else (np.zeros(0),) * 2
             vr = (np.abs(ch) * R[idx] + dd.MUL_REL * np.abs(vh)) * 1.0001 if idx.size \
@@ -660,9 +663,14 @@ class Engine:
             except _Fallback:
                 self.fallbacks += n * c
                 return self._rows_from_exact("grad_logits")
-            gs = [_frac_to_dd(v) for v in exact]
-            gh = np.array([a for a, _ in gs])
-            gl = np.array([b for _, b in gs])
+            if exact is None:  # identity weighting with float coefficients: γ = u·c exactly
+                red = self.plan.reduction
+                u = self._upstream_floats().ravel()
+                gh, gl = dd.two_prod(u, red.coef)
+            else:
+                gs = [_frac_to_dd(v) for v in exact]
+                gh = np.array([a for a, _ in gs])
+                gl = np.array([b for _, b in gs])
         else:
             gh, gl = np.ones(n), np.zeros(n)
         step = _block_rows(n, 2 * c)
@@ -695,10 +703,22 @@ class Engine:
             out[lo:hi] = rounded
         return out
 
-    def _gamma_fractions(self) -> list:
+    def _gamma_fractions(self) -> list | None:
+        """Exact γ per row, or None when γ = upstream·coefficient elementwise (identity
+        weighting with float coefficients): then two_prod gives it exactly."""
         from .evaluate import _upstream_fracs
 
         red = self.plan.reduction
+        idx = red.index
+        if red.kind == "none" and isinstance(red.coef, np.ndarray) and \
+                idx.size == self.plan.rows.n and np.array_equal(idx, np.arange(idx.size)):
+            u = self._upstream_floats().ravel()
+            au, ac = np.abs(u), np.abs(red.coef)
+            with np.errstate(all="ignore"):
+                # two_prod is exact for products in [2**-968, 2**1000) and for zero factors
+                fits = (au == 0) | (ac == 0) | ((au * ac >= 2.0 ** -900) & (au * ac < 2.0 ** 1000))
+            if np.isfinite(u).all() and np.isfinite(red.coef).all() and fits.all():
+                return None
         ups = _upstream_fracs(self.upstream, red.shape)
         denom = red.denom if red.kind == "div" else None
         exact: list = [Fraction(0)] * self.plan.rows.n
@@ -722,9 +742,7 @@ class Engine:
         red = plan.reduction
         fmt = plan.loss_format
         L, R = self._row_values()
-        coef = [_frac_to_float(v) for v in red.coef]
-        cw = np.array([v for v, _ in coef], dtype=np.float64)
-        cr = np.array([r for _, r in coef], dtype=np.float64)
+        cw, cr = red.floats()
         idx = red.index
         with np.errstate(all="ignore"):
             vals = cw * L[idx] if idx.size else np.zeros(0)
@@ -732,7 +750,7 @@ class Engine:
                 else np.zeros(0)
             vr = np.where(np.isfinite(vals), vr, 0.0)
         if red.kind == "none":
-            exact_one = np.array([v == 1 for v in red.coef], dtype=bool)
+            exact_one = red.exactly_one()
             vr = np.where(exact_one, R[idx] if idx.size else vr, vr)
             rounded, ok = certify_ball(vals, vr, fmt)
             out = rounded.copy()
@@ -777,30 +795,89 @@ class Engine:
         fmt = self.plan.loss_format
         for i in where.tolist():
             r = int(red.index[i])
-            form = scale(row_exact(self.plan.rows, r).loss, red.coef[i])
+            form = scale(row_exact(self.plan.rows, r).loss, red.fractions()[i])
             out[i] = _certify_exact(form, fmt)
             self.fallbacks += 1
 
+    def _upstream_floats(self) -> np.ndarray:
+        red = self.plan.reduction
+        if self.upstream is None:
+            return np.ones(red.shape)
+        arr = np.asarray(self.upstream)
+        if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
+            from .semantics import OracleInputError
+
+            raise OracleInputError(f"upstream: must be numeric, got dtype {arr.dtype}")
+        try:
+            return np.broadcast_to(arr.astype(np.float64), red.shape)
+        except ValueError:
+            from .semantics import OracleInputError
+
+            raise OracleInputError(f"upstream: shape {tuple(arr.shape)} does not match the "
+                                   f"output shape {tuple(red.shape)}") from None
+
     def _gammas(self):
-        """(γ_r, rad) float64 per row: ∂(Σ upstream·loss)/∂L_r."""
+        """(γ_r, rad) float64 per row: ∂(Σ upstream·loss)/∂L_r, with an error bound."""
+        red = self.plan.reduction
+        n = self.plan.rows.n
+        cv, cr = red.floats()
+        up = self._upstream_floats().ravel()
+        denom = red.denom if red.kind == "div" else None
+        if isinstance(denom, float) or not np.isfinite(cv).all() or not np.isfinite(up).all():
+            raise _Fallback  # special coefficients: the exact tier applies IEEE rules
+        u = up if red.kind == "none" else np.full(cv.shape, up[0] if up.size else 1.0)
+        with np.errstate(all="ignore"):
+            t = u * cv
+            rad = np.abs(t) * U + np.abs(u) * cr
+            if denom is not None:
+                if denom == 0:
+                    t, rad = np.zeros_like(t), np.zeros_like(t)
+                else:
+                    dv, dr = _frac_to_float(denom)
+                    t = t / dv
+                    rad = rad / abs(dv) + np.abs(t) * (U + dr / abs(dv))
+            gam = np.zeros(n)
+            grad = np.zeros(n)
+            np.add.at(gam, red.index, t)
+            np.add.at(grad, red.index, rad + np.abs(t) * U * 2)
+            counts = np.bincount(red.index, minlength=n)
+            grad += np.abs(gam) * U * np.maximum(counts - 1, 0)
+        return gam, grad * 1.0001
+
+    def _gamma_exact(self, rows_needed) -> dict:
+        """Exact γ_r (Fractions) for the given rows."""
         from .evaluate import _upstream_fracs
 
         red = self.plan.reduction
-        n = self.plan.rows.n
-        ups = _upstream_fracs(self.upstream, red.shape)
         denom = red.denom if red.kind == "div" else None
-        exact: list = [Fraction(0)] * n
         zero_den = denom is not None and not isinstance(denom, float) and denom == 0
-        for i, (r, g) in enumerate(zip(red.index.tolist(), red.coef)):
-            u = ups[i] if red.kind == "none" else ups[0]
+        need = set(int(r) for r in rows_needed)
+        ups = None
+        fr = None
+        out: dict = {}
+        idx = red.index
+        if red.kind == "none" and idx.size == self.plan.rows.n and \
+                np.array_equal(idx, np.arange(idx.size)):
+            cand = sorted(need)  # identity weighting: element i is row i
+        else:
+            cand = np.flatnonzero(np.isin(idx, list(need))).tolist()
+        up_arr = self._upstream_floats().ravel()
+        if fr is None:
+            fr = red.fractions() if not isinstance(red.coef, np.ndarray) else None
+        for i in cand:
+            r = int(idx[i])
+            g = fr[i] if fr is not None else Fraction(float(red.coef[i]))
+            uu = up_arr[i] if red.kind == "none" else (up_arr[0] if up_arr.size else 1.0)
+            u = Fraction(float(uu)) if math.isfinite(uu) else float(uu)
             if isinstance(u, float) or isinstance(g, float) or isinstance(denom, float):
-                raise _Fallback  # special coefficients: leave them to the exact tier
+                if ups is None:
+                    ups = _upstream_fracs(self.upstream, red.shape)
+                raise _Fallback
             t = u * g
             if denom is not None:
                 t = Fraction(0) if zero_den else t / denom
-            exact[r] += t
-        vals = [_frac_to_float(v) for v in exact]
-        return (np.array([v for v, _ in vals]), np.array([r for _, r in vals]))
+            out[r] = out.get(r, Fraction(0)) + t
+        return out
 
     def grad_rows(self, with_gamma: bool) -> np.ndarray:
         """Certified gradient (or backprop) rows [N, C] in the grad/loss format."""
@@ -852,22 +929,10 @@ class Engine:
         return v.reshape(plan.rows.n, plan.rows.c)
 
     def _fallback_grad(self, rounded, ok, lo, *, gam_exact: bool, fmt: Format) -> None:
-        from .evaluate import _upstream_fracs
-
         plan = self.plan
-        red = plan.reduction
-        if gam_exact:
-            ups = _upstream_fracs(self.upstream, red.shape)
-            denom = red.denom if red.kind == "div" else None
-            gam: dict = {}
-            zero_den = denom is not None and not isinstance(denom, float) and denom == 0
-            for i, (r, g) in enumerate(zip(red.index.tolist(), red.coef)):
-                u = ups[i] if red.kind == "none" else ups[0]
-                t = u * g
-                if denom is not None:
-                    t = Fraction(0) if zero_den else t / denom
-                gam[r] = gam.get(r, Fraction(0)) + t
-        for bi, j in zip(*np.nonzero(~ok)):
+        bis, js = np.nonzero(~ok)
+        gam = self._gamma_exact({lo + int(b) for b in bis}) if gam_exact else {}
+        for bi, j in zip(bis, js):
             r = lo + int(bi)
             g = gam.get(r, Fraction(0)) if gam_exact else Fraction(1)
             form = row_exact(plan.rows, r).grad(g)[int(j)]
@@ -906,7 +971,7 @@ def evaluate_fast(plan: Plan, upstream=None) -> Expectation:
     if not eng.supported or (uses_f64 and not eng.dd_supported()):
         exact.notes.append("vectorized tier: evaluated by the exact tier")
         return exact
-    bud = _budgets.Budgets(plan, _upstream_list(plan, upstream))
+    bud = _budgets.Budgets(plan, lambda: eng._upstream_floats().ravel())
     outs = {}
     e_loss = exact.outputs["loss"]
     outs["loss"] = FastOutput("loss", plan.loss_format, e_loss.shape,

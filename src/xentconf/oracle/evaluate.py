@@ -356,8 +356,8 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
 
     def loss_forms():
         if red.kind == "none":
-            return [scale(row(int(r)).loss, g) for r, g in zip(red.index, red.coef)]
-        pairs = [(g, row(int(r)).loss) for r, g in zip(red.index, red.coef)]
+            return [scale(row(int(r)).loss, g) for r, g in zip(red.index, red.fractions())]
+        pairs = [(g, row(int(r)).loss) for r, g in zip(red.index, red.fractions())]
         denom = red.denom if red.kind == "div" else None
         if red.kind == "div" and denom is not None and not isinstance(denom, float) and denom == 0:
             if red.zero_denominator == "nan":
@@ -373,7 +373,7 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
         gam: list = [Fraction(0)] * rows.n
         denom = red.denom if red.kind == "div" else None
         zero_den = denom is not None and not isinstance(denom, float) and denom == 0
-        for i, (r, g) in enumerate(zip(red.index.tolist(), red.coef)):
+        for i, (r, g) in enumerate(zip(red.index.tolist(), red.fractions())):
             u = ups[i] if red.kind == "none" else ups[0]
             t = _fmul(u, g)
             if denom is not None:
@@ -404,7 +404,7 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
             arr = np.transpose(arr, inv)
         return list(arr.reshape(plan.grad_shape).ravel())
 
-    bud = _budgets.Budgets(plan, ups)
+    bud = _budgets.Budgets(plan, lambda: np.array([float(u) for u in ups]))
     outputs = {
         "loss": OutputExpectation("loss", plan.loss_format, loss_shape, loss_forms,
                                   bud.loss),

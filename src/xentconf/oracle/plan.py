@@ -10,6 +10,7 @@ arithmetic on a plan. So the semantics exist once, and both tiers share them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -79,11 +80,38 @@ class Reduction:
 
     kind: str
     index: np.ndarray  # int64 [M]
-    coef: list  # M exact coefficients
+    coef: list | np.ndarray  # M exact coefficients: Fractions/special floats, or float64
     shape: tuple  # output shape
     denom: Fraction | float | None = None
     zero_denominator: str = "zero"
     denom_from_weights: bool = False  # the denominator is a sum of weights (error budget)
+
+    def fractions(self) -> list:
+        """The coefficients as exact Fractions (special floats kept as floats)."""
+        if isinstance(self.coef, np.ndarray):
+            self.coef = [v if not math.isfinite(v) else Fraction(v)
+                         for v in self.coef.tolist()]
+            self._floats = None
+        return self.coef
+
+    def floats(self) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 values, absolute error bounds) of the coefficients (vectorized)."""
+        cached = getattr(self, "_floats", None)
+        if cached is not None:
+            return cached
+        if isinstance(self.coef, np.ndarray):
+            out = (self.coef, np.zeros(self.coef.shape))
+        else:
+            vals = np.array([float(v) for v in self.coef], dtype=np.float64)
+            exact = np.array([isinstance(v, float) or Fraction(float(v)) == v
+                              for v in self.coef], dtype=bool)
+            out = (vals, np.where(exact, 0.0, np.abs(vals) * 2.0 ** -53))
+        self._floats = out
+        return out
+
+    def exactly_one(self) -> np.ndarray:
+        vals, rad = self.floats()
+        return (vals == 1.0) & (rad == 0)
 
 
 @dataclass(frozen=True)

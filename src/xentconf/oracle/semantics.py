@@ -187,7 +187,7 @@ def _dtype_attr_error(features: np.ndarray, labels: np.ndarray | None) -> Raises
 
 
 def _identity_reduction(n: int, shape: tuple) -> Reduction:
-    return Reduction("none", np.arange(n, dtype=np.int64), [Fraction(1)] * n, tuple(shape))
+    return Reduction("none", np.arange(n, dtype=np.int64), np.ones(n), tuple(shape))
 
 
 def _nn_sparse_precision(fmt: Format) -> Precision:
@@ -424,7 +424,7 @@ def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
     wb = np.broadcast_to(_as_float64(w) if w.dtype.kind == "f" or w.dtype.name == "bfloat16"
                          else w.astype(np.float64), loss_shape)
     n = int(np.prod(loss_shape, dtype=np.int64))
-    coef = [_frac(v) for v in wb.ravel().tolist()]
+    coef = np.ascontiguousarray(wb, dtype=np.float64).ravel()  # exact float weights
     index = np.arange(n, dtype=np.int64)
     red = {"none": "none", "weighted_sum": "sum"}.get(reduction, "div")
     denom = None
@@ -432,10 +432,10 @@ def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
     if reduction == "weighted_sum_over_batch_size":
         denom = Fraction(n)
     elif reduction == "weighted_mean":
-        denom = _exact_sum(coef)
+        denom = _exact_sum([_frac(v) for v in coef.tolist()])
         from_w = True
     elif reduction == "weighted_sum_by_nonzero_weights":
-        denom = Fraction(sum(1 for v in coef if not (v == 0)))
+        denom = Fraction(int(np.count_nonzero(coef != 0)))
     plan.reduction = Reduction(red, index, coef, loss_shape if red == "none" else (),
                                denom=denom, denom_from_weights=from_w)
     # compat.v1 casts losses and weights to float32 and reduces there (§5.2 (3)); the
