@@ -260,3 +260,15 @@ def test_float64_outputs_agree(seed, reduction):
     f = fast_tf.raw_ops.SoftmaxCrossEntropyWithLogits(z, lab)
     for name, o in a.outputs.items():
         assert _same(o.rounded64, f[name].rounded64), name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_large_c_agrees(dtype):
+    """C = 256,000 (two rows: a dominant label and a random one)."""
+    rng = np.random.default_rng(11)
+    z = (rng.standard_normal((2, 256_000)) * 3).astype(DT[dtype])
+    z[0, 7] += 40
+    y = np.array([7, 123_456])
+    a = exact_tf.nn.sparse_softmax_cross_entropy_with_logits(y, z)
+    f = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, z)
+    assert _same(a["loss"].rounded64, f["loss"].rounded64)
