@@ -233,7 +233,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         # argparse exits for --help, --version (0) and usage errors (2); return instead.
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    return int(args._run(args))
+    try:
+        return int(args._run(args))
+    except BrokenPipeError:
+        # the reader went away (`xentconf oracle case.json | head`): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
