@@ -130,24 +130,34 @@ def two_sum(a, b):
 # --------------------------------------------------------------------------- rows
 
 
+def _shift_rows(x: np.ndarray):
+    """TF's per-row rules and the exact shift: (bad, k, d, d_lo, finite, neg).
+
+    ``bad`` rows (a NaN, a +inf, or no finite logit) are NaN by TF's rules; ``k`` is a
+    maximum; ``d + d_lo = x − max x`` exactly (``two_sum``), ``d = −inf`` for −inf logits.
+    """
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(x)
+        bad = np.isnan(x).any(axis=1) | (x == np.inf).any(axis=1) | ~finite.any(axis=1)
+        xm = np.where(finite, x, -np.inf)
+        k = np.argmax(xm, axis=1)
+        m = np.where(bad, 0.0, xm.max(axis=1))
+        d, dlo = two_sum(x, -m[:, None])
+        neg = x == -np.inf
+        d = np.where(neg, -np.inf, np.where(bad[:, None], 0.0, d))
+        dlo = np.where(finite & ~bad[:, None], dlo, 0.0)
+    return bad, k, d, dlo, finite, neg
+
+
 class _Rows:
     """Float64 values and bounds of a block of logits rows (sparse or dense)."""
 
     def __init__(self, x: np.ndarray):
+        n, c = x.shape
+        self.n, self.c = n, c
+        self.bad, self.k, d, dlo, finite, neg = _shift_rows(x)
+        self.d, self.dlo = d, dlo
         with np.errstate(all="ignore"):
-            n, c = x.shape
-            self.n, self.c = n, c
-            finite = np.isfinite(x)
-            self.bad = np.isnan(x).any(axis=1) | (x == np.inf).any(axis=1) | \
-                ~finite.any(axis=1)
-            xm = np.where(finite, x, -np.inf)
-            self.k = np.argmax(xm, axis=1)
-            m = np.where(self.bad, 0.0, xm.max(axis=1))
-            d, dlo = two_sum(x, -m[:, None])
-            neg = x == -np.inf
-            d = np.where(neg, -np.inf, d)
-            dlo = np.where(finite, dlo, 0.0)
-            self.d, self.dlo = d, dlo
             e = np.exp(d)
             self.e = e
             rel_e = C_FN + np.abs(dlo) * 1.0001
@@ -264,19 +274,10 @@ class _RowsDD:
         from . import dd
 
         self.dd = dd
+        n, c = x.shape
+        self.n, self.c = n, c
+        self.bad, self.k, self.dh, self.dl, _finite, _neg = _shift_rows(x)
         with np.errstate(all="ignore"):
-            n, c = x.shape
-            self.n, self.c = n, c
-            finite = np.isfinite(x)
-            self.bad = np.isnan(x).any(axis=1) | (x == np.inf).any(axis=1) | \
-                ~finite.any(axis=1)
-            xm = np.where(finite, x, -np.inf)
-            self.k = np.argmax(xm, axis=1)
-            m = np.where(self.bad, 0.0, xm.max(axis=1))
-            dh, dl = two_sum(x, -m[:, None])
-            neg = x == -np.inf
-            self.dh = np.where(neg, -np.inf, np.where(self.bad[:, None], 0.0, dh))
-            self.dl = np.where(finite & ~self.bad[:, None], dl, 0.0)
             eh, el, eerr = dd.dd_exp(self.dh, self.dl)
             self.eh, self.el, self.eerr = eh, el, eerr
             idx = np.arange(n)
