@@ -59,6 +59,13 @@ for _name in TARGET_INSTALLS:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the exact-tier benchmark."""
+    """Run the exact tier's benchmark (arguments go to benchmarks/bench_exact.py)."""
     session.install(".")
     session.run("python", "benchmarks/bench_exact.py", *session.posargs)
+
+
+@nox.session(name="bench-engine")
+def bench_engine(session: nox.Session) -> None:
+    """Run the engine's benchmark against torch with one thread (bench_engine.py)."""
+    session.install(".", "torch==2.13.0")
+    session.run("python", "benchmarks/bench_engine.py", *session.posargs)

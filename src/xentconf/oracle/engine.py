@@ -169,8 +169,10 @@ class _Rows:
             t, lev = pairwise_sum(ek)
             self.levels = lev
             self.t = t
-            rel_t = (rel_e.max(axis=1) if c else np.zeros(n)) + lev * U * 1.0001
-            self.t_rad = t * rel_t + c * ETA
+            # each term's error weighted by the term (an underflowed e_j contributes only
+            # ETA, whatever its |d_lo|), plus one rounding per pairwise level
+            ek_err = ek * np.where(ek > 0, rel_e, 0.0)
+            self.t_rad = ek_err.sum(axis=1) * 1.0001 + t * lev * U * 1.0001 + c * ETA
             logs = np.log1p(t)
             self.logs = logs
             self.logs_rad = self.t_rad / np.maximum(1 + t - self.t_rad, 1.0) * 1.0001 + \
