@@ -163,3 +163,30 @@ def test_subprocess_json_and_cwd_module(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("xentconf targets: unknown target 'nope'")
+
+
+def test_unsupported_features_and_deviations_file(module, capsys, tmp_path):
+    mod = module("def f(labels, logits):\n    return logits\n")
+    dev = tmp_path / "dev.toml"
+    dev.write_text('[[deviation]]\nid = "*-float16-*"\nreason = "computes half natively"\n')
+    assert main(["targets", "--json", "--target", f"{mod}:f", "--api", NN_SPARSE,
+                 "--unsupported", "weights,backprop", "--deviations", str(dev)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"weights", "backprop", "grad"} <= set(data["apis"][NN_SPARSE]["unsupported"])
+    assert data["deviations"] == str(dev)
+
+
+def test_bad_unsupported_feature_and_deviations_file(module, capsys, tmp_path):
+    mod = module("def f(labels, logits):\n    return logits\n")
+    base = ["--target", f"{mod}:f", "--api", NN_SPARSE]
+    assert "feature" in error_of(capsys, base + ["--unsupported", "teleport"])
+    assert "cannot read the deviations file" in error_of(
+        capsys, base + ["--deviations", str(tmp_path / "missing.toml")])
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[deviation]\n")
+    assert "not valid TOML" in error_of(capsys, base + ["--deviations", str(bad)])
+    noreason = tmp_path / "noreason.toml"
+    noreason.write_text('[[deviation]]\nid = "x"\n')
+    assert "needs a string 'reason'" in error_of(capsys, base + ["--deviations", str(noreason)])
+    assert "generic callable" in error_of(capsys, ["--target", "reference", "--unsupported",
+                                                   "weights"])

@@ -96,6 +96,42 @@ def _configure_targets(parser: argparse.ArgumentParser) -> None:
                         help="the device profile the callable follows: cpu, gpu or xla")
     parser.add_argument("--keras", metavar="V",
                         help="the Keras semantics the target follows: keras2 or keras3")
+    parser.add_argument("--unsupported", metavar="FEATURES",
+                        help="comma-separated features the callable lacks (skipped, not "
+                             "failed), e.g. backprop,weights")
+    parser.add_argument("--deviations", metavar="FILE",
+                        help="the callable's known-deviations file (TOML, [[deviation]] "
+                             "tables with id and reason)")
+
+
+def _check_deviations_file(path: str) -> str | None:
+    """A one-line problem with a known-deviations file, or None if it is usable."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: read it as text only
+        tomllib = None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        return f"cannot read the deviations file {path}: {exc.strerror or exc}"
+    except UnicodeDecodeError:
+        return f"the deviations file {path} is not UTF-8 text"
+    if tomllib is None:
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return f"the deviations file {path} is not valid TOML: {_one_line(str(exc))}"
+    entries = data.get("deviation", [])
+    if not isinstance(entries, list):
+        return f"the deviations file {path}: 'deviation' must be an array of tables " \
+               "([[deviation]])"
+    for i, entry in enumerate(entries):
+        missing = [k for k in ("id", "reason") if not isinstance(entry.get(k), str)]
+        if missing:
+            return f"the deviations file {path}: entry {i + 1} needs a string " \
+                   f"'{missing[0]}' (each [[deviation]] has an id pattern and a reason)"
+    return None
 
 
 def _features(names) -> str:
@@ -146,7 +182,8 @@ def _run_targets(args: argparse.Namespace) -> int:
         return 2
 
     if args.target is None:
-        given = [f"--{k}" for k in ("api", "profile", "keras") if getattr(args, k) is not None]
+        given = [f"--{k}" for k in ("api", "profile", "keras", "unsupported", "deviations")
+                 if getattr(args, k) is not None]
         if given:
             return fail(f"{', '.join(given)}: give --target too (a target name or "
                         "package.module:attr)")
@@ -160,6 +197,16 @@ def _run_targets(args: argparse.Namespace) -> int:
 
     options = {k: getattr(args, k) for k in ("profile", "keras") if getattr(args, k) is not None}
     only_api = None
+    if (args.unsupported or args.deviations) and ":" not in args.target:
+        return fail("--unsupported and --deviations describe a generic callable "
+                    "(package.module:attr); a built-in target declares its own")
+    if args.unsupported:
+        options["unsupported"] = [f.strip() for f in args.unsupported.split(",") if f.strip()]
+    if args.deviations:
+        problem = _check_deviations_file(args.deviations)
+        if problem:
+            return fail(problem)
+        options["deviations"] = args.deviations
     if ":" in args.target:
         if args.api is None:
             return fail(f"{args.target} is a generic callable: give the id of the API whose "
