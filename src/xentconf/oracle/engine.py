@@ -709,7 +709,7 @@ class Engine:
     def _gamma_fractions(self) -> list | None:
         """Exact γ per row, or None when γ = upstream·coefficient elementwise (identity
         weighting with float coefficients): then two_prod gives it exactly."""
-        from .evaluate import _upstream_fracs
+        from .evaluate import _upstream_fracs, exact_gammas
 
         red = self.plan.reduction
         idx = red.index
@@ -722,18 +722,10 @@ class Engine:
                 fits = (au == 0) | (ac == 0) | ((au * ac >= 2.0 ** -900) & (au * ac < 2.0 ** 1000))
             if np.isfinite(u).all() and np.isfinite(red.coef).all() and fits.all():
                 return None
-        ups = _upstream_fracs(self.upstream, red.shape)
-        denom = red.denom if red.kind == "div" else None
-        exact: list = [Fraction(0)] * self.plan.rows.n
-        zero_den = denom is not None and not isinstance(denom, float) and denom == 0
-        for i, (r, g) in enumerate(zip(red.index.tolist(), red.coef)):
-            u = ups[i] if red.kind == "none" else ups[0]
-            if isinstance(u, float) or isinstance(g, float) or isinstance(denom, float):
-                raise _Fallback
-            t = u * g
-            if denom is not None:
-                t = Fraction(0) if zero_den else t / denom
-            exact[r] += t
+        gam = exact_gammas(red, _upstream_fracs(self.upstream, red.shape))
+        exact = [gam.get(r, Fraction(0)) for r in range(self.plan.rows.n)]
+        if any(isinstance(v, float) for v in exact):
+            raise _Fallback  # NaN/inf coefficients: the exact tier applies IEEE rules
         return exact
 
     # ------------------------------------------------------------- float32 and narrower
@@ -848,39 +840,11 @@ class Engine:
         return gam, grad * 1.0001
 
     def _gamma_exact(self, rows_needed) -> dict:
-        """Exact γ_r (Fractions) for the given rows."""
-        from .evaluate import _upstream_fracs
+        """Exact γ_r for the given rows (special values by IEEE rules)."""
+        from .evaluate import _upstream_fracs, exact_gammas
 
         red = self.plan.reduction
-        denom = red.denom if red.kind == "div" else None
-        zero_den = denom is not None and not isinstance(denom, float) and denom == 0
-        need = set(int(r) for r in rows_needed)
-        ups = None
-        fr = None
-        out: dict = {}
-        idx = red.index
-        if red.kind == "none" and idx.size == self.plan.rows.n and \
-                np.array_equal(idx, np.arange(idx.size)):
-            cand = sorted(need)  # identity weighting: element i is row i
-        else:
-            cand = np.flatnonzero(np.isin(idx, list(need))).tolist()
-        up_arr = self._upstream_floats().ravel()
-        if fr is None:
-            fr = red.fractions() if not isinstance(red.coef, np.ndarray) else None
-        for i in cand:
-            r = int(idx[i])
-            g = fr[i] if fr is not None else Fraction(float(red.coef[i]))
-            uu = up_arr[i] if red.kind == "none" else (up_arr[0] if up_arr.size else 1.0)
-            u = Fraction(float(uu)) if math.isfinite(uu) else float(uu)
-            if isinstance(u, float) or isinstance(g, float) or isinstance(denom, float):
-                if ups is None:
-                    ups = _upstream_fracs(self.upstream, red.shape)
-                raise _Fallback
-            t = u * g
-            if denom is not None:
-                t = Fraction(0) if zero_den else t / denom
-            out[r] = out.get(r, Fraction(0)) + t
-        return out
+        return exact_gammas(red, _upstream_fracs(self.upstream, red.shape), rows_needed)
 
     def grad_rows(self, with_gamma: bool) -> np.ndarray:
         """Certified gradient (or backprop) rows [N, C] in the grad/loss format."""

@@ -342,6 +342,33 @@ def _upstream_fracs(upstream, shape: tuple) -> list:
     return [frac(v) for v in arr.astype(np.float64).ravel().tolist()]
 
 
+def exact_gammas(red, ups: list, rows=None) -> dict:
+    """γ_r = ∂(Σ upstream · output)/∂L_r exactly, by row (all rows, or those in ``rows``).
+
+    Coefficients, upstream values and the denominator are exact (Fractions, or NaN/±inf
+    floats combined by IEEE rules); a zero denominator gives 0 (``div_no_nan``'s
+    gradient). The exact tier and the engine's fallbacks both use this.
+    """
+    idx = red.index
+    denom = red.denom if red.kind == "div" else None
+    zero_den = denom is not None and not isinstance(denom, float) and denom == 0
+    if rows is None:
+        cand = range(idx.size)
+    elif red.kind == "none" and np.array_equal(idx, np.arange(idx.size)):
+        cand = sorted(int(r) for r in rows if r < idx.size)  # element i is row i
+    else:
+        cand = np.flatnonzero(np.isin(idx, list(rows))).tolist()
+    fr = red.fractions()
+    out: dict = {}
+    for i in cand:
+        r = int(idx[i])
+        t = _fmul(ups[i] if red.kind == "none" else ups[0], fr[i])
+        if denom is not None:
+            t = Fraction(0) if zero_den else _fdiv(t, denom)
+        out[r] = _fadd(out.get(r, Fraction(0)), t)
+    return out
+
+
 def evaluate(plan: Plan, upstream=None) -> Expectation:
     """Carry out ``plan`` in the exact tier."""
     rows = plan.rows
@@ -369,17 +396,8 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
     ups = _upstream_fracs(upstream, loss_shape)
 
     def row_coefs() -> list:
-        """γ_r = ∂(Σ upstream · output)/∂L_r, exactly."""
-        gam: list = [Fraction(0)] * rows.n
-        denom = red.denom if red.kind == "div" else None
-        zero_den = denom is not None and not isinstance(denom, float) and denom == 0
-        for i, (r, g) in enumerate(zip(red.index.tolist(), red.fractions())):
-            u = ups[i] if red.kind == "none" else ups[0]
-            t = _fmul(u, g)
-            if denom is not None:
-                t = Fraction(0) if zero_den else _fdiv(t, denom)
-            gam[r] = _fadd(gam[r], t)
-        return gam
+        gam = exact_gammas(red, ups)
+        return [gam.get(r, Fraction(0)) for r in range(rows.n)]
 
     def grad_rows():
         gam = row_coefs()
