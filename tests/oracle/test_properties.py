@@ -288,3 +288,17 @@ def test_astronomical_gap_midpoint_is_decided():
     # through tf.nn on the same float64 logits, the same answer
     e2 = tf.nn.sparse_softmax_cross_entropy_with_logits(np.array([0]), z)
     assert e2["loss"].rounded64[0] == 24576 + 2.0**-38
+
+
+def test_global_mpmath_precision_changes_nothing():
+    """The exact tier uses no mpmath context: a caller's global precision is irrelevant."""
+    z = np.array([[2, -5, .5, -.1], [0, 0, 1.9, 1.4]], np.float32)
+    y = np.array([0, 3])
+    want = tf.nn.sparse_softmax_cross_entropy_with_logits(y, z)["loss"].exact_strings(30)
+    old = mpmath.mp.prec
+    try:
+        mpmath.mp.prec = 8
+        got = tf.nn.sparse_softmax_cross_entropy_with_logits(y, z)["loss"].exact_strings(30)
+    finally:
+        mpmath.mp.prec = old
+    assert got == want

@@ -956,9 +956,3 @@ def evaluate_fast(plan: Plan, upstream=None) -> Expectation:
     result = Expectation(plan.api, plan.profile, outputs=outs, notes=list(plan.notes))
     result.engine = eng
     return result
-
-
-def _upstream_list(plan: Plan, upstream) -> list:
-    from .evaluate import _upstream_fracs
-
-    return _upstream_fracs(upstream, plan.reduction.shape)

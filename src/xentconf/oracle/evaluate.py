@@ -87,7 +87,7 @@ def linear_sum(pairs, denom) -> object:
         if denom is None:
             return total
         if isinstance(denom, float):
-            return NAN if (math.isnan(denom) or not math.isnan(total.v)) and True else NAN
+            return NAN  # ±inf or NaN over ±inf or NaN
         if denom == 0:
             return ZERO
         return total if (denom > 0 or math.isnan(total.v)) else Const(-total.v)

@@ -25,8 +25,9 @@ other step is exact or a correctly rounded ``+ × ÷``. :func:`certify` raises `
 until both ends of the ball round to the same value of the target format (Ziv), then
 returns that value: one rounding, straight to the format.
 
-No global mpmath state is touched: only the ``mpmath.libmp`` functions, which take the
-precision as an argument, and a private ``MPContext`` for decimal printing.
+No mpmath context is used at all, let alone the global ``mpmath.mp``: only the
+``mpmath.libmp`` functions, which take the precision and rounding mode as arguments, so
+nothing a caller does to mpmath's global precision can change an answer.
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import mpmath
 from mpmath.libmp import (
-    fnan,
     fone,
     from_int,
     from_man_exp,
@@ -70,7 +69,6 @@ __all__ = [
     "frac",
 ]
 
-_CTX = mpmath.MPContext()  # private context; the global mpmath.mp is never touched
 MAX_PREC = 1 << 15  # Ziv gives up past this working precision (never reached in practice)
 
 
@@ -173,11 +171,6 @@ def _ball_sum(balls: list[Ball], prec: int) -> Ball:
         rads.append(b.rad)
         rads.append(_ulp_bound(mid, prec))
     return Ball(mid, _rad_add(*rads))
-
-
-def _ball_of_fraction(q: Fraction, prec: int) -> Ball:
-    m = _mpf_of_fraction(q, prec)
-    return Ball(m, fzero if _is_exact_dyadic(q) else _ulp_bound(m, prec))
 
 
 
@@ -530,4 +523,3 @@ def sign_of(value) -> int:
     raise OracleUncertain(f"could not decide the sign of {value!r}")
 
 
-_ = (fnan, mpf_neg, _CTX)  # re-exported names used by callers

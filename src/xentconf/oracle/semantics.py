@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import ml_dtypes
 import numpy as np
 
 from .formats import FORMATS, Format, round_fraction
@@ -327,8 +326,7 @@ def plan_nn_sparse(labels, logits, *, profile="cpu", api=None) -> Plan | Raises:
     return plan
 
 
-def plan_nn_dense(labels, logits, axis=-1, *, profile="cpu", api=None,
-                  label_fmt: Format | None = None) -> Plan | Raises:
+def plan_nn_dense(labels, logits, axis=-1, *, profile="cpu", api=None) -> Plan | Raises:
     """``tf.nn.softmax_cross_entropy_with_logits`` (§3)."""
     _check_profile(profile)
     api = api or "tf.nn.softmax_cross_entropy_with_logits"
@@ -528,8 +526,7 @@ def plan_v1_dense(onehot_labels, logits, weights=1.0, label_smoothing=0,
     rerr = _v1_validate_reduction(reduction)
     # onehot_labels are cast to the logits dtype (§4)
     y = _round_array(lab, _fmt(z))
-    plan = plan_nn_dense(y.astype(np.float64), z, profile=profile, api=api,
-                         label_fmt=_fmt(z))
+    plan = plan_nn_dense(y.astype(np.float64), z, profile=profile, api=api)
     if isinstance(plan, Raises):
         return plan
     if rerr:
@@ -798,7 +795,6 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
                                         f"{pshape(labels.shape)}, output.shape={pshape(yp.shape)}")
         out_fmt = lfmt
         grad_fmt = _fmt(yp0) or F32
-        prec_fmt = lfmt
         in_fmt = lfmt  # Keras 3 converts the inputs to the loss dtype: that's what it computes in
     else:
         if axis != -1:
@@ -841,7 +837,6 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
             mask = labels != int(ignore_class)
         out_fmt = fmt
         grad_fmt = fmt
-        prec_fmt = fmt
         in_fmt = fmt
     c = yp.shape[-1]
     if c == 0:
@@ -870,7 +865,6 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
     loss_shape = tuple(yp.shape[:-1])
     plan = Plan(api, profile, rows, _identity_reduction(n, loss_shape), out_fmt,
                 in_fmt, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt)
-    del prec_fmt
     return _keras_weighted(plan, loss_shape, sample_weight, mask, reduction, variant, out_fmt)
 
 
@@ -979,5 +973,3 @@ def plan_keras_dense(y_true, y_pred, sample_weight=None, *, from_logits=False,
                 grad_perm=perm, moved_shape=tuple(ypm.shape) if perm else None)
     return _keras_weighted(plan, loss_shape, sample_weight, None, reduction, variant, out_fmt)
 
-
-_unused = (ml_dtypes,)
