@@ -47,7 +47,8 @@ from .plan import Plan
 U = 2.0 ** -53
 C_FN = 4 * U  # np.exp / np.log1p relative error bound
 ETA = 2.0 ** -1060  # absolute slack for exponentials that underflow
-BLOCK_BYTES = 8 << 20  # per float64 scratch array; a block uses about 8 of them (≤ 64 MB)
+BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
+# (fresh 8 MiB temporaries spent half the time in page faults), a block uses about 10
 F64 = FORMATS["float64"]
 
 
