@@ -155,7 +155,8 @@ def _print_info(info, verbose: bool, only_api: str | None = None) -> None:
         print(f"  deviations: {info.deviations}")
     from xentconf.protocol import API_IDS
 
-    apis = {a: s for a, s in info.apis.items() if only_api in (None, a)}
+    # an API declared with no dtypes (every feature unsupported) is not implemented
+    apis = {a: s for a, s in info.apis.items() if only_api in (None, a) and s.dtypes}
     if only_api is not None and not apis:
         print(f"  apis: {only_api} is not supported")
     elif not verbose:
