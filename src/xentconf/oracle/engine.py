@@ -41,7 +41,7 @@ from .evaluate import evaluate as _exact_evaluate
 from .evaluate import row_exact
 from .exact import certify as _certify_exact
 from .expectation import Expectation, OutputExpectation
-from .formats import FORMATS, Format
+from .formats import FORMATS, Format, round_to_format
 from .plan import Plan
 
 U = 2.0 ** -53
@@ -53,28 +53,6 @@ F64 = FORMATS["float64"]
 
 
 # --------------------------------------------------------------------------- rounding
-
-
-def round_to_format(x: np.ndarray, fmt: Format) -> np.ndarray:
-    """Round float64 values to ``fmt`` (ties to even), vectorized; values stay float64.
-
-    Scaling by powers of two is exact and ``np.rint`` rounds half to even, so this is a
-    single correct rounding (numpy's and ml_dtypes' casts are not used: the latter
-    double-rounds to bfloat16).
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if fmt is F64:
-        return x.copy()
-    out = x.copy()
-    fin = np.isfinite(x) & (x != 0)
-    if fin.any():
-        v = x[fin]
-        e = np.frexp(v)[1] - 1  # v in [2**e, 2**(e+1))
-        q = np.maximum(e, fmt.emin) - (fmt.p - 1)
-        r = np.ldexp(np.rint(np.ldexp(v, -q)), q)
-        r = np.where(np.abs(r) > fmt.max_finite, np.copysign(np.inf, v), r)
-        out[fin] = r
-    return out
 
 
 def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format):

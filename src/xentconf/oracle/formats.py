@@ -28,6 +28,7 @@ __all__ = [
     "round_dyadic",
     "round_fraction",
     "round_mpf",
+    "round_to_format",
     "ulp",
 ]
 
@@ -178,3 +179,25 @@ def ulp(x: float, fmt: Format) -> float:
 def to_dtype(values, fmt: Format) -> np.ndarray:
     """Array of exactly representable float64 values converted (exactly) to ``fmt``'s dtype."""
     return np.asarray(values, dtype=np.float64).astype(fmt.dtype)
+
+
+def round_to_format(x: np.ndarray, fmt: Format) -> np.ndarray:
+    """Round float64 values to ``fmt`` (ties to even), vectorized; values stay float64.
+
+    Scaling by powers of two is exact and ``np.rint`` rounds half to even, so this is a
+    single correct rounding (numpy's and ml_dtypes' casts are not used: the latter
+    double-rounds to bfloat16).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if fmt.p == 53:
+        return x.copy()
+    out = x.copy()
+    fin = np.isfinite(x) & (x != 0)
+    if fin.any():
+        v = x[fin]
+        e = np.frexp(v)[1] - 1  # v in [2**e, 2**(e+1))
+        q = np.maximum(e, fmt.emin) - (fmt.p - 1)
+        r = np.ldexp(np.rint(np.ldexp(v, -q)), q)
+        r = np.where(np.abs(r) > fmt.max_finite, np.copysign(np.inf, v), r)
+        out[fin] = r
+    return out

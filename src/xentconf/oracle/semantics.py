@@ -28,7 +28,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .formats import FORMATS, Format, round_fraction
+from .exact import frac as _frac
+from .formats import FORMATS, Format, round_fraction, round_to_format
 from .plan import Plan, Precision, Raises, Reduction, Rows
 
 __all__ = [
@@ -128,19 +129,17 @@ def pshape(shape) -> str:
 
 
 def _round_array(arr: np.ndarray, fmt: Format) -> np.ndarray:
-    """Round every element exactly to ``fmt`` (values as float64)."""
+    """Round every element exactly to ``fmt`` (values as float64), vectorized."""
     if arr.dtype.name in FORMATS and FORMATS[arr.dtype.name].p <= fmt.p and (
             FORMATS[arr.dtype.name].emin >= fmt.emin):
         return arr.astype(np.float64)
-    flat = arr.astype(np.float64).ravel() if arr.dtype.kind == "f" or arr.dtype.name == \
-        "bfloat16" else arr.ravel()
-    out = np.empty(flat.shape, dtype=np.float64)
-    for i, v in enumerate(flat.tolist()):
-        if isinstance(v, float) and not math.isfinite(v):
-            out[i] = v
-        else:
-            out[i] = round_fraction(Fraction(v), fmt)
-    return out.reshape(arr.shape)
+    if arr.dtype.kind in "iu" and arr.size and np.abs(arr.astype(np.float64)).max() >= 2.0**53:
+        # integers float64 cannot hold: round each exactly, once
+        out = [round_fraction(Fraction(int(v)), fmt) for v in arr.ravel().tolist()]
+        return np.array(out, dtype=np.float64).reshape(arr.shape)
+    x = arr.astype(np.float32).astype(np.float64) if arr.dtype.name == "bfloat16" else \
+        arr.astype(np.float64)  # exact: every other input dtype embeds in float64
+    return round_to_format(x, fmt)
 
 
 def _as_float64(arr: np.ndarray) -> np.ndarray:
@@ -440,12 +439,6 @@ def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
     # per-element losses arrive rounded to the logits dtype
     plan.precision = Precision(plan.precision.elem, F32, inter=plan.loss_format)
     return plan
-
-
-def _frac(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return v
-    return Fraction(v)
 
 
 def _exact_sum(values):
