@@ -1,5 +1,327 @@
 """The versioned results schema shared by ``xentconf.conformance`` and ``xentconf.reports``.
 
-Conformance runs will write outcome records in this schema; reports will only
-ever read them. Nothing else of xentconf may be imported here.
+A conformance run writes one *results document* (``results.json``): metadata about the
+run, the known deviations it applied, and one *outcome* per test (API × dtype × feature).
+Reports only ever read such documents. The schema is written down twice on purpose: as
+the builders and readers here, and as a JSON Schema (``results.schema.json``, shipped in
+this package; ``python -m xentconf.results`` prints it) that other tools can validate
+against. A test checks that the shipped file is current.
+
+Nothing else of xentconf may be imported here.
+
+Document (``SCHEMA_VERSION`` 1)::
+
+    {"schema": "xentconf-results", "schema_version": 1,
+     "run": {...RUN_FIELDS...},
+     "deviations": [DEVIATION...],
+     "outcomes": [OUTCOME...]}
+
+An OUTCOME's ``verdict`` is one of :data:`VERDICTS`:
+
+* ``pass``       every case reached the required grade;
+* ``deviation``  some case missed it, but a declared known deviation covers every miss
+                 (and the case still reached the grade the deviation declares);
+* ``fail``       a case missed the required grade (or the error semantics) undeclared;
+* ``crash``      the target killed its process (segfault, abort, ``os._exit``);
+* ``timeout``    a call ran past the per-case time limit;
+* ``error``      the target returned something that is not an answer, or the harness
+                 could not run the test;
+* ``skip``       the target declares the feature, dtype or API unsupported.
+
+Counterexamples use the case format of ``xentconf oracle`` (floats as C99 hex strings), so
+any counterexample can be fed back to the oracle bit-exactly.
 """
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "GRADES",
+    "JSON_SCHEMA",
+    "SCHEMA_ID",
+    "SCHEMA_VERSION",
+    "VERDICTS",
+    "ResultsError",
+    "dumps",
+    "load",
+    "loads",
+    "new_document",
+    "schema_text",
+    "validate",
+    "write",
+]
+
+SCHEMA_ID = "xentconf-results"
+SCHEMA_VERSION = 1
+
+#: Verdicts, from best to worst for display order.
+VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
+#: Grades of SPEC §3, best first.
+GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
+
+_NUM = {"type": ["number", "null"]}
+_STR = {"type": ["string", "null"]}
+_ARRAY = {
+    "type": "object",
+    "required": ["dtype", "data"],
+    "properties": {"dtype": {"type": "string"}, "shape": {"type": "array",
+                                                           "items": {"type": "integer"}},
+                   "data": {}},
+}
+
+#: The JSON Schema of a results document (draft 2020-12).
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://xentconf.invalid/results.schema.json",
+    "title": "xentconf conformance results",
+    "type": "object",
+    "required": ["schema", "schema_version", "run", "deviations", "outcomes"],
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "schema_version": {"const": SCHEMA_VERSION},
+        "run": {
+            "type": "object",
+            "required": ["xentconf_version", "target", "device", "profile", "accuracy",
+                         "python", "platform", "started", "duration_s", "interrupted"],
+            "properties": {
+                "xentconf_version": {"type": "string"},
+                "target": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "version": _STR,
+                        "description": _STR,
+                        "keras": _STR,
+                        "available": {"type": "boolean"},
+                    },
+                },
+                "frameworks": {"type": "object",
+                               "additionalProperties": {"type": ["string", "null"]}},
+                "device": {"type": "string"},
+                "profile": {"type": "string"},
+                "accuracy": {"enum": list(GRADES[:4])},
+                "hypothesis_profile": _STR,
+                "seed": {"type": ["integer", "null"]},
+                "examples": {"type": ["integer", "null"]},
+                "python": {"type": "string"},
+                "platform": {"type": "string"},
+                "started": {"type": "string", "description": "ISO 8601, UTC"},
+                "duration_s": {"type": "number"},
+                "interrupted": {"type": "boolean"},
+                "command": {"type": ["array", "null"], "items": {"type": "string"}},
+            },
+        },
+        "deviations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "reason", "matched"],
+                "properties": {
+                    "id": {"type": "string", "description": "glob over case ids"},
+                    "reason": {"type": "string"},
+                    "link": _STR,
+                    "grade": {"enum": list(GRADES)},
+                    "keras": _STR,
+                    "matched": {"type": "integer", "minimum": 0,
+                                "description": "cases this entry covered in the run"},
+                    "pinned": {"enum": ["shows", "passes", "error", None],
+                               "description": "the pinned case re-checked: it still shows "
+                                              "the deviation, it passes now, or it could "
+                                              "not be run"},
+                    "pinned_message": _STR,
+                    "source": _STR,
+                },
+            },
+        },
+        "outcomes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "api", "dtype", "feature", "verdict", "examples"],
+                "properties": {
+                    "id": {"type": "string",
+                           "description": "<target>-<device>-<dtype>-<api>-<feature>"},
+                    "target": {"type": "string"},
+                    "device": {"type": "string"},
+                    "profile": {"type": "string"},
+                    "api": {"type": "string", "description": "the TF API id"},
+                    "api_short": {"type": "string"},
+                    "dtype": {"type": "string"},
+                    "feature": {"type": "string"},
+                    "support": {"enum": ["native", "composed", "unsupported", None]},
+                    "verdict": {"enum": list(VERDICTS)},
+                    "grade": {"enum": [*GRADES, None],
+                              "description": "the worst grade reached by any checked "
+                                             "element (null when nothing was graded)"},
+                    "required": {"enum": list(GRADES[:4])},
+                    "examples": {"type": "integer", "minimum": 0},
+                    "worst_ulps": _NUM,
+                    "worst_budget": {"type": ["number", "null"],
+                                     "description": "worst error in units of the "
+                                                    "stable budget"},
+                    "worst_output": _STR,
+                    "deviation": _STR,
+                    "message": _STR,
+                    "counterexample": {"type": ["object", "null"]},
+                    "expected": {"type": ["object", "null"],
+                                 "additionalProperties": _ARRAY},
+                    "actual": {"type": ["object", "null"]},
+                    "reproducer": _STR,
+                    "duration_s": _NUM,
+                    "samples": {
+                        "type": ["array", "null"],
+                        "items": {"type": "number"},
+                        "description": "worst error (budget units) of each example, for "
+                                       "the accuracy distribution",
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+class ResultsError(Exception):
+    """A results file cannot be used; the message says what is wrong and how to fix it."""
+
+
+def new_document(run: dict[str, Any]) -> dict[str, Any]:
+    """An empty results document for ``run`` (the RUN fields of the schema)."""
+    return {"schema": SCHEMA_ID, "schema_version": SCHEMA_VERSION, "run": dict(run),
+            "deviations": [], "outcomes": []}
+
+
+def _check(value: Any, schema: dict[str, Any], where: str) -> None:
+    """Validate ``value`` against the subset of JSON Schema used by :data:`JSON_SCHEMA`."""
+    if "const" in schema and value != schema["const"]:
+        raise ResultsError(f"{where}: expected {schema['const']!r}, found {value!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise ResultsError(f"{where}: {value!r} is not one of {schema['enum']}")
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        ok = {"object": isinstance(value, dict), "array": isinstance(value, list),
+              "string": isinstance(value, str), "boolean": isinstance(value, bool),
+              "integer": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, int | float) and not isinstance(value, bool),
+              "null": value is None}
+        if not any(ok[t] for t in types):
+            raise ResultsError(f"{where}: expected {' or '.join(types)}, found "
+                               f"{type(value).__name__}")
+    if isinstance(value, dict):
+        for key in schema.get("required", ()):
+            if key not in value:
+                raise ResultsError(f"{where}: missing field {key!r}")
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, v in value.items():
+            if key in props:
+                _check(v, props[key], f"{where}.{key}")
+            elif isinstance(extra, dict):
+                _check(v, extra, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, v in enumerate(value):
+            _check(v, schema["items"], f"{where}[{i}]")
+    if "minimum" in schema and isinstance(value, int | float) and value < schema["minimum"]:
+        raise ResultsError(f"{where}: {value} is below {schema['minimum']}")
+
+
+def validate(doc: Any, source: str = "results") -> dict[str, Any]:
+    """Check ``doc`` is a results document this xentconf reads; return it.
+
+    Foreign JSON and newer schema versions are told apart, so the message says what to
+    do: use a results file written by ``xentconf run``, or upgrade xentconf.
+    """
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_ID:
+        raise ResultsError(f"{source}: not an xentconf results file (no \"schema\": "
+                           f"\"{SCHEMA_ID}\"); give a results.json written by xentconf run")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ResultsError(f"{source}: schema_version must be an integer, found {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ResultsError(f"{source}: written with results schema version {version}, newer "
+                           f"than this xentconf reads ({SCHEMA_VERSION}); upgrade xentconf")
+    if version < SCHEMA_VERSION:
+        raise ResultsError(f"{source}: results schema version {version} is older than this "
+                           f"xentconf reads ({SCHEMA_VERSION}); re-run the conformance run")
+    _check(doc, JSON_SCHEMA, source)
+    return doc
+
+
+def loads(text: str, source: str = "results") -> dict[str, Any]:
+    """Parse and validate a results document from JSON text."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno}, "
+                           f"column {exc.colno})") from exc
+    return validate(doc, source)
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a results file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except IsADirectoryError as exc:
+        raise ResultsError(f"{p}: is a directory; give the results.json inside it") from exc
+    except FileNotFoundError as exc:
+        raise ResultsError(f"{p}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise ResultsError(f"{p}: not a text file (not UTF-8)") from exc
+    except OSError as exc:
+        raise ResultsError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    return loads(text, str(p))
+
+
+def _jsonable(value: Any) -> Any:
+    """Floats that JSON cannot hold (nan, inf) become strings; everything else as is."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """The document as strict JSON text (no NaN/Infinity literals)."""
+    return json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n"
+
+
+def write(doc: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``doc`` to ``path`` atomically (a temporary file in the same folder, then a
+    rename): a reader never sees half a file, and a failed write leaves the old one."""
+    p = Path(path)
+    if p.is_dir():
+        raise ResultsError(f"{p}: is a directory; give a file name such as {p / 'results.json'}")
+    text = dumps(doc)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return p
+
+
+def schema_text() -> str:
+    """The JSON Schema as the text of the shipped ``results.schema.json``."""
+    return json.dumps(JSON_SCHEMA, indent=2) + "\n"
+
+
+if __name__ == "__main__":  # python -m xentconf.results > src/xentconf/results.schema.json
+    print(schema_text(), end="")
