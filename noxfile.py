@@ -69,3 +69,16 @@ def bench_engine(session: nox.Session) -> None:
     """Run the engine's benchmark against torch with one thread (bench_engine.py)."""
     session.install(".", "torch==2.13.0")
     session.run("python", "benchmarks/bench_engine.py", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Merge reports/*.json into reports/index.html."""
+    from pathlib import Path
+
+    files = sorted(str(p) for p in Path("reports").glob("*.json"))
+    if not files:
+        session.error("no results files: reports/*.json matches nothing; run the "
+                      "conformance first (xentconf run writes reports/<target>.json)")
+    session.install(".")
+    session.run("xentconf", "report", *files, "--out", "reports")

@@ -238,6 +238,44 @@ def _run_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- report
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Render results files (one per target run, merged into one scoreboard) as one "
+        "self-contained HTML page, OUT/index.html; with --baseline, also list what changed.")
+    parser.add_argument("results", metavar="RESULTS", nargs="*",
+                        help="results.json files written by xentconf run")
+    parser.add_argument("--baseline", metavar="OLD", nargs="+", action="extend",
+                        help="earlier results file(s) to compare with, merged the same way")
+    parser.add_argument("--out", metavar="DIR", help="folder to write index.html into")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    prefix = f"{PROG} report"
+
+    def fail(message: str) -> int:
+        print(f"{prefix}: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+    if not args.results:
+        hint = " (files after --baseline are baselines: put RESULTS first)" \
+            if args.baseline else ""
+        return fail(f"no RESULTS given: name the results.json files to report on{hint}")
+    if args.out is None:
+        return fail("give the folder to write the report into with --out DIR")
+    # Imported here so that the CLI starts without jinja2 for the other subcommands.
+    from xentconf.reports import ReportError, write_report
+
+    try:
+        path = write_report(args.results, args.out, baseline_paths=args.baseline)
+    except ReportError as exc:
+        return fail(str(exc))
+    print(path)
+    return 0
+
+
 # --------------------------------------------------------------------- table
 
 #: Add a subcommand by appending a ``Subcommand`` here.
@@ -253,6 +291,12 @@ SUBCOMMANDS: list[Subcommand] = [
         help="list the targets xentconf can judge, or load and describe one",
         configure=_configure_targets,
         run=_run_targets,
+    ),
+    Subcommand(
+        name="report",
+        help="render results files as one self-contained HTML report",
+        configure=_configure_report,
+        run=_run_report,
     ),
 ]
 
