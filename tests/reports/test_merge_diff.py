@@ -93,3 +93,22 @@ def test_diff_grade_needs_both_sides(make_outcome):
     assert diff({a["id"]: a}, {c["id"]: c}).ids()["verdict_changed"] == [a["id"]]
     s = dict(a, verdict="skip", grade=None)
     assert diff({a["id"]: a}, {s["id"]: s}).ids()["verdict_changed"] == [a["id"]]
+
+
+def test_non_finite_errors(docs, parse):
+    from xentconf.reports import render
+    from xentconf.reports.merge import normalized
+
+    o = normalized({"worst_budget": "inf", "worst_ulps": 3.0, "samples": ["nan", 1, "-inf"]})
+    assert o["worst_budget"] == float("inf") and o["worst_ulps"] == 3.0
+    assert [str(v) for v in o["samples"]] == ["nan", "1", "-inf"]
+    beta = docs[1]["outcomes"][0]
+    beta.update(verdict="fail", grade="fail", worst_budget=float("inf"),
+                worst_ulps=float("nan"), samples=[float("inf"), 1.0, float("nan")])
+    board = merge(docs)
+    cell = board.cell(1, beta["api"], beta["dtype"])
+    assert cell.worst_budget == float("inf") and cell.worst_ulps is None
+    page = parse(render(docs))
+    drill = next(d for d in page.find_all("details", "drill")
+                 if d.find("dd").find("code").text == beta["id"])
+    assert drill.find("span", "s-err").text == "inf\xa0b"

@@ -86,6 +86,28 @@ def finite_max(values: Iterable[Any]) -> float | None:
     return best
 
 
+_NUMERIC_FIELDS = ("worst_ulps", "worst_budget", "duration_s")
+
+
+def _number(value: Any) -> Any:
+    """``"inf"``, ``"-inf"``, ``"nan"`` (how :func:`xentconf.results.dumps` writes floats
+    JSON cannot hold) as floats; anything else unchanged."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "-inf", "+inf", "nan",
+                                                             "infinity", "-infinity"):
+        return float(value)
+    return value
+
+
+def normalized(outcome: dict[str, Any]) -> dict[str, Any]:
+    """``outcome`` with its error, timing and sample fields as numbers (a copy if changed)."""
+    fixes = {k: _number(outcome[k]) for k in _NUMERIC_FIELDS
+             if isinstance(outcome.get(k), str)}
+    if isinstance(outcome.get("samples"), list) and any(isinstance(v, str)
+                                                        for v in outcome["samples"]):
+        fixes["samples"] = [_number(v) for v in outcome["samples"]]
+    return {**outcome, **fixes} if fixes else outcome
+
+
 @dataclass
 class Cell:
     """One row × API × dtype: the outcomes of every feature tested there."""
@@ -297,9 +319,10 @@ def merge(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None) 
     row_of: dict[str, int] = {}
     for i, (doc, source) in enumerate(zip(docs, sources)):
         meta = doc["run"]
-        run = Run(i, source, meta, list(doc["deviations"]), list(doc["outcomes"]))
+        outcomes = [normalized(o) for o in doc["outcomes"]]
+        run = Run(i, source, meta, list(doc["deviations"]), outcomes)
         runs.append(run)
-        for o in doc["outcomes"]:
+        for o in outcomes:
             key = (o.get("target") or meta["target"]["name"], o.get("device") or meta["device"],
                    o.get("profile") or meta["profile"])
             if key not in row_index:
