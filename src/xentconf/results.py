@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,17 @@ VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
 #: Grades of SPEC §3, best first.
 GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
 
-_NUM = {"type": ["number", "null"]}
+# numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
+_NUM = {"type": ["number", "string", "null"], "pattern": "^(inf|-inf|nan)$"}
 _STR = {"type": ["string", "null"]}
 _ARRAY = {
     "type": "object",
     "required": ["dtype", "data"],
     "properties": {"dtype": {"type": "string"}, "shape": {"type": "array",
                                                            "items": {"type": "integer"}},
-                   "data": {}},
+                   "data": {}, "truncated": {"type": "boolean",
+                                             "description": "data holds the first "
+                                                            "elements only (row-major)"}},
 }
 
 #: The JSON Schema of a results document (draft 2020-12).
@@ -112,7 +116,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "python": {"type": "string"},
                 "platform": {"type": "string"},
                 "started": {"type": "string", "description": "ISO 8601, UTC"},
-                "duration_s": {"type": "number"},
+                "duration_s": _NUM,
                 "interrupted": {"type": "boolean"},
                 "command": {"type": ["array", "null"], "items": {"type": "string"}},
             },
@@ -162,21 +166,26 @@ JSON_SCHEMA: dict[str, Any] = {
                     "required": {"enum": list(GRADES[:4])},
                     "examples": {"type": "integer", "minimum": 0},
                     "worst_ulps": _NUM,
-                    "worst_budget": {"type": ["number", "null"],
-                                     "description": "worst error in units of the "
-                                                    "stable budget"},
+                    "worst_budget": {**_NUM, "description": "worst error in units of "
+                                                            "the stable budget"},
                     "worst_output": _STR,
                     "deviation": _STR,
                     "message": _STR,
                     "counterexample": {"type": ["object", "null"]},
                     "expected": {"type": ["object", "null"],
                                  "additionalProperties": _ARRAY},
-                    "actual": {"type": ["object", "null"]},
+                    "actual": {"type": ["object", "null"],
+                               "description": "output name -> ARRAY, or {\"raises\": "
+                                              "{\"error\", \"message\"}}"},
+                    "deviation_matches": {"type": ["object", "null"],
+                                          "additionalProperties": {"type": "integer"},
+                                          "description": "deviation id -> cases it "
+                                                         "covered in this test"},
                     "reproducer": _STR,
                     "duration_s": _NUM,
                     "samples": {
                         "type": ["array", "null"],
-                        "items": {"type": "number"},
+                        "items": _NUM,
                         "description": "worst error (budget units) of each example, for "
                                        "the accuracy distribution",
                     },
@@ -214,6 +223,9 @@ def _check(value: Any, schema: dict[str, Any], where: str) -> None:
         if not any(ok[t] for t in types):
             raise ResultsError(f"{where}: expected {' or '.join(types)}, found "
                                f"{type(value).__name__}")
+    if isinstance(value, str) and "pattern" in schema and \
+            not re.fullmatch(schema["pattern"].strip("^$"), value):
+        raise ResultsError(f"{where}: {value!r} is not a number (nor inf/-inf/nan)")
     if isinstance(value, dict):
         for key in schema.get("required", ()):
             if key not in value:

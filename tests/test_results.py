@@ -1,0 +1,62 @@
+"""The results schema: the shipped JSON Schema is current, validation says what is wrong."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from xentconf import results
+
+
+def doc(**outcome):
+    d = results.new_document({
+        "xentconf_version": "0", "target": {"name": "t"}, "device": "cpu", "profile": "cpu",
+        "accuracy": "stable", "python": "3.11", "platform": "linux", "started": "now",
+        "duration_s": 1.0, "interrupted": False})
+    d["outcomes"].append({"id": "t-cpu-float32-raw_sparse-basic", "api": "a",
+                          "dtype": "float32", "feature": "basic", "verdict": "pass",
+                          "examples": 3, **outcome})
+    return d
+
+
+def test_shipped_json_schema_is_current():
+    shipped = resources.files("xentconf").joinpath("results.schema.json").read_text()
+    assert json.loads(shipped) == results.JSON_SCHEMA, \
+        "regenerate: python -m xentconf.results > src/xentconf/results.schema.json"
+
+
+def test_round_trip_with_non_finite_errors(tmp_path):
+    d = doc(worst_budget=float("inf"), worst_ulps=float("nan"), samples=[0.5, float("inf")])
+    path = results.write(d, tmp_path / "r.json")
+    text = path.read_text()
+    assert "Infinity" not in text and "NaN" not in text  # strict JSON
+    back = results.load(path)
+    assert back["outcomes"][0]["worst_budget"] == "inf"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.update(schema="other"), "not an xentconf results file"),
+    (lambda d: d.update(schema_version=99), "upgrade xentconf"),
+    (lambda d: d["outcomes"][0].update(verdict="great"), "is not one of"),
+    (lambda d: d["outcomes"][0].pop("api"), "missing field 'api'"),
+    (lambda d: d["outcomes"][0].update(worst_ulps="lots"), "is not a number"),
+    (lambda d: d["run"].update(interrupted="no"), "expected boolean"),
+])
+def test_validation_messages(mutate, message):
+    d = doc()
+    mutate(d)
+    with pytest.raises(results.ResultsError, match=message):
+        results.validate(d)
+
+
+def test_write_refuses_a_directory_and_leaves_old_file(tmp_path):
+    with pytest.raises(results.ResultsError, match="is a directory"):
+        results.write(doc(), tmp_path)
+    target = tmp_path / "r.json"
+    target.write_text("old")
+    with pytest.raises(TypeError):
+        results.write({"x": object()}, target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left over
