@@ -30,6 +30,7 @@ import numpy as np
 __all__ = [
     "API_IDS",
     "API_PARAMS",
+    "API_SHORT",
     "DTYPES",
     "FEATURES",
     "KERAS_APIS",
@@ -60,6 +61,11 @@ API_IDS: tuple[str, ...] = (
     "tf.keras.losses.CategoricalCrossentropy",
 )
 RAW_OPS = API_IDS[:2]
+
+#: Short names of the APIs, used in test ids ``<target>-<device>-<dtype>-<api>-<feature>``.
+API_SHORT: dict[str, str] = dict(zip(API_IDS, (
+    "raw_sparse", "raw_dense", "nn_sparse", "nn_dense", "v1_sparse", "v1_dense",
+    "keras_sparse", "keras_dense")))
 KERAS_APIS = API_IDS[6:]
 
 #: TensorFlow's parameter names (and defaults) of each API; for the Keras classes the
@@ -84,11 +90,15 @@ KERAS_VARIANTS = ("keras2", "keras3")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 OUTPUTS = ("loss", "backprop", "grad_logits")
 
-#: Features a call can exercise; a target declares each as native, composed or unsupported.
+#: Features a call can exercise; a target declares each as native, composed or unsupported
+#: (a feature it does not declare is taken as supported). ``basic`` is the plain call on
+#: moderate inputs; ``regimes`` the hard finite logits (huge, tiny, ties, a dominant logit,
+#: gaps past exp underflow, a large common offset); ``large_classes`` C >= 50,000;
+#: ``invalid`` inputs TensorFlow rejects (shapes, ranks, dtypes, arguments).
 FEATURES: tuple[str, ...] = (
-    "rank1", "rank3+", "batch0", "bad_labels", "special_values",
-    "weights", "reduction", "label_smoothing", "ignore_class", "from_logits",
-    "probabilities", "axis", "broadcast_labels", "grad", "backprop",
+    "basic", "regimes", "large_classes", "invalid", "rank1", "rank3+", "batch0",
+    "bad_labels", "special_values", "weights", "reduction", "label_smoothing", "ignore_class",
+    "from_logits", "probabilities", "axis", "broadcast_labels", "grad", "backprop",
 )
 
 

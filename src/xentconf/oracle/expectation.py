@@ -10,7 +10,6 @@ and cached: a verdict that needs only the loss never pays for the gradient.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from .exact import certify, decimal_string, to_float64
-from .formats import Format, ulp
+from .formats import Format, ulp_array
 from .plan import Raises
 
 GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
@@ -83,8 +82,8 @@ class OutputExpectation:
         """
         model = self._budget_fn()
         r = self.rounded64.ravel()
-        half = np.array([0.5 * ulp(v, self.format) if math.isfinite(v) else 0.0 for v in r])
-        faithful = np.array([ulp(v, self.format) if math.isfinite(v) else 0.0 for v in r])
+        faithful = np.nan_to_num(ulp_array(r, self.format), nan=0.0)
+        half = 0.5 * faithful
         out = {"faithful": faithful.reshape(self.shape)}
         for key in ("tf-precision", "stable"):
             b = np.asarray(model[key], dtype=np.float64).ravel() + half

@@ -30,6 +30,7 @@ __all__ = [
     "round_mpf",
     "round_to_format",
     "ulp",
+    "ulp_array",
 ]
 
 
@@ -174,6 +175,16 @@ def ulp(x: float, fmt: Format) -> float:
         return fmt.min_subnormal
     e = math.frexp(abs(x))[1] - 1
     return math.ldexp(1.0, max(e, fmt.emin) - fmt.p + 1)
+
+
+def ulp_array(x: np.ndarray, fmt: Format) -> np.ndarray:
+    """:func:`ulp` of each representable float64 value of ``x``, vectorized."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.frexp(np.abs(x))[1] - 1
+    with np.errstate(invalid="ignore"):
+        out = np.ldexp(1.0, np.maximum(e, fmt.emin) - fmt.p + 1)
+    out = np.where(x == 0, fmt.min_subnormal, out)
+    return np.where(np.isfinite(x), out, np.nan)
 
 
 def to_dtype(values, fmt: Format) -> np.ndarray:
