@@ -196,6 +196,19 @@ class Target(abc.ABC):
     def info(self) -> TargetInfo:
         """Describe the target; never raises for a missing framework (say why instead)."""
 
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """Python source that calls the framework *directly* for ``call``, for standalone
+        reproducers (they must run without xentconf installed).
+
+        The source runs where these names exist: ``np`` (numpy), ``args`` (TF's parameter
+        names to numpy arrays / Python values, as in ``call.args``), ``init`` (the Keras
+        constructor kwargs), ``upstream`` (a numpy array or None). It imports what it
+        needs and assigns ``outputs``: output names (``loss``, ``backprop``,
+        ``grad_logits`` when ``upstream`` is given) to numpy arrays — what :meth:`Runner.run`
+        would return. ``None`` (the default) means the target cannot say; the reproducer
+        then calls the target through xentconf."""
+        return None
+
     @abc.abstractmethod
     def prepare(self, setup: Setup) -> Runner:
         """Build a runner for ``setup`` (compile here, once); raise TargetError if the
