@@ -8,15 +8,22 @@ format. The few elements whose bound straddles a rounding boundary go to the exa
 (Ziv's strategy across tiers), so every rounded value the engine returns is the
 correctly rounded exact value — the same answer as the exact tier, much faster.
 
-Error model (``u = 2**-53``): ``+ − × ÷`` are correctly rounded; ``np.exp`` and
-``np.log1p`` are within ``C_FN = 4u`` relative (measured ≤ 1.11u here); an exponential
-that underflows into float64's subnormals errs by at most ``ETA`` absolutely. For a
-sparse row (``d = z − m`` formed with an error-free ``two_sum``, ``k`` = a maximum):
+Error model (``u = 2**-53``): ``+ − × ÷`` are correctly rounded; ``np.log1p`` (and
+``np.exp`` where the dense and double-double paths use it) is within ``C_FN = 4u``
+relative (measured ≤ 1.11u here); the logits rows' exponential is the engine's own
+:func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative, derived there; the
+optional compiled kernel in :mod:`xentconf.oracle.accel` evaluates the same operations and
+gives the same bits); an exponential that underflows into float64's subnormals errs by at
+most ``ETA`` absolutely. For a sparse row (``k`` = the first maximum, ``d = z − m`` with
+its rounding error ``d_lo`` from an error-free ``two_sum``; for float32 logits the shift
+is exact and ``two_sum`` is skipped where that is proven):
 
 * ``e_j = exp(d_j)``: relative error ``C_FN + |d_lo_j|`` (``exp(d + d_lo) = exp(d)(1 +
   d_lo + …)``), plus ``ETA``.
-* ``t = Σ_{j≠k} e_j`` by the engine's own pairwise sum (``⌈log2 C⌉`` levels, each adding
-  one rounding to every partial sum): relative error ``max rel(e) + levels·u``.
+* ``t = Σ_{j≠k} e_j`` by the engine's own summation order (:func:`lane_sum`: chunks of
+  ``LANES`` summed as vectors in a binary tree, then the lanes pairwise, ``levels =
+  ⌈log2 ⌈C/LANES⌉⌉ + 3``, each adding one rounding to every partial sum): radius
+  ``C_FN·t + Σ e_j·|d_lo_j| + levels·u·t`` (the middle sum ``terr`` in the same order).
 * ``log s = log1p(t)``: absolute error ``rad(t)/(1 + t − rad(t)) + C_FN·log s``.
 * ``L = log s + (−d_y)``, both terms non-negative (no cancellation even for a loss of
   1e-30): ``rad(log s) + u·L + |d_lo_y|``.
@@ -36,17 +43,22 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import accel as _accel
 from . import budgets as _budgets
+from .accel import LANES
 from .evaluate import evaluate as _exact_evaluate
 from .evaluate import row_exact
 from .exact import certify as _certify_exact
 from .expectation import Expectation, OutputExpectation
 from .formats import FORMATS, Format, round_to_format
 from .plan import Plan
+from .vexp import exp_nonpos
 
 U = 2.0 ** -53
 C_FN = 4 * U  # np.exp / np.log1p relative error bound
 ETA = 2.0 ** -1060  # absolute slack for exponentials that underflow
+USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
+KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
 BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
 # (fresh 8 MiB temporaries spent half the time in page faults), a block uses about 10
 F64 = FORMATS["float64"]
@@ -109,6 +121,42 @@ def two_sum(a, b):
 # --------------------------------------------------------------------------- rows
 
 
+def lane_sum(a: np.ndarray):
+    """Sum along the last axis in the engine's fixed order; returns (sum, levels).
+
+    The row is cut into chunks of ``LANES`` (the last one zero padded); the chunks are
+    added as vectors in a complete binary tree (zero padded to a power of two), then the
+    lanes pairwise. Adding a zero is exact, so the compiled kernel's segment-by-segment
+    evaluation of the same tree gives the same bits. Each level adds one rounding, so for
+    non-negative terms the relative error is at most ``levels · u``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    n, c = a.shape
+    nch = max(1, -(-c // LANES))
+    if nch * LANES != c:
+        pad = np.zeros((n, nch * LANES))
+        pad[:, :c] = a
+        a = pad
+    v = a.reshape(n, nch, LANES)
+    levels = 0
+    while v.shape[1] > 1:
+        if v.shape[1] % 2:
+            v = np.concatenate([v, np.zeros((n, 1, LANES))], axis=1)
+        v = v[:, 0::2] + v[:, 1::2]
+        levels += 1
+    v = v[:, 0, :]
+    while v.shape[1] > 1:
+        v = v[:, 0::2] + v[:, 1::2]
+        levels += 1
+    return v[:, 0], levels
+
+
+def lane_levels(c: int) -> int:
+    """The ``levels`` of :func:`lane_sum` for rows of ``c`` elements."""
+    nch = max(1, -(-c // LANES))
+    return (nch - 1).bit_length() + (LANES - 1).bit_length()
+
+
 def _shift_rows(x: np.ndarray):
     """TF's per-row rules and the exact shift: (bad, k, d, d_lo, finite, neg).
 
@@ -128,36 +176,133 @@ def _shift_rows(x: np.ndarray):
     return bad, k, d, dlo, finite, neg
 
 
-class _Rows:
-    """Float64 values and bounds of a block of logits rows (sparse or dense)."""
+def _row_max(xs: np.ndarray):
+    """TF's per-row rules: (bad, m, k). ``bad`` rows (a NaN, a +inf, or no finite logit)
+    are NaN by TF's rules; ``m`` is the maximum (0 in bad rows), ``k`` its first index."""
+    with np.errstate(all="ignore"):
+        m = xs.max(axis=1).astype(np.float64)  # NaN and +inf win; all −inf stays −inf
+        bad = ~np.isfinite(m)
+        k = np.argmax(xs, axis=1)
+    return bad, np.where(bad, 0.0, m), k
 
-    def __init__(self, x: np.ndarray):
-        n, c = x.shape
-        self.n, self.c = n, c
-        self.bad, self.k, d, dlo, finite, neg = _shift_rows(x)
-        self.d, self.dlo = d, dlo
+
+def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Rows where ``x − m`` might not be exact in float64 (the rest need no two_sum).
+
+    float16 values always subtract exactly (spans ≤ 40 bits). For float32, ``x − m`` is a
+    multiple of ``g = min(ulp(x), ulp(m)) ≥ min(|x|, |m|)·2**-24`` of magnitude ≤ 2·max|x|,
+    so it has fewer than 53 bits when max|x| < 2**28·min|x| (over the nonzero entries; a
+    zero on either side subtracts exactly).
+    """
+    if xs.dtype == np.float16:
+        return np.zeros(xs.shape[0], dtype=bool)
+    if xs.dtype != np.float32:
+        return ~bad
+    with np.errstate(all="ignore"):
+        ax = np.abs(xs)
+        big = ax.max(axis=1)
+        small = np.min(ax, axis=1, where=ax > 0, initial=np.inf)
+        exact = big < small * np.float32(2.0 ** 28)
+        exact |= big == 0
+    return ~exact & ~bad
+
+
+def _numpy_rows(xs: np.ndarray, keep: bool):
+    """The numpy path: (bad, m, k, t, terr) and, with ``keep``, (d, dlo, e) per element.
+
+    ``d + dlo = x − m`` exactly (``two_sum`` where needed, ``d = −inf`` for −inf logits,
+    0 in bad rows), ``e = exp_nonpos(d)``, ``t = Σ_{j≠k} e_j`` and ``terr = Σ_{j≠k}
+    e_j·|dlo_j|`` by :func:`lane_sum` (``terr = 0`` in rows without a rounding error).
+    """
+    n, c = xs.shape
+    bad, m, k = _row_max(xs)
+    idx = np.arange(n)
+    with np.errstate(all="ignore"):
+        d = np.subtract(xs, m[:, None], dtype=np.float64)
+        if bad.any():
+            d[bad] = 0.0
+        dlo = np.zeros((n, c))
+        rows = np.flatnonzero(_inexact_shift_rows(xs, bad))
+        if rows.size:
+            xr = np.asarray(xs[rows], dtype=np.float64)
+            _s, err = two_sum(xr, -m[rows, None])
+            dlo[rows] = np.where(np.isfinite(xr), err, 0.0)
+        e = exp_nonpos(d)
+        e[idx, k] = 0.0  # exp(0) = 1 is left out of the sum (log1p keeps its precision)
+        t, _lev = lane_sum(e)
+        terr = np.zeros(n)
+        if rows.size:
+            nz = rows[(dlo[rows] != 0).any(axis=1)]
+            if nz.size:
+                terr[nz] = lane_sum(e[nz] * np.abs(dlo[nz]))[0]
+        e[idx, k] = 1.0
+        t[bad] = 0.0
+        terr[bad] = 0.0
+    return (bad, m, k, t, terr), ((d, dlo, e) if keep else None)
+
+
+def sparse_row_stats(xs: np.ndarray, accel: bool):
+    """(bad, m, k, t, terr) of a block of rows: compiled kernel or numpy, the same bits."""
+    if accel and xs.dtype in (np.float32, np.float64):
+        return _accel.kernel()(np.ascontiguousarray(xs))
+    return _numpy_rows(xs, keep=False)[0]
+
+
+class _RowSums:
+    """Row-level values and bounds from ``t`` and ``terr`` (shared by both paths)."""
+
+    def __init__(self, c: int, t: np.ndarray, terr: np.ndarray):
+        lev = lane_levels(c)
+        self.levels = lev
+        self.t = t
         with np.errstate(all="ignore"):
-            e = np.exp(d)
-            self.e = e
-            rel_e = C_FN + np.abs(dlo) * 1.0001
-            rel_e = np.where(neg | (d == 0), 0.0, rel_e)
-            self.rel_e = rel_e
-            idx = np.arange(n)
-            ek = e.copy()
-            ek[idx, self.k] = 0.0
-            t, lev = pairwise_sum(ek)
-            self.levels = lev
-            self.t = t
-            # each term's error weighted by the term (an underflowed e_j contributes only
-            # ETA, whatever its |d_lo|), plus one rounding per pairwise level
-            ek_err = ek * np.where(ek > 0, rel_e, 0.0)
-            self.t_rad = ek_err.sum(axis=1) * 1.0001 + t * lev * U * 1.0001 + c * ETA
+            # Σ_{j≠k} e_j·rel(e_j) with rel(e_j) = C_FN + |dlo_j| (exp(d + dlo) =
+            # exp(d)(1 + dlo + …)), plus one rounding per summation level and the
+            # absolute slack of underflowed terms
+            self.t_rad = (C_FN * t + terr * 1.0001) * 1.0001 + t * lev * U * 1.0001 + c * ETA
             logs = np.log1p(t)
             self.logs = logs
             self.logs_rad = self.t_rad / np.maximum(1 + t - self.t_rad, 1.0) * 1.0001 + \
                 C_FN * logs
             self.s = 1 + t
             self.s_rad = self.t_rad + U * self.s
+
+
+def sparse_loss_rows(xs: np.ndarray, labels: np.ndarray, stats) -> tuple:
+    """(L, rad) per row of the sparse loss ``log1p(t) + (m − x_y)`` (both non-negative)."""
+    bad, m, k, t, terr = stats
+    n, c = xs.shape
+    sums = _RowSums(c, t, terr)
+    lab = np.clip(labels, 0, max(c - 1, 0))
+    xy = np.asarray(xs[np.arange(n), lab], dtype=np.float64)
+    with np.errstate(all="ignore"):
+        dy, dylo = two_sum(xy, -m)
+        a = -dy
+        alo = np.where(np.isfinite(xy), -dylo, 0.0)
+        L = sums.logs + a
+        rad = sums.logs_rad + U * np.abs(L) + np.abs(alo) * 1.0001
+        rad = np.where(np.isinf(a), 0.0, rad)
+    return L, rad
+
+
+class _Rows:
+    """Float64 values and bounds of a block of logits rows (sparse or dense)."""
+
+    def __init__(self, x: np.ndarray):
+        n, c = x.shape
+        self.n, self.c = n, c
+        self.x = x
+        (bad, m, k, t, terr), (d, dlo, e) = _numpy_rows(x, keep=True)
+        self.bad, self.m, self.k, self.terr = bad, m, k, terr
+        self.d, self.dlo, self.e = d, dlo, e
+        with np.errstate(all="ignore"):
+            rel_e = C_FN + np.abs(dlo) * 1.0001
+            self.rel_e = np.where((d == -np.inf) | (d == 0), 0.0, rel_e)
+        sums = _RowSums(c, t, terr)
+        self.levels = sums.levels
+        self.t, self.t_rad = sums.t, sums.t_rad
+        self.logs, self.logs_rad = sums.logs, sums.logs_rad
+        self.s, self.s_rad = sums.s, sums.s_rad
 
     def p(self):
         """(mid, rad) of softmax, [N, C]."""
@@ -167,15 +312,7 @@ class _Rows:
             return p, p * rel * 1.0001 + ETA
 
     def sparse_loss(self, labels: np.ndarray):
-        idx = np.arange(self.n)
-        lab = np.clip(labels, 0, max(self.c - 1, 0))
-        a = -self.d[idx, lab]
-        alo = -self.dlo[idx, lab]
-        with np.errstate(all="ignore"):
-            L = self.logs + a
-            rad = self.logs_rad + U * np.abs(L) + np.abs(alo) * 1.0001
-            rad = np.where(np.isinf(a), 0.0, rad)
-        return L, rad
+        return sparse_loss_rows(self.x, labels, (self.bad, self.m, self.k, self.t, self.terr))
 
     def sparse_bp(self, labels: np.ndarray):
         idx = np.arange(self.n)
@@ -499,6 +636,9 @@ class Engine:
         self.upstream = upstream
         rows = plan.rows
         self.supported = rows.kind in ("sparse", "dense", "sparse_probs", "dense_probs")
+        # the compiled kernel (same answers, bit for bit) where numba is installed
+        self.accel = USE_ACCEL and rows.kind == "sparse" and \
+            rows.source.dtype in (np.float32, np.float64) and _accel.enabled()
         self._exact = None
         self._loss_rows = None
 
@@ -513,8 +653,12 @@ class Engine:
         """((L, rad), (grad, rad) or None, NaN-row mask) for rows lo:hi."""
         rows = self.plan.rows
         kind = rows.kind
+        if kind == "sparse" and not need_grad:
+            xs = rows.source[lo:hi]
+            stats = sparse_row_stats(xs, self.accel)
+            return sparse_loss_rows(xs, rows.labels[lo:hi], stats), None, stats[0]
         if kind in ("sparse", "dense"):
-            blk = _Rows(rows.x[lo:hi])
+            blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
             if kind == "sparse":
                 loss = blk.sparse_loss(rows.labels[lo:hi])
                 grad = blk.sparse_bp(rows.labels[lo:hi]) if need_grad else None
@@ -523,7 +667,7 @@ class Engine:
                 loss = blk.dense_loss(ys, yr, rows.xla_zero_labels)
                 grad = blk.dense_bp(ys, yr) if need_grad else None
             return loss, grad, blk.bad
-        pb = _ProbRows(rows.x[lo:hi], rows.clip)
+        pb = _ProbRows(rows.x_block(lo, hi), rows.clip)
         if kind == "sparse_probs":
             loss, grad = pb.sparse(rows.labels[lo:hi])
         else:
@@ -542,7 +686,10 @@ class Engine:
         if c == 0:
             self._loss_rows = (L, R)
             return self._loss_rows
-        step = _block_rows(n, c)
+        if rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
+            step = max(1, min(n, KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
+        else:
+            step = _block_rows(n, c)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
             (m, r), _g, bad0 = self._block(lo, hi, need_grad=False)
@@ -571,7 +718,7 @@ class Engine:
             step = _block_rows(n, 2 * c)
             for lo in range(0, n, step):
                 hi = min(n, lo + step)
-                blk = _RowsDD(rows.x[lo:hi])
+                blk = _RowsDD(rows.x_block(lo, hi))
                 if rows.kind == "sparse":
                     h, l_, r = blk.sparse_loss(rows.labels[lo:hi])
                 else:
@@ -658,7 +805,7 @@ class Engine:
         step = _block_rows(n, 2 * c)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            blk = _RowsDD(rows.x[lo:hi])
+            blk = _RowsDD(rows.x_block(lo, hi))
             if rows.kind == "sparse":
                 bh, bl, br = blk.sparse_bp(rows.labels[lo:hi])
             else:

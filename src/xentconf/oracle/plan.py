@@ -42,7 +42,9 @@ class Rows:
     """
 
     kind: str
-    x: np.ndarray  # float64 [N, C]: exact values after TF's input conversions
+    # [N, C]: exact values after TF's input conversions, as float64 or as a narrower numpy
+    # float dtype that float64 holds exactly (float32, float16); ``x`` is the float64 view
+    source: np.ndarray
     labels: np.ndarray | None = None  # int64 [N] (sparse kinds)
     y: np.ndarray | None = None  # float64 [N, C] (dense kinds), before smoothing
     smoothing: Fraction = Fraction(0)
@@ -54,11 +56,27 @@ class Rows:
 
     @property
     def n(self) -> int:
-        return self.x.shape[0]
+        return self.source.shape[0]
 
     @property
     def c(self) -> int:
-        return self.x.shape[1]
+        return self.source.shape[1]
+
+    @property
+    def x(self) -> np.ndarray:
+        """float64 [N, C] values (converted from a narrower ``source`` on first use, kept)."""
+        x = self.__dict__.get("_x")
+        if x is None:
+            x = np.asarray(self.source, dtype=np.float64)
+            self.__dict__["_x"] = x
+        return x
+
+    def x_block(self, lo: int, hi: int) -> np.ndarray:
+        """float64 rows ``lo:hi`` (without converting the whole of a narrower ``source``)."""
+        x = self.__dict__.get("_x")
+        if x is not None:
+            return x[lo:hi]
+        return np.asarray(self.source[lo:hi], dtype=np.float64)
 
     def __post_init__(self):
         if self.nan_rows is None:

@@ -142,6 +142,16 @@ def _round_array(arr: np.ndarray, fmt: Format) -> np.ndarray:
     return round_to_format(x, fmt)
 
 
+def _as_source(arr: np.ndarray) -> np.ndarray:
+    """The values of a float array in float64, float32 or float16, exactly, without copying
+    float32 and float16 arrays (``Rows.x`` converts them to float64 when asked)."""
+    if arr.dtype in (np.float32, np.float16):
+        return np.asarray(arr)
+    if arr.dtype.name == "bfloat16":
+        return arr.astype(np.float32)
+    return _as_float64(arr)
+
+
 def _as_float64(arr: np.ndarray) -> np.ndarray:
     """Exact float64 copy of a float array (every format here embeds in float64)."""
     return np.asarray(arr, dtype=np.float64) if arr.dtype.name != "bfloat16" else \
@@ -242,7 +252,7 @@ def _sparse_kernel_plan(api, f2, lab1, profile, precision, *, loss_shape, backpr
     else:
         nan_rows = _labels_nan_rows(lab64, c)
     fmt = _fmt(f2)
-    rows = Rows("sparse", _as_float64(f2), labels=lab64, nan_rows=nan_rows)
+    rows = Rows("sparse", _as_source(f2), labels=lab64, nan_rows=nan_rows)
     return Plan(api, profile, rows, _identity_reduction(n, loss_shape), fmt, fmt, precision,
                 grad_shape=tuple(grad_shape if grad_shape is not None else f2.shape),
                 grad_format=fmt, grad_perm=perm, moved_shape=moved,

@@ -1,0 +1,163 @@
+"""The engine's own exponential and summation order, and its two paths (numpy, compiled).
+
+The numpy path is tested always; the compiled kernel (numba, an optional extra) only where
+numba is installed: there it must give the numpy path's values bit for bit, and the same
+certified answers through the public API.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import mpmath
+import numpy as np
+import pytest
+
+from xentconf.oracle import engine as E
+from xentconf.oracle.fast import tf as fast_tf
+from xentconf.oracle.vexp import EXP_ABS, EXP_REL, U, exp_nonpos
+
+HAS_NUMBA = importlib.util.find_spec("numba") is not None
+needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (optional "
+                                 "extra: pip install 'xentconf[fast]')")
+
+
+def _exp_points() -> np.ndarray:
+    rng = np.random.default_rng(2)
+    ln2 = np.log(2.0)
+    k = np.arange(1, 1160, 7.0)
+    return np.concatenate([
+        -rng.random(1500) * 800, -rng.random(1500) * 2, -np.abs(rng.standard_normal(1500)) * 40,
+        -k * ln2, -(k + 0.5) * ln2, -(k + 0.5) * ln2 * (1 + 2.0 ** -40),  # |r| at its largest
+        -rng.random(300) * 2.0 ** -30,
+        [0.0, -0.0, -5e-324, -1e-300, -2.0 ** -53, -0.34657359027997264, -0.3465735902799727,
+         -708.3964185322641, -708.4, -709.0, -744.44, -745.1332191019411, -745.14, -746.0,
+         -799.99, -800.0, -800.01, -1e4, -3.4e38, -1e300, -np.inf],
+    ])
+
+
+def test_exp_nonpos_is_within_its_claimed_bound():
+    """|exp_nonpos(d) − e^d| ≤ EXP_REL·e^d + EXP_ABS against 100-bit mpmath, extremes
+    included (the derivation in vexp gives 2.4u; the largest seen here is ~1.3u)."""
+    d = _exp_points()
+    got = exp_nonpos(d)
+    ctx = mpmath.MPContext()
+    ctx.prec = 100
+    worst = 0.0
+    for di, gi in zip(d.tolist(), got.tolist()):
+        exact = ctx.exp(ctx.mpf(di))
+        err = abs(ctx.mpf(gi) - exact)
+        assert err <= EXP_REL * exact + EXP_ABS, (di, gi)
+        if exact > 2.0 ** -1000:
+            worst = max(worst, float(err / exact))
+    assert worst <= EXP_REL and worst > 0
+    assert exp_nonpos(np.array([0.0, -0.0]))[0] == 1.0 == exp_nonpos(np.array([-0.0]))[0]
+    assert worst / U < 2.5
+
+
+def _tree(v: list) -> float:
+    """The complete binary tree over a power-of-two list (reference for lane_sum)."""
+    while len(v) > 1:
+        v = [v[i] + v[i + 1] for i in range(0, len(v), 2)]
+    return v[0]
+
+
+@pytest.mark.parametrize("c", [1, 2, 7, 8, 9, 17, 100, 1000, 2049, 5000])
+def test_lane_sum_is_the_documented_tree(c):
+    rng = np.random.default_rng(c)
+    a = np.exp(rng.standard_normal((3, c)) * 20)
+    s, lev = E.lane_sum(a)
+    assert lev == E.lane_levels(c)
+    lanes = E.LANES
+    nch = -(-c // lanes)
+    npow = 1 << (nch - 1).bit_length()
+    for i in range(3):
+        pad = np.zeros(npow * lanes)
+        pad[:c] = a[i]
+        chunks = pad.reshape(npow, lanes)
+        vec = [_tree(list(chunks[:, j])) for j in range(lanes)]
+        assert s[i] == _tree(vec)
+
+
+def test_float32_shift_rule_is_sound():
+    """Rows the rule calls exact have x − m exact in float64 (two_sum error 0)."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for _ in range(400):
+        scale = 10.0 ** rng.integers(-45, 38)
+        r = rng.standard_normal(12) * scale
+        r[rng.random(12) < 0.2] *= 10.0 ** rng.integers(-40, 10)
+        r[rng.random(12) < 0.1] = 0.0
+        rows.append(r)
+    with np.errstate(over="ignore"):
+        x = np.array(rows).astype(np.float32)
+    x[~np.isfinite(x)] = 0
+    bad, m, _k = E._row_max(x)
+    maybe = E._inexact_shift_rows(x, bad)
+    _s, err = E.two_sum(x.astype(np.float64), -m[:, None])
+    exact_rows = ~maybe & ~bad
+    assert exact_rows.sum() > 100 and maybe.sum() > 10
+    assert not err[exact_rows].any()
+
+
+def _adversarial_blocks():
+    rng = np.random.default_rng(3)
+    for c in (1, 2, 7, 8, 9, 10, 100, 1000, 2047, 2048, 2049, 4097, 20000):
+        for dt in (np.float32, np.float64):
+            x = (rng.standard_normal((5, c)) * 3).astype(dt)
+            yield x
+            y = x.copy()
+            y[0, 0] = -np.inf
+            y[1, -1] = np.nan
+            y[2, :] = -np.inf
+            y[3, c // 2] = np.inf
+            yield y
+            y = x.copy()
+            y[:, 0] += dt(70)
+            y[1] *= dt(1e-30)
+            y[2, ::3] = dt(1e30)
+            y[3] += dt(1e4)
+            y[4, 1::2] = 0
+            yield y
+            yield np.round(x)  # ties
+            yield (x * dt(1e-38)).astype(dt)  # subnormal float32
+            y = x.copy()
+            y[:, 1::4] *= dt(1e-12)  # shifts that are not exact
+            yield y
+
+
+@needs_numba
+def test_kernel_matches_the_numpy_path_bit_for_bit():
+    from xentconf.oracle import accel
+
+    kern = accel.kernel()
+    assert kern is not None
+    for x in _adversarial_blocks():
+        a = kern(np.ascontiguousarray(x))
+        b = E._numpy_rows(x, keep=False)[0]
+        assert np.array_equal(a[0], b[0])
+        good = ~a[0]
+        for i in range(1, 5):
+            assert np.array_equal(a[i][good], b[i][good]), (i, x.dtype, x.shape)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_public_answers_are_the_same_on_both_paths(monkeypatch, dtype):
+    rng = np.random.default_rng(8)
+    for x in _adversarial_blocks():
+        if x.dtype != dtype:
+            continue
+        y = rng.integers(0, x.shape[1], x.shape[0])
+        w = np.linspace(-1, 2, x.shape[0]).astype(np.float32)
+        out = {}
+        for accel_on in (True, False):
+            monkeypatch.setattr(E, "USE_ACCEL", accel_on)
+            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
+            v = fast_tf.compat.v1.losses.sparse_softmax_cross_entropy(
+                y, x, weights=w, reduction="weighted_mean")
+            assert e.engine.accel is accel_on
+            out[accel_on] = (e["loss"].rounded64, e.engine.fallbacks, v["loss"].rounded64)
+        assert np.array_equal(out[True][0], out[False][0], equal_nan=True)
+        assert out[True][1] == out[False][1]
+        assert np.array_equal(out[True][2], out[False][2], equal_nan=True)
