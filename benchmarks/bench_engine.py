@@ -58,6 +58,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from xentconf.oracle import accel as xaccel  # noqa: E402
+from xentconf.oracle import engine as xengine  # noqa: E402
 from xentconf.oracle import tf as xtf  # noqa: E402
 from xentconf.oracle.fast import tf as ftf  # noqa: E402
 
@@ -75,7 +77,9 @@ except ImportError:  # pragma: no cover - depends on the environment
 SHAPES = ((8192, 32000), (65536, 1000), (1_000_000, 10), (64, 256_000))
 QUICK_SHAPES = ((16, 3200), (512, 1000), (20_000, 10), (2, 25_600))
 REDUCTIONS = ("none", "mean")
-CONTENDERS = ("engine", "torch", "naive")
+# the engine's two paths: the compiled kernel (numba, optional) and the numpy path
+ENGINES = ("numba", "numpy")
+CONTENDERS = ENGINES + ("torch", "naive")
 CLOCKS = ("cpu", "wall")
 COPY_BYTES = 1 << 30  # the copy-bandwidth probe: a 1 GiB float32 array
 QUICK_COPY_BYTES = 64 << 20
@@ -145,8 +149,18 @@ def adversarial_sets(seed: int, quick: bool) -> list[tuple[str, np.ndarray, np.n
 # --------------------------------------------------------------------------- contenders
 
 
-def run_engine(logits: np.ndarray, labels: np.ndarray, reduction: str):
-    """(rounded loss as float64, fallbacks, seconds spent in the API call before evaluation)."""
+def run_engine(logits: np.ndarray, labels: np.ndarray, reduction: str, path: str | None = None):
+    """(rounded loss as float64, fallbacks, seconds spent in the API call before evaluation);
+    ``path`` 'numba' or 'numpy' picks the engine's path (default: numba where installed)."""
+    if path is not None:
+        xengine.USE_ACCEL = path == "numba"
+    try:
+        return _run_engine(logits, labels, reduction, path)
+    finally:
+        xengine.USE_ACCEL = True
+
+
+def _run_engine(logits, labels, reduction, path):
     t0 = time.perf_counter()
     if reduction == "none":
         e = ftf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
@@ -156,6 +170,8 @@ def run_engine(logits: np.ndarray, labels: np.ndarray, reduction: str):
     t1 = time.perf_counter()
     loss = e["loss"].rounded64
     engine = getattr(e, "engine", None)
+    if path is not None and engine is not None:
+        assert engine.accel == (path == "numba"), "the engine did not take the path asked for"
     return loss, (engine.fallbacks if engine is not None else None), t1 - t0
 
 
@@ -182,11 +198,22 @@ def run_naive(logits: np.ndarray, labels: np.ndarray, reduction: str) -> np.ndar
     return loss.mean(dtype=np.float32) if reduction == "mean" else loss
 
 
-RUNNERS = {"engine": run_engine, "torch": run_torch, "naive": run_naive}
+RUNNERS = {"numba": lambda x, y, r: run_engine(x, y, r, "numba"),
+           "numpy": lambda x, y, r: run_engine(x, y, r, "numpy"),
+           "torch": run_torch, "naive": run_naive}
+
+
+def engines() -> tuple[str, ...]:
+    """The engine paths measurable here: numba's only where it is installed."""
+    return ENGINES if xaccel.enabled() else ("numpy",)
 
 
 def contenders() -> tuple[str, ...]:
-    return CONTENDERS if torch is not None else tuple(c for c in CONTENDERS if c != "torch")
+    return engines() + (("torch",) if torch is not None else ()) + ("naive",)
+
+
+def others() -> tuple[str, ...]:
+    return tuple(c for c in contenders() if c not in ENGINES)
 
 
 # --------------------------------------------------------------------------- timing
@@ -230,14 +257,16 @@ def copy_bandwidth(nbytes: int, repeats: int) -> dict:
 def bench_shape(n: int, c: int, repeats: int, seed: int, copy_gbs: dict) -> list[dict]:
     logits, labels = make_inputs(n, c, seed)
     names = contenders()
+    engs = engines()
     for red in REDUCTIONS:  # warm-up on two rows: imports, first-call caches, code paths
         for name in names:
             RUNNERS[name](logits[:2], labels[:2], red)
     times = {(red, name, clk): [] for red in REDUCTIONS for name in names for clk in CLOCKS}
-    plan_s = {red: [] for red in REDUCTIONS}
-    sys_s = {red: [] for red in REDUCTIONS}
-    fallbacks = {red: None for red in REDUCTIONS}
+    plan_s = {(red, e): [] for red in REDUCTIONS for e in engs}
+    sys_s = {(red, e): [] for red in REDUCTIONS for e in engs}
+    fallbacks = {(red, e): None for red in REDUCTIONS for e in engs}
     agree = {}
+    paths_identical = {red: True for red in REDUCTIONS}
     for rep in range(repeats):
         for red in REDUCTIONS:
             outs = {}
@@ -245,17 +274,21 @@ def bench_shape(n: int, c: int, repeats: int, seed: int, copy_gbs: dict) -> list
                 out, w, cpu, ksys = timed(RUNNERS[name], logits, labels, red)
                 times[(red, name, "wall")].append(w)
                 times[(red, name, "cpu")].append(cpu)
-                if name == "engine":
-                    out, fallbacks[red], p = out
-                    plan_s[red].append(p)
-                    sys_s[red].append(ksys)
-                if rep == 0 and red == "none":
+                if name in engs:
+                    out, fallbacks[(red, name)], p = out
+                    plan_s[(red, name)].append(p)
+                    sys_s[(red, name)].append(ksys)
+                if rep == 0:
                     outs[name] = out
                 del out
-            if outs:  # random data: how often torch / naive differ from the certified value
-                ref = outs["engine"].astype(np.float32)
-                agree = {k: int(np.count_nonzero(v != ref)) for k, v in outs.items()
-                         if k != "engine"}
+            if len(engs) > 1:  # the two paths must give the same answers
+                paths_identical[red] &= bool(np.array_equal(outs[engs[0]], outs[engs[1]],
+                                                            equal_nan=True))
+            if red == "none":  # random data: how often torch / naive differ from the engine
+                if outs:
+                    ref = outs[engs[0]].astype(np.float32)
+                    agree = {k: int(np.count_nonzero(v != ref)) for k, v in outs.items()
+                             if k not in engs}
             del outs
         log(f"[{n}, {c}] repeat {rep + 1}/{repeats}")
     nbytes = logits.nbytes
@@ -263,29 +296,33 @@ def bench_shape(n: int, c: int, repeats: int, seed: int, copy_gbs: dict) -> list
     results = []
     for red in REDUCTIONS:
         r = {"rows": n, "classes": c, "reduction": red, "input_bytes": nbytes,
-             "engine_fallbacks": fallbacks[red],
-             "engine_api_call_wall_s": plan_s[red], "engine_kernel_cpu_s": sys_s[red]}
+             "engines": list(engs), "engine_paths_identical": paths_identical[red]}
         for name in names:
             for clk in CLOCKS:
                 ts = times[(red, name, clk)]
                 r[f"{name}_{clk}_s"] = ts
                 r[f"{name}_{clk}_median_s"] = statistics.median(ts)
                 r[f"{name}_{clk}_rows_per_s"] = n / statistics.median(ts)
-        for clk in CLOCKS:
-            eng = r[f"engine_{clk}_rows_per_s"]
-            for other in names[1:]:
-                r[f"engine_over_{other}_{clk}"] = eng / r[f"{other}_{clk}_rows_per_s"]
-            gbs = nbytes / r[f"engine_{clk}_median_s"] / 1e9
-            r[f"engine_input_gb_per_s_{clk}"] = gbs
-            r[f"engine_fraction_of_copy_bw_{clk}"] = gbs / copy_gbs[clk]
-        r["engine_api_call_share_wall"] = (statistics.median(plan_s[red])
-                                           / r["engine_wall_median_s"])
-        cpu_total = sum(times[(red, "engine", "cpu")])  # os.times ticks at 10 ms: use sums
-        r["engine_kernel_share_cpu"] = sum(sys_s[red]) / cpu_total if cpu_total >= 1.0 \
-            else None
+        for e in engs:
+            r[f"{e}_fallbacks"] = fallbacks[(red, e)]
+            r[f"{e}_api_call_wall_s"] = plan_s[(red, e)]
+            r[f"{e}_kernel_cpu_s"] = sys_s[(red, e)]
+            for clk in CLOCKS:
+                eng = r[f"{e}_{clk}_rows_per_s"]
+                for other in others():
+                    r[f"{e}_over_{other}_{clk}"] = eng / r[f"{other}_{clk}_rows_per_s"]
+                gbs = nbytes / r[f"{e}_{clk}_median_s"] / 1e9
+                r[f"{e}_input_gb_per_s_{clk}"] = gbs
+                r[f"{e}_fraction_of_copy_bw_{clk}"] = gbs / copy_gbs[clk]
+            r[f"{e}_api_call_share_wall"] = (statistics.median(plan_s[(red, e)])
+                                             / r[f"{e}_wall_median_s"])
+            cpu_total = sum(times[(red, e, "cpu")])  # os.times ticks at 10 ms: use sums
+            r[f"{e}_kernel_share_cpu"] = sum(sys_s[(red, e)]) / cpu_total if cpu_total >= 1.0 \
+                else None
+            if red == "none":
+                r[f"{e}_fallbacks_per_row"] = fallbacks[(red, e)] / n
         if red == "none":
             r["elements_differing_from_engine"] = agree
-            r["engine_fallbacks_per_row"] = fallbacks[red] / n
         results.append(r)
     return results
 
@@ -370,8 +407,8 @@ def bench_accuracy(seed: int, quick: bool) -> list[dict]:
                    "exact_max": float(np.max(exact))}
             for name in names:
                 out = RUNNERS[name](x, y, red)
-                if name == "engine":
-                    out, row["engine_fallbacks"], _ = out
+                if name in ENGINES:
+                    out, row[f"{name}_fallbacks"], _ = out
                 err = ulp_errors(out, exact)
                 row[f"{name}_max_ulp"] = float(err.max())
                 row[f"{name}_median_ulp"] = float(np.median(err))
@@ -448,51 +485,62 @@ def header_lines(args, repeats: int, copy: dict) -> list[str]:
         f"  inputs: logits ~ N(0, sd 3) float32, labels uniform int64 (seed {args.seed}); "
         f"batch scale {args.scale:g} (rows = round(scale * N)); fresh Expectation per call",
         f"  timing: median of {repeats} repeat(s), CPU time (process_time) and wall time "
-        "(perf_counter), garbage collector off; engine, torch, naive alternate in each repeat",
-        "  engine = API call + e['loss'].rounded64 (semantics, plan with its float64 copy, "
-        "evaluation, certification, fallbacks); ratios are engine rows/s / other rows/s "
-        "(> 1: the engine is faster)",
+        "(perf_counter), garbage collector off; the contenders alternate in each repeat",
+        "  engine paths: 'numba' = the compiled kernel (xentconf.oracle.accel, numba "
+        f"{_numba_version()}), 'numpy' = the pure-numpy path (XENTCONF_ACCEL=0); both = API "
+        "call + e['loss'].rounded64 (semantics, plan, evaluation, certification, "
+        "fallbacks); ratios are engine rows/s / other rows/s (> 1: the engine is faster)",
         f"  copy bandwidth: np.copyto of a {copy['bytes'] / 2**30:g} GiB float32 array: "
         f"{copy['gb_per_s']['cpu']:.2f} GB/s (CPU time), {copy['gb_per_s']['wall']:.2f} GB/s "
         "(wall) copied; memory traffic is twice that",
-        "  engine GB/s = float32 input bytes (read once) / engine time; '%copy' = that / the "
-        "copy GB/s on the same clock",
+        "  GB/s = float32 input bytes (read once) / engine time; '%copy' = that / the "
+        "copy GB/s on the same clock (the fraction of the machine's memory bandwidth reached)",
     ] + (["  QUICK MODE: tiny sizes for smoke testing; the numbers are not meaningful"]
          if args.quick else [])
 
 
 def speed_table(results: list[dict], clk: str) -> list[str]:
     names = contenders()
-    head = f"{'shape':>16} {'red':>4} " + "".join(f"{n + ' rows/s':>16}" for n in names)
-    head += "".join(f"{'eng/' + o:>11}" for o in names[1:])
-    head += f"{'eng GB/s':>10}{'%copy':>7}{'eng s':>9}"
+    engs = engines()
+    head = f"{'shape':>16} {'red':>4} " + "".join(f"{n + ' rows/s':>14}" for n in names)
+    for e in engs:
+        head += "".join(f"{e + '/' + o:>12}" for o in others())
+        head += f"{e + ' GB/s':>12}{'%copy':>7}"
     out = [f"rows/s by {'CPU time' if clk == 'cpu' else 'wall time'}:", head, "-" * len(head)]
     for r in results:
         shape = f"[{r['rows']}, {r['classes']}]"
         line = f"{shape:>16} {r['reduction']:>4} "
-        line += "".join(f"{fmt_rate(r[f'{n}_{clk}_rows_per_s']):>16}" for n in names)
-        line += "".join(f"{r[f'engine_over_{o}_{clk}']:>10.3f}x" for o in names[1:])
-        line += f"{r[f'engine_input_gb_per_s_{clk}']:>10.3f}"
-        line += f"{100 * r[f'engine_fraction_of_copy_bw_{clk}']:>6.1f}%"
-        line += f"{r[f'engine_{clk}_median_s']:>9.3f}"
+        line += "".join(f"{fmt_rate(r[f'{n}_{clk}_rows_per_s']):>14}" for n in names)
+        for e in engs:
+            line += "".join(f"{r[f'{e}_over_{o}_{clk}']:>11.3f}x" for o in others())
+            line += f"{r[f'{e}_input_gb_per_s_{clk}']:>12.3f}"
+            line += f"{100 * r[f'{e}_fraction_of_copy_bw_{clk}']:>6.1f}%"
         out.append(line)
     return out
 
 
 def engine_lines(results: list[dict]) -> list[str]:
     out = ["engine on the random data: fallbacks (elements handed to the exact tier); 'API "
-           "call' = share of the engine's wall time spent before evaluation (semantics, plan, "
-           "float64 copy); 'kernel' = system share of its CPU time (page faults of fresh "
-           "arrays, mostly)"]
+           "call' = share of the engine's wall time spent before evaluation (semantics, "
+           "plan); 'sys' = system share of its CPU time (page faults of fresh arrays, "
+           "mostly); 'paths identical' = numba and numpy gave the same answers"]
     for r in results:
         shape = f"[{r['rows']}, {r['classes']}] {r['reduction']}"
-        fb, n = r["engine_fallbacks"], r["rows"]
-        ks = r["engine_kernel_share_cpu"]
-        ks = "n/a (<1 s)" if ks is None else f"{100 * ks:.0f}%"
-        line = (f"  {shape:>21}: API call {100 * r['engine_api_call_share_wall']:4.1f}%, "
-                f"kernel {ks}; fallbacks {fb}")
+        n = r["rows"]
+        parts = []
+        for e in r["engines"]:
+            fb = r[f"{e}_fallbacks"]
+            ks = r[f"{e}_kernel_share_cpu"]
+            ks = "n/a (<1 s)" if ks is None else f"{100 * ks:.0f}%"
+            part = (f"{e}: API call {100 * r[f'{e}_api_call_share_wall']:4.1f}%, sys {ks}, "
+                    f"fallbacks {fb}")
+            if r["reduction"] == "none":
+                part += f" = {fb / n:.2e}/row"
+            parts.append(part)
+        line = f"  {shape:>21}: " + "; ".join(parts)
+        if len(r["engines"]) > 1:
+            line += f"; paths identical: {'yes' if r['engine_paths_identical'] else 'NO'}"
         if r["reduction"] == "none":
-            line += f" = {fb / n:.2e}/row"
             diff = ", ".join(f"{k} {v}" for k, v in r["elements_differing_from_engine"].items())
             line += f"; differing from the engine: {diff} of {n}"
         out.append(line)
@@ -501,8 +549,10 @@ def engine_lines(results: list[dict]) -> list[str]:
 
 def accuracy_lines(results: list[dict]) -> list[str]:
     names = contenders()
+    engs = engines()
     head = f"{'adversarial set':<46} {'rows':>4} {'red':>4} " + \
-        "".join(f"{n + ' max':>14}{'med':>9}" for n in names) + f"{'eng fb':>7}{'exact s':>9}"
+        "".join(f"{n + ' max':>14}{'med':>9}" for n in names) + \
+        "".join(f"{e + ' fb':>9}" for e in engs) + f"{'exact s':>9}"
     out = ["accuracy: error in float32 ulps of the correctly rounded value (exact tier)",
            head, "-" * len(head)]
 
@@ -512,12 +562,21 @@ def accuracy_lines(results: list[dict]) -> list[str]:
     for r in results:
         line = f"{r['set']:<46} {r['rows']:>4} {r['reduction']:>4} "
         line += "".join(f"{u(r[f'{n}_max_ulp']):>14}{u(r[f'{n}_median_ulp']):>9}" for n in names)
-        line += f"{r['engine_fallbacks']!s:>7}{r['exact_cpu_s']:>9.2f}"
+        line += "".join(f"{r[f'{e}_fallbacks']!s:>9}" for e in engs)
+        line += f"{r['exact_cpu_s']:>9.2f}"
         out.append(line)
-    bad = [r["set"] for r in results if r["engine_max_ulp"] != 0]
-    out.append("  engine: 0 ulps everywhere (correctly rounded)" if not bad else
-               f"  ENGINE NOT CORRECTLY ROUNDED on: {sorted(set(bad))}")
+    bad = sorted({r["set"] for r in results for e in engs if r[f"{e}_max_ulp"] != 0})
+    out.append(f"  engine ({', '.join(engs)}): 0 ulps everywhere (correctly rounded)" if not bad
+               else f"  ENGINE NOT CORRECTLY ROUNDED on: {bad}")
     return out
+
+
+def _numba_version() -> str:
+    try:
+        import numba
+    except ImportError:
+        return "not installed: the numba column is left out"
+    return numba.__version__ if xaccel.enabled() else f"{numba.__version__}, switched off"
 
 
 def combined_lines(cb: dict, quick: bool) -> list[str]:
@@ -611,6 +670,7 @@ def main(argv=None) -> int:
             "python": platform.python_version(),
             "numpy": np.__version__,
             "torch": torch.__version__ if torch else None,
+            "numba": _numba_version(),
             "machine": platform.machine(),
             "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 LANES = 8  # width of the chunks the engine sums as vectors (its summation order)
-SEG = 2048  # elements per segment: a power of two times LANES; scratch = a few SEG arrays
+SEG = 1024  # elements per segment: a power of two times LANES; scratch = a few SEG arrays
 
 _STATE: dict = {}
 

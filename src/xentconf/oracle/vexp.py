@@ -58,50 +58,68 @@ C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13 = (
     1 / 39916800, 1 / 479001600, 1 / 6227020800)
 
 
+CHUNK = 8192  # elements per pass: the ~10 temporaries stay in the L2 cache
+
+
 def exp_nonpos(d: np.ndarray) -> np.ndarray:
     """``exp(d)`` for float64 ``d ≤ 0`` (``−inf`` allowed; no NaN), by the fixed sequence of
     operations above: within ``EXP_REL`` relative plus ``EXP_ABS`` absolute, and bit for
-    bit the values of the compiled path. Works in place on temporaries (few allocations)."""
-    d = np.asarray(d, dtype=np.float64)
-    dd = np.maximum(d, CLAMP)
-    kf = dd * INV_LN2
+    bit the values of the compiled path. Evaluated in chunks of ``CHUNK`` elements with
+    reused temporaries (about 30 numpy passes each, all in cache)."""
+    d = np.ascontiguousarray(d, dtype=np.float64)
+    flat = d.reshape(-1)
+    out = np.empty_like(flat)
+    n = flat.size
+    size = min(n, CHUNK)
+    f = [np.empty(size) for _ in range(7)]
+    ki, k1 = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        m = hi - lo
+        dd, kf, r, r2, t, b1, b2 = (a[:m] for a in f)
+        _exp_chunk(flat[lo:hi], out[lo:hi], dd, kf, r, r2, t, b1, b2, ki[:m], k1[:m])
+    return out.reshape(d.shape)
+
+
+def _exp_chunk(d, b0, dd, kf, r, r2, t, b1, b2, k, k1) -> None:
+    """One chunk of :func:`exp_nonpos` into ``b0`` (every other argument is scratch)."""
+    np.maximum(d, CLAMP, out=dd)
+    np.multiply(dd, INV_LN2, out=kf)
     kf += SH
     kf -= SH
-    r = kf * LN2_HI
+    np.multiply(kf, LN2_HI, out=r)
     np.subtract(dd, r, out=r)
-    np.multiply(kf, LN2_LO, out=dd)
-    r -= dd  # r = (dd − kf·LN2_HI) − kf·LN2_LO
-    r2 = r * r
-    # Estrin: b0 = a0 + a1·r2 … with a_j = c_{2j+2} + c_{2j+3}·r
-    t = np.empty_like(r)
+    np.multiply(kf, LN2_LO, out=t)
+    r -= t  # r = (dd − kf·LN2_HI) − kf·LN2_LO
+    np.multiply(r, r, out=r2)
 
-    def lin(c0, c1, out):
+    def lin(c0, c1, out):  # c0 + c1·r
         np.multiply(r, c1, out=out)
         out += c0
         return out
 
-    b0 = lin(C2, C3, np.empty_like(r))
+    # Estrin: b_j = a_{2j} + a_{2j+1}·r2 with a_j = c_{2j+2} + c_{2j+3}·r
+    lin(C2, C3, b0)
     b0 += np.multiply(lin(C4, C5, t), r2, out=t)
-    b1 = lin(C6, C7, np.empty_like(r))
+    lin(C6, C7, b1)
     b1 += np.multiply(lin(C8, C9, t), r2, out=t)
-    b2 = lin(C10, C11, dd)
+    lin(C10, C11, b2)
     b2 += np.multiply(lin(C12, C13, t), r2, out=t)
     r4 = np.multiply(r2, r2, out=t)
     b1 *= r4
-    b0 += b1  # s = b0 + b1·r4
+    b0 += b1  # b0 + b1·r4
     np.multiply(r4, r4, out=r4)  # r8
     b2 *= r4
     b0 += b2  # q
     b0 *= r2
     b0 += r  # w = r + r2·q
     b0 += 1.0  # p
-    k = kf.astype(np.int64)
-    k1 = k >> 1
+    k[...] = kf  # an integer already: exact
+    np.right_shift(k, 1, out=k1)
     k -= k1
     k1 += 1023
     k1 <<= 52
     k += 1023
     k <<= 52
-    b0 *= k1.view(np.float64)
-    b0 *= k.view(np.float64)
-    return b0
+    b0 *= k1.view(np.float64)  # 2**k1
+    b0 *= k.view(np.float64)  # 2**(kf − k1)
