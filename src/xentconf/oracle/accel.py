@@ -120,6 +120,24 @@ def _build():  # pragma: no cover - exercised only where numba is installed
         return m, bad or m == -np.inf
 
     @jit
+    def first_index(row, m):
+        """The first j with row[j] == m (there is one): 64-element blocks compared as
+        vectors, then the block that holds it element by element."""
+        c = row.shape[0]
+        j0 = 0
+        while j0 + 64 <= c:
+            hit = 0
+            for l in range(64):
+                hit += row[j0 + l] == m
+            if hit:
+                break
+            j0 += 64
+        for j in range(j0, c):
+            if row[j] == m:
+                return j
+        return 0
+
+    @jit
     def exp_seg(xs, m, ebuf, lbuf):
         """e_j = exp_nonpos(x_j − m) and e_j·|two_sum error| for one segment."""
         for j in range(xs.shape[0]):
@@ -232,11 +250,7 @@ def _build():  # pragma: no cover - exercised only where numba is installed
                 k_out[i] = 0
                 if bad:
                     continue
-                k = 0
-                for j in range(c):
-                    if row[j] == m:
-                        k = j
-                        break
+                k = first_index(row, m)
                 k_out[i] = k
                 nseg = 0
                 for s0 in range(0, c, seg):
