@@ -894,6 +894,8 @@ def edge_cases() -> list[Case]:
     E("scce", "dtype=float16-label-2049", "keras3", {"from_logits": True, "dtype": "float16"},
       y_true=i32([2049]), y_pred=big)
     E("scce", "axis-kw", "keras2", {"axis": 1}, y_true=KY, y_pred=KP)
+    for kv in ("keras2", "keras3"):  # a scalar y_pred: tf_keras divides by its rank (0)
+        E("scce", "y_pred-0d", kv, {"from_logits": True}, y_true=i32([1]), y_pred=a(0.5))
     E("scce", "axis-kw", "keras3", {"axis": 0}, y_true=KY, y_pred=KP)
     E("scce", "mean_with_sample_weight-rank3-[2,1]", "keras3",
       {"reduction": "mean_with_sample_weight", "from_logits": True}, y_true=R3Y, y_pred=R3,

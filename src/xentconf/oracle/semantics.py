@@ -776,7 +776,9 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
                                         f"axis={axis}")
         # LossFunctionWrapper.call: squeeze_or_expand_to_same_rank(y_true, y_pred)
         yt, yp = _squeeze_or_expand_k3(yt, yp)
-        if yt.ndim == yp.ndim and yt.ndim > 0 and yt.shape[-1] == 1:
+        if yt.ndim == yp.ndim == 0:  # sparse_categorical_crossentropy reads target.shape[-1]
+            return Raises("IndexError", "tuple index out of range")
+        if yt.ndim == yp.ndim and yt.shape[-1] == 1:
             yt = yt.reshape(yt.shape[:-1])
         mask = None
         if ignore_class is not None:
@@ -805,6 +807,8 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
                                        "unexpected keyword argument 'axis'")
         fmt = _fmt(yp0)
         yp = _as_float64(yp0)
+        if yp.ndim == 0:  # backend.sparse_categorical_crossentropy: axis % output_rank
+            return Raises("ZeroDivisionError", "integer modulo by zero")
         compute = fmt
         yt = yt0
         if yt.dtype.kind == "f" or yt.dtype.name == "bfloat16":
