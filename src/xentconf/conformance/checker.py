@@ -1,0 +1,418 @@
+"""Checking a target on generated cases: one test (API × dtype × feature) at a time.
+
+:class:`Checker` runs the property "the target conforms on every case" with hypothesis:
+each example is a :class:`~xentconf.conformance.strategies.Case`; the oracle (vectorized
+tier) gives the expectation; the target answers through the :class:`Sandbox`; the
+verdict grades it. A case that misses the required grade but is covered by a known
+deviation is recorded, not raised. A real failure raises, so hypothesis shrinks it; once
+the shrink budget is spent, new examples are rejected and only the failures already seen
+are replayed (their outcome is remembered, so a crash is not re-run). The minimal failure
+becomes the outcome's counterexample and reproducer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import seed as hyp_seed
+from hypothesis import target as hyp_target
+from hypothesis.errors import Flaky
+
+from xentconf.oracle import GRADES, OracleInputError
+from xentconf.oracle.fast import oracle_call
+from xentconf.protocol import API_SHORT, KERAS_APIS, RAW_OPS, Call, Setup
+
+from . import deviations as devmod
+from .reproducer import array_json, case_json, script
+from .sandbox import Result, Sandbox
+from .strategies import Case, cases, upstream_for
+from .verdict import CaseVerdict, Raised, grade_index, judge, worse
+
+__all__ = ["CaseFailure", "Checker", "TestSpec"]
+
+ARRAY_LIMIT = 4096  # elements of an array kept in a results file
+SAMPLES_LIMIT = 400
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One conformance test: the id, API, dtype, feature and how the target supports it."""
+
+    __test__ = False  # not a pytest test class
+
+    id: str
+    api: str
+    dtype: str
+    feature: str
+    support: str  # native | composed | unsupported
+    skip_reason: str = ""
+
+
+class CaseFailure(AssertionError):
+    """A case the target fails (raised inside the hypothesis test so that it shrinks)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class _Seen:
+    """What one checked case left behind (kept for failures and the worst case)."""
+
+    case: Case
+    kind: str  # pass | deviation | fail | crash | timeout | error
+    verdict: CaseVerdict | None
+    message: str
+    upstream: Any = None
+    expected: dict | None = None
+    actual: dict | None = None
+    setup: Setup | None = None
+    call: Call | None = None
+
+
+@dataclass
+class _Record:
+    examples: int = 0
+    grade: str | None = None
+    worst_ulps: float = 0.0
+    worst_budget: float = 0.0
+    worst_output: str | None = None
+    samples: list = field(default_factory=list)
+    deviation_matches: dict = field(default_factory=dict)
+    failures: dict = field(default_factory=dict)  # case key -> _Seen
+    last_failure: _Seen | None = None
+    first_failure_at: float | None = None
+    deviation_seen: _Seen | None = None
+
+
+def _key(case: Case) -> tuple:
+    shapes = tuple((k, np.shape(v), str(np.asarray(v).dtype)) if isinstance(
+        v, np.ndarray | np.generic) else (k, repr(v)) for k, v in case.args.items())
+    return (case.seed, case.tags, shapes, repr(sorted(case.init.items())))
+
+
+def _finite(v: float | None) -> float | str | None:
+    if v is None:
+        return None
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return float(v)
+
+
+class Checker:
+    """Holds one target to the oracle over generated cases."""
+
+    def __init__(self, *, sandbox: Sandbox, target_name: str, device: str, profile: str,
+                 keras: str | None, accuracy: str, deviations: list, support_of,
+                 callable_spec: bool = False, target_options: dict | None = None):
+        self.sandbox = sandbox
+        self.target_name = target_name
+        self.device = device
+        self.profile = profile
+        self.keras = keras or "keras2"
+        self.accuracy = accuracy
+        self.deviations = deviations
+        self.support_of = support_of  # (api, feature) -> "native"|"composed"|"unsupported"
+        self.callable_spec = callable_spec
+        self.target_options = target_options or {}
+
+    # ------------------------------------------------------------------ one case
+
+    def expectation(self, api: str, args: dict, init: dict, upstream=None):
+        return oracle_call(api, dict(args), dict(init) if api in KERAS_APIS else None,
+                           profile=self.profile, keras=self.keras, upstream=upstream)
+
+    def wants_grad(self, api: str) -> bool:
+        return self.support_of(api, "grad") != "unsupported"
+
+    def output_names(self, api: str, exp) -> tuple[str, ...]:
+        names = [n for n in exp.outputs]
+        if api in RAW_OPS and self.support_of(api, "backprop") == "unsupported":
+            names = [n for n in names if n != "backprop"]
+        return tuple(names)
+
+    def check_case(self, spec: TestSpec, case: Case, rec: _Record) -> _Seen:
+        """Evaluate one case; record it; return what was seen (raising is the caller's)."""
+        api = case.api
+        try:
+            exp0 = self.expectation(api, case.args, case.init)
+            up = None
+            if exp0.raises is None and self.wants_grad(api) and "loss" in exp0.outputs:
+                lo = exp0.outputs["loss"]
+                up = upstream_for(lo.shape, lo.dtype, case.seed)
+                exp = self.expectation(api, case.args, case.init, up)
+            else:
+                exp = exp0
+        except OracleInputError as exc:  # a generator bug: the oracle refuses the input
+            return self._note(rec, _Seen(case, "error", None,
+                                         f"the oracle cannot take this case: {exc}"))
+        setup = Setup(api, device=self.device, profile=self.profile,
+                      init=tuple(sorted(case.init.items())), grad=up is not None)
+        call = Call(api, dict(case.args), dict(case.init), upstream=up)
+        res: Result = self.sandbox.call(setup, call)
+        if res.kind in ("crash", "timeout", "error"):
+            return self._note(rec, _Seen(case, res.kind, None, res.text, up, setup=setup,
+                                         call=call, expected=self._expected(exp)))
+        answer: dict | Raised = res.outputs if res.kind == "ok" else res.raised
+        names = self.output_names(api, exp) if exp.raises is None else None
+        v = judge(exp, answer, self.accuracy, names)
+        cid = devmod.case_id(spec.id, (*case.tags, *v.tags))
+        seen = _Seen(case, "pass", v, v.message, up, setup=setup, call=call)
+        if not v.ok:
+            matches = devmod.matching(self.deviations, cid, self.keras)
+            lenient = devmod.most_lenient(matches)
+            if lenient is not None and not v.structural and v.grade is not None and \
+                    grade_index(v.grade) <= grade_index(lenient.grade):
+                seen.kind = "deviation"
+                seen.message = f"known deviation {lenient.id}: {v.message}"
+                for d in matches:
+                    rec.deviation_matches[d.id] = rec.deviation_matches.get(d.id, 0) + 1
+            else:
+                seen.kind = "fail"
+                seen.message = f"{cid}: {v.message}"
+        if seen.kind != "pass":
+            seen.expected = self._expected(exp)
+            seen.actual = self._actual(answer)
+        return self._note(rec, seen)
+
+    def _note(self, rec: _Record, seen: _Seen) -> _Seen:
+        rec.examples += 1
+        v = seen.verdict
+        if v is not None:
+            if seen.kind != "deviation":
+                rec.grade = worse(rec.grade, v.grade)
+            if v.worst_budget is not None:
+                if v.worst_budget >= rec.worst_budget:
+                    rec.worst_output = v.worst_output or rec.worst_output
+                rec.worst_budget = max(rec.worst_budget, v.worst_budget)
+                rec.worst_ulps = max(rec.worst_ulps, v.worst_ulps or 0.0)
+                if len(rec.samples) < SAMPLES_LIMIT:
+                    rec.samples.append(_finite(v.worst_budget))
+        elif seen.kind in ("crash", "timeout", "error"):
+            rec.grade = worse(rec.grade, "fail")
+        if seen.kind == "deviation" and rec.deviation_seen is None:
+            rec.deviation_seen = seen
+        return seen
+
+    @staticmethod
+    def _expected(exp) -> dict | None:
+        if exp.raises is not None:
+            return {"raises": {"error": exp.raises.error, "message": exp.raises.message}}
+        out = {}
+        for name, o in exp.outputs.items():
+            a = array_json(o.rounded, ARRAY_LIMIT)
+            out[name] = a
+        return out
+
+    @staticmethod
+    def _actual(answer) -> dict:
+        if isinstance(answer, Raised):
+            return {"raises": {"error": answer.error, "message": answer.message}}
+        return {k: array_json(np.asarray(v), ARRAY_LIMIT) for k, v in answer.items()}
+
+    # ------------------------------------------------------------------ one test
+
+    def run_test(self, spec: TestSpec, *, max_examples: int, shrink_seconds: float,
+                 derandomize: bool, seed: int | None) -> dict:
+        """Run one test's property; return its outcome record (results schema)."""
+        t0 = time.perf_counter()
+        rec = _Record()
+        if spec.skip_reason:
+            return self._outcome(spec, rec, "skip", spec.skip_reason, t0)
+        n = max(2, max_examples // 5) if spec.feature == "large_classes" else max_examples
+
+        @settings(max_examples=n, deadline=None, derandomize=derandomize, database=None,
+                  suppress_health_check=list(HealthCheck), print_blob=False)
+        @given(cases(spec.api, spec.dtype, spec.feature, keras=self.keras))
+        def prop(case: Case) -> None:
+            key = _key(case)
+            known = rec.failures.get(key)
+            if known is not None:  # a replay of a failure: do not run it again
+                rec.last_failure = known
+                raise CaseFailure(known.kind, known.message)
+            if rec.first_failure_at is not None and \
+                    time.perf_counter() - rec.first_failure_at > shrink_seconds:
+                assume(False)  # the shrink budget is spent
+            seen = self.check_case(spec, case, rec)
+            v = seen.verdict
+            if v is not None and v.worst_budget is not None and math.isfinite(v.worst_budget):
+                hyp_target(float(min(v.worst_budget, 1e12)), label="error / stable budget")
+            if seen.kind in ("fail", "crash", "timeout", "error"):
+                rec.failures[key] = seen
+                rec.last_failure = seen
+                if rec.first_failure_at is None:
+                    rec.first_failure_at = time.perf_counter()
+                raise CaseFailure(seen.kind, seen.message)
+
+        if seed is not None:
+            prop = hyp_seed(seed)(prop)
+        try:
+            prop()
+        except (CaseFailure, Flaky):
+            pass
+        except BaseException as exc:  # noqa: BLE001 - a harness error is an outcome too
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            if rec.last_failure is None:
+                return self._outcome(spec, rec, "error",
+                                     f"the harness failed: {type(exc).__name__}: {exc}", t0)
+        if rec.last_failure is not None:
+            f = rec.last_failure
+            return self._outcome(spec, rec, f.kind, f.message, t0, f)
+        if rec.deviation_seen is not None:
+            d = rec.deviation_seen
+            return self._outcome(spec, rec, "deviation", d.message, t0, d)
+        if rec.examples == 0:
+            return self._outcome(spec, rec, "error", "no example could be generated", t0)
+        return self._outcome(spec, rec, "pass", f"{rec.examples} examples conform", t0)
+
+    def _outcome(self, spec: TestSpec, rec: _Record, verdict: str, message: str, t0: float,
+                 seen: _Seen | None = None) -> dict:
+        grade = rec.grade
+        if verdict == "pass" and grade is None:
+            grade = None  # only error-semantics cases: nothing numeric was graded
+        out: dict[str, Any] = {
+            "id": spec.id, "target": self.target_name, "device": self.device,
+            "profile": self.profile, "api": spec.api, "api_short": API_SHORT[spec.api],
+            "dtype": spec.dtype, "feature": spec.feature, "support": spec.support,
+            "verdict": verdict, "grade": grade if grade in GRADES else None,
+            "required": self.accuracy, "examples": rec.examples,
+            "worst_ulps": _finite(rec.worst_ulps) if rec.examples else None,
+            "worst_budget": _finite(rec.worst_budget) if rec.examples else None,
+            "worst_output": rec.worst_output, "message": message,
+            "deviation": None, "deviation_matches": dict(rec.deviation_matches) or None,
+            "counterexample": None, "expected": None, "actual": None, "reproducer": None,
+            "duration_s": round(time.perf_counter() - t0, 4),
+            "samples": rec.samples or None,
+        }
+        if rec.deviation_matches:
+            out["deviation"] = ", ".join(sorted(rec.deviation_matches))
+        if seen is not None:
+            c = seen.case
+            out["counterexample"] = case_json(c.api, c.args, c.init, profile=self.profile,
+                                              keras=self.keras, upstream=seen.upstream)
+            out["counterexample"]["tags"] = list(c.tags)
+            out["expected"] = seen.expected
+            out["actual"] = seen.actual
+            if verdict != "deviation":
+                out["reproducer"] = self.reproducer(spec, seen)
+        return out
+
+    def reproducer(self, spec: TestSpec, seen: _Seen) -> str | None:
+        c = seen.case
+        try:
+            exp = self.expectation(c.api, c.args, c.init, seen.upstream)
+        except Exception:
+            return None
+        expected = {}
+        if exp.raises is None:
+            for name in self.output_names(c.api, exp):
+                o = exp.outputs[name]
+                budget = np.zeros(o.shape) if self.accuracy == "exact" else \
+                    o.budgets[self.accuracy]
+                expected[name] = (o.rounded, budget)
+        snippet = None
+        if not self.callable_spec and seen.setup is not None:
+            snippet = self.sandbox.snippet(seen.setup, seen.call)
+        message = seen.message
+        if exp.raises is not None:
+            message += f" (TensorFlow raises {exp.raises.error}: the target must raise too)"
+        return script(test_id=spec.id, target=self.sandbox.spec.name,
+                      target_options=self.target_options, api=c.api, profile=self.profile,
+                      device=self.device, args=c.args, init=c.init, upstream=seen.upstream,
+                      expected=expected, message=message, snippet=snippet,
+                      callable_spec=self.callable_spec)
+
+
+def check_pinned(self: Checker, d) -> tuple[str, str]:
+    """Re-run a deviation's pinned case: ``shows`` (fails the required grade, reaches the
+    declared one), ``passes`` (conforms now: the entry may be stale) or ``error``."""
+    case = d.pinned
+    api = case["api"]
+    init = dict(case["init"] or {})
+    up = case.get("upstream")
+    try:
+        exp = self.expectation(api, case["args"], init, up)
+    except Exception as exc:  # noqa: BLE001
+        return "error", f"the oracle cannot take the pinned case: {exc}"
+    setup = Setup(api, device=self.device, profile=self.profile,
+                  init=tuple(sorted(init.items())), grad=up is not None)
+    res = self.sandbox.call(setup, Call(api, dict(case["args"]), init, upstream=up))
+    if res.kind in ("crash", "timeout", "error"):
+        return "error", f"{res.kind}: {res.text}"
+    answer = res.outputs if res.kind == "ok" else res.raised
+    names = self.output_names(api, exp) if exp.raises is None else None
+    v = judge(exp, answer, self.accuracy, names)
+    if v.ok:
+        return "passes", f"reaches {v.grade or 'the error semantics'} (required " \
+                         f"{self.accuracy})"
+    if v.structural or v.grade is None or grade_index(v.grade) > grade_index(d.grade):
+        return "error", f"worse than declared ({d.grade}): {v.message}"
+    return "shows", f"reaches {v.grade}: {v.message}"
+
+
+def run_sweep(self: Checker, shard) -> dict:
+    """Judge one shard of an exhaustive sweep in one call."""
+    from .strategies import Case
+    from .sweep import shard_rows
+
+    t0 = time.perf_counter()
+    rec = _Record()
+    spec = TestSpec(shard.id, shard.api, shard.dtype, "sweep", "native")
+    x, labels = shard_rows(shard)
+    names = ("features", "labels") if shard.api == RAW_OPS[0] else ("logits", "labels")
+    args = {names[0]: x, names[1]: labels}
+    exp = self.expectation(shard.api, args, {})
+    up = None
+    if shard.api not in RAW_OPS and self.wants_grad(shard.api):
+        up = upstream_for(exp.outputs["loss"].shape, exp.outputs["loss"].dtype, shard.index)
+        exp = self.expectation(shard.api, args, {}, up)
+    wide = self.expectation(shard.api, {names[0]: x.astype(np.float64), names[1]: labels}, {},
+                            None if up is None else up.astype(np.float64))
+    for name, o in exp.outputs.items():
+        o.mid64 = (lambda w=wide.outputs[name]: w.rounded64)
+    setup = Setup(shard.api, device=self.device, profile=self.profile, grad=up is not None)
+    res = self.sandbox.call(setup, Call(shard.api, args, {}, upstream=up),
+                            timeout=max(self.sandbox.timeout * 10, 300.0))
+    rec.examples = int(labels.size)
+    if res.kind in ("crash", "timeout", "error"):
+        return self._outcome(spec, rec, res.kind, res.text, t0)
+    answer = res.outputs if res.kind == "ok" else res.raised
+    v = judge(exp, answer, self.accuracy, self.output_names(shard.api, exp))
+    rec.examples = int(labels.size)
+    rec.grade = v.grade
+    rec.worst_ulps, rec.worst_budget = v.worst_ulps or 0.0, v.worst_budget or 0.0
+    rec.worst_output = v.worst_output
+    if v.ok:
+        return self._outcome(spec, rec, "pass", f"{labels.size} rows conform", t0)
+    # the worst row becomes an ordinary one-row case: counterexample and reproducer
+    row = 0
+    if v.failing:
+        name, flat = next(iter(v.failing.items()))
+        row = flat if name == "loss" else flat // 2
+    one = {names[0]: x[row:row + 1], names[1]: labels[row:row + 1]}
+    case = Case(shard.api, shard.dtype, "sweep", one, {}, ("sweep",), row)
+    seen = self.check_case(spec, case, _Record())
+    seen.kind = "fail" if seen.kind == "pass" else seen.kind
+    rec.samples = [_finite(v.worst_budget)]
+    cid = devmod.case_id(spec.id, v.tags)
+    matches = devmod.matching(self.deviations, cid, self.keras)
+    lenient = devmod.most_lenient(matches)
+    if lenient is not None and not v.structural and v.grade is not None and \
+            grade_index(v.grade) <= grade_index(lenient.grade):
+        rec.deviation_matches = {m.id: 1 for m in matches}
+        return self._outcome(spec, rec, "deviation", f"known deviation {lenient.id}: "
+                             f"{v.message}", t0, seen)
+    return self._outcome(spec, rec, "fail", f"{cid}: {v.message}", t0, seen)
+
+
+Checker.check_pinned = check_pinned
+Checker.run_sweep = run_sweep

@@ -1,0 +1,213 @@
+"""Reproducers: a failing case as a short standalone Python script.
+
+The script rebuilds the inputs bit-exactly (floats as C99 hex strings, read with
+``float.fromhex`` and converted exactly to the dtype), calls the target directly — the
+framework call its adapter makes (``Target.snippet``), or the user's callable — and prints
+each element that differs from the expected (correctly rounded) value, with the error
+budget it had to meet. It needs numpy (and ml_dtypes for bfloat16), plus the target's
+own framework; not xentconf, unless the target cannot describe its call.
+
+Cases are also written in the case format of ``xentconf oracle`` (:func:`case_json`), so
+a counterexample can be fed back to the oracle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from xentconf.protocol import KERAS_APIS, RAW_OPS
+
+__all__ = ["array_json", "case_json", "script", "value_json"]
+
+
+def _hex(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "-0x0p+0" if math.copysign(1.0, v) < 0 else "0x0p+0"
+    return float(v).hex()
+
+
+def array_json(a: np.ndarray, limit: int | None = None) -> dict[str, Any]:
+    """An array in the case format: ``{"dtype", "shape", "data"}`` (floats as hex strings),
+    row-major and flat; with ``limit``, at most that many elements (``truncated`` set)."""
+    a = np.asarray(a)
+    flat = a.reshape(-1)
+    out: dict[str, Any] = {"dtype": a.dtype.name, "shape": list(a.shape)}
+    if limit is not None and flat.size > limit:
+        flat = flat[:limit]
+        out["truncated"] = True
+    if a.dtype.kind in "iub":
+        out["data"] = [int(v) if a.dtype.kind != "b" else bool(v) for v in flat]
+    else:
+        out["data"] = [_hex(float(v)) for v in flat.astype(np.float64)]
+    return out
+
+
+def value_json(v: Any) -> Any:
+    """An argument value in the case format (arrays as ARRAY objects, the rest as is)."""
+    if isinstance(v, np.ndarray | np.generic):
+        return array_json(np.asarray(v))
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    return v
+
+
+def case_json(api: str, args: dict, init: dict, *, profile: str, keras: str | None,
+              upstream: np.ndarray | None = None) -> dict[str, Any]:
+    """The case as an ``xentconf oracle`` document."""
+    doc: dict[str, Any] = {"api": api, "args": {k: value_json(v) for k, v in args.items()},
+                           "profile": profile}
+    if api in KERAS_APIS:
+        doc["init"] = dict(init)
+        doc["keras"] = keras or "keras2"
+    if upstream is not None:
+        doc["upstream"] = array_json(upstream)
+    return doc
+
+
+_PRELUDE = '''\
+import numpy as np
+
+try:
+    import ml_dtypes  # bfloat16
+except ImportError:
+    ml_dtypes = None
+
+
+def arr(dtype, shape, data):
+    """An array from exact values (hex strings for floats), converted exactly."""
+    if dtype == "bfloat16":
+        dt = ml_dtypes.bfloat16
+    else:
+        dt = np.dtype(dtype)
+    if dtype in ("float16", "bfloat16", "float32", "float64"):
+        vals = np.array([float.fromhex(v) if v.startswith(("0x", "-0x")) else float(v)
+                         for v in data], dtype=np.float64)
+    else:
+        vals = np.array(data, dtype=np.int64 if dtype != "bool" else bool)
+    return vals.astype(dt).reshape(shape)
+
+'''
+
+_COMPARE = '''
+
+def show(x):
+    return f"{float(x).hex()} ({float(x):.9g})"
+
+
+failed = False
+for name, (want, budget) in expected.items():
+    got = outputs.get(name)
+    if got is None:
+        print(f"{name}: not returned")
+        failed = True
+        continue
+    got = np.asarray(got)
+    if got.shape != want.shape or got.dtype != want.dtype:
+        print(f"{name}: got {got.shape} {got.dtype}, expected {want.shape} {want.dtype}")
+        failed = True
+        continue
+    g, w = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
+    b = budget.ravel()
+    for i in range(w.size):
+        same = (np.isnan(g[i]) and np.isnan(w[i])) or g[i] == w[i]
+        ok = same or (np.isfinite(w[i]) and abs(g[i] - w[i]) <= b[i])
+        if not same:
+            pos = list(np.unravel_index(i, want.shape))
+            print(f"{name}{pos}: got {show(g[i])}, expected {show(w[i])} "
+                  f"(allowed error {b[i]:.3g}){'' if ok else '  <-- outside'}")
+            failed |= not ok
+print("MISMATCH" if failed else "all outputs within their budgets")
+'''
+
+
+def _literal(v: Any) -> str:
+    """Python source for an argument value."""
+    if isinstance(v, np.ndarray | np.generic):
+        a = np.asarray(v)
+        j = array_json(a)
+        return f"arr({j['dtype']!r}, {tuple(j['shape'])!r}, {j['data']!r})"
+    if isinstance(v, float) and not math.isfinite(v):
+        return f"float({repr(v)!r})"
+    return repr(v)
+
+
+def _callable_snippet(spec: str, api: str) -> str:
+    module, _, attr = spec.partition(":")
+    lines = [f"from {module} import {attr.split('.')[0]} as target",
+             *([f"target = target.{attr.partition('.')[2]}"] if "." in attr else [])]
+    if api in KERAS_APIS:
+        lines += ["kw = {k: v for k, v in args.items() if k not in ('y_true', 'y_pred')}",
+                  "if kw.get('sample_weight', 0) is None:",
+                  "    del kw['sample_weight']",
+                  "result = target(**init)(args['y_true'], args['y_pred'], **kw)"]
+    else:
+        lines.append("result = target(**args)")
+    if api in RAW_OPS:
+        lines.append("outputs = {'loss': np.asarray(result[0]), "
+                     "'backprop': np.asarray(result[1])}")
+    else:
+        lines.append("outputs = {'loss': np.asarray(result)}")
+    return "\n".join(lines)
+
+
+def script(*, test_id: str, target: str, target_options: dict, api: str, profile: str,
+           device: str, args: dict, init: dict, upstream: np.ndarray | None,
+           expected: dict[str, tuple[np.ndarray, np.ndarray]], message: str,
+           snippet: str | None, callable_spec: bool = False) -> str:
+    """A standalone script reproducing one failing case.
+
+    ``expected`` maps output names to (correctly rounded values in the output dtype,
+    absolute error budget per element at the required grade)."""
+    head = [f"# Reproducer for {test_id}",
+            f"# target: {target} (device {device}, profile {profile})",
+            f"# API: {api}",
+            *(f"# {line}" for line in _wrap(message)),
+            "# Generated by xentconf; runs without it. Expected values are TensorFlow's",
+            "# semantics evaluated exactly and correctly rounded to the output dtype.", ""]
+    body = [_PRELUDE,
+            "args = {" + ",\n        ".join(f"{k!r}: {_literal(v)}" for k, v in args.items())
+            + "}",
+            f"init = {init!r}",
+            f"upstream = {_literal(upstream) if upstream is not None else 'None'}",
+            "expected = {"]
+    for name, (want, budget) in expected.items():
+        body.append(f"    {name!r}: ({_literal(np.asarray(want))},")
+        body.append(f"             {_literal(np.asarray(budget, dtype=np.float64))}),")
+    body.append("}")
+    body.append("")
+    body.append("# --- the call under test " + "-" * 50)
+    if callable_spec:
+        snippet = _callable_snippet(target, api)
+    if snippet is None:
+        opts = ", ".join(f"{k}={v!r}" for k, v in target_options.items())
+        snippet = "\n".join([
+            "# this target cannot describe its framework call: it is called through",
+            "# xentconf's adapter (pip install xentconf)",
+            "from xentconf.adapters.registry import get_target",
+            "from xentconf.protocol import Call, Setup",
+            f"_target = get_target({target!r}{', ' + opts if opts else ''})",
+            f"_setup = Setup({api!r}, device={device!r}, profile={profile!r}, "
+            "init=tuple(sorted(init.items())), grad=upstream is not None)",
+            f"outputs = _target.prepare(_setup).run(Call({api!r}, args, init, upstream))"])
+    body.append(snippet.rstrip())
+    return "\n".join(head + body) + _COMPARE
+
+
+def _wrap(text: str, width: int = 86) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    if line:
+        lines.append(line)
+    return lines[:12]

@@ -1,0 +1,152 @@
+"""The conformance suite: the tests the plugin adds when ``--xentconf-target`` is given.
+
+Test ids read like a table: ``test_conformance[<target>-<device>-<dtype>-<api>-<feature>]``
+(one per API × dtype × feature the target implements), ``test_pinned_deviation[<id>]``
+(one per known deviation with a pinned case), and ``test_sweep[...]`` (the exhaustive
+16-bit sweeps, sharded so that xdist workers split them). Capabilities decide skips at
+collection; tests never branch on the device.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+
+import pytest
+
+from xentconf.protocol import API_SHORT, RAW_OPS
+
+from .checker import Checker, TestSpec
+from .plugin import get_run
+from .sandbox import Sandbox
+from .strategies import FEATURES_OF
+from .sweep import SWEEP_APIS, SWEEP_DTYPES, sweep_shards
+
+
+def _support(info, api: str, feature: str) -> str:
+    s = info.apis.get(api)
+    if s is None:
+        return "unsupported"
+    if feature in s.unsupported:
+        return "unsupported"
+    if feature in s.composed:
+        return "composed"
+    return "native"
+
+
+def _specs(run) -> list[TestSpec]:
+    info = run.info
+    out = []
+    for api in run.apis:
+        sup = info.apis[api]
+        for dtype in run.dtypes:
+            for feature in FEATURES_OF[api]:
+                if run.features and feature not in run.features:
+                    continue
+                tid = f"{run.target_name}-{run.device}-{dtype}-{API_SHORT[api]}-{feature}"
+                support = _support(info, api, feature)
+                reason = ""
+                if dtype not in sup.dtypes:
+                    reason = f"{run.target_name} does not support {dtype} for {API_SHORT[api]}"
+                elif support == "unsupported":
+                    reason = f"{run.target_name} declares {feature} unsupported for " \
+                             f"{API_SHORT[api]}"
+                out.append(TestSpec(tid, api, dtype, feature, support, reason))
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    run = get_run(metafunc.config)
+    if "xentconf_test" in metafunc.fixturenames:
+        specs = _specs(run)
+        metafunc.parametrize("xentconf_test", specs, ids=[s.id for s in specs])
+    if "xentconf_pinned" in metafunc.fixturenames:
+        pins = [d for d in run.deviations if d.pinned is not None and _pin_applies(run, d)]
+        metafunc.parametrize("xentconf_pinned", pins, ids=[d.id for d in pins])
+    if "xentconf_shard" in metafunc.fixturenames:
+        shards = []
+        if run.sweep and (not run.features or "sweep" in run.features):
+            for api in SWEEP_APIS:
+                if api not in run.apis:
+                    continue
+                for dtype in SWEEP_DTYPES:
+                    if dtype in run.dtypes and dtype in run.info.apis[api].dtypes:
+                        shards += sweep_shards(run.target_name, run.device, api, dtype)
+        metafunc.parametrize("xentconf_shard", shards, ids=[s.id for s in shards])
+
+
+def _pin_applies(run, d) -> bool:
+    """The pinned case's target, device and dtype fields match this run."""
+    fields = d.id.split("-", 4)
+    if len(fields) < 4:
+        return True
+    case = d.pinned
+    if d.keras is not None and (run.info.keras or "keras2") != d.keras:
+        return False
+    diff = {"features", "logits", "y_pred"} & set(case["args"])
+    dtype = case["args"][diff.pop()].dtype.name if diff else "*"
+    api_short = API_SHORT.get(case["api"], "*")
+    return all(fnmatch.fnmatchcase(v, p) for v, p in
+               zip((run.target_name, run.device, dtype, api_short), fields[:4])) and \
+        case["api"] in run.apis
+
+
+@pytest.fixture(scope="session")
+def xentconf_checker(request):
+    run = get_run(request.config)
+    sandbox = Sandbox(run.spec, timeout=run.timeout, isolate=run.isolate)
+    if run.info is None:  # an xdist worker: load the target's info in this process
+        from .plugin import resolve_target
+
+        resolve_target(run, sandbox)
+    checker = Checker(
+        sandbox=sandbox, target_name=run.target_name, device=run.device,
+        profile=run.profile, keras=run.info.keras, accuracy=run.accuracy,
+        deviations=run.deviations,
+        support_of=lambda api, feature: _support(run.info, api, feature),
+        callable_spec=":" in run.spec.name, target_options=run.spec.kwargs)
+    yield checker
+    sandbox.close()
+
+
+def _finish(request, outcome: dict) -> None:
+    request.node.user_properties.append(("xentconf", json.dumps(outcome)))
+    verdict = outcome["verdict"]
+    if verdict == "pass":
+        return
+    if verdict == "skip":
+        pytest.skip(outcome["message"])
+    if verdict == "deviation":
+        pytest.xfail(outcome["message"][:500])
+    pytest.fail(f"{verdict}: {outcome['message']}"[:2000], pytrace=False)
+
+
+@pytest.mark.xentconf
+def test_conformance(xentconf_test: TestSpec, xentconf_checker: Checker, request) -> None:
+    run = get_run(request.config)
+    outcome = xentconf_checker.run_test(
+        xentconf_test, max_examples=run.max_examples, shrink_seconds=run.shrink_seconds,
+        derandomize=run.derandomize, seed=run.seed)
+    _finish(request, outcome)
+
+
+@pytest.mark.xentconf
+def test_pinned_deviation(xentconf_pinned, xentconf_checker: Checker, request) -> None:
+    """The pinned case of a known deviation still shows it (and is no worse)."""
+    d = xentconf_pinned
+    status, message = xentconf_checker.check_pinned(d)
+    request.node.user_properties.append(
+        ("xentconf-pinned", json.dumps({"id": d.id, "status": status, "message": message})))
+    if status == "error":
+        pytest.fail(f"known deviation {d.id}: {message}", pytrace=False)
+    if status == "passes":
+        pytest.xfail(f"known deviation {d.id}: the pinned case passes now — {message}")
+
+
+@pytest.mark.xentconf
+def test_sweep(xentconf_shard, xentconf_checker: Checker, request) -> None:
+    outcome = xentconf_checker.run_sweep(xentconf_shard)
+    _finish(request, outcome)
+
+
+assert set(SWEEP_APIS) <= set(API_SHORT) and RAW_OPS[0] in SWEEP_APIS
