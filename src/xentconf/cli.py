@@ -276,10 +276,109 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------- run
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Judge a target against the oracle on generated cases: one test per API x dtype x "
+        "feature, graded per element. Writes OUT/results.json, OUT/junit.xml and the HTML "
+        "report OUT/index.html. Exit status: 0 the target conforms (declared deviations "
+        "aside), 1 it does not, 2 usage error, 130 interrupted (results so far are kept).")
+    parser.add_argument("--target", required=True, metavar="T",
+                        help="built-in (tensorflow, keras, torch, jax, onnxruntime, reference), "
+                             "an entry-point name, or package.module:attr with --api")
+    parser.add_argument("--api", action="append", default=[], metavar="ID",
+                        help="API to test, TF id or short name (raw_sparse, nn_dense, ...); "
+                             "repeatable; default: all the target implements")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--profile", choices=("cpu", "gpu", "xla"),
+                        help="device profile of the target's mode (default: its first mode "
+                             "on the device)")
+    parser.add_argument("--accuracy", default="stable",
+                        choices=("exact", "faithful", "tf-precision", "stable"),
+                        help="grade every element must reach (default: stable)")
+    parser.add_argument("--examples", type=int, metavar="N",
+                        help="examples per test (default: 20 in the ci profile)")
+    parser.add_argument("--seed", type=int, metavar="S", help="random seed (default: "
+                        "derandomized, the same cases every run)")
+    parser.add_argument("-n", "--workers", metavar="N", default=None,
+                        help="parallel worker processes (a number or 'auto'; default: one)")
+    parser.add_argument("--out", default="reports", metavar="DIR",
+                        help="folder for results.json, junit.xml and index.html "
+                             "(default: reports)")
+    parser.add_argument("--dtype", action="append", default=[],
+                        choices=("float16", "bfloat16", "float32", "float64"))
+    parser.add_argument("--feature", action="append", default=[], metavar="F",
+                        help="feature to test (basic, regimes, special_values, weights, ...); "
+                             "repeatable")
+    parser.add_argument("--keras", choices=("keras2", "keras3"),
+                        help="Keras semantics of the target")
+    parser.add_argument("--deviations", action="append", default=[], metavar="FILE",
+                        help="extra known-deviations file (TOML); repeatable")
+    parser.add_argument("--unsupported", default="", metavar="FEATURES",
+                        help="comma-separated features a callable target lacks")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="per-case time limit (default 60)")
+    parser.add_argument("--hypothesis", default="ci", choices=("ci", "dev", "thorough"),
+                        help="example profile (default ci: derandomized, bounded shrinking)")
+    parser.add_argument("--sweep", default="auto", choices=("auto", "on", "off"),
+                        help="exhaustive float16/bfloat16 sweeps (auto: with thorough)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the target in this process (no crash/timeout isolation)")
+    parser.add_argument("--no-report", action="store_true", help="skip OUT/index.html")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    prefix = f"{PROG} run"
+    out = Path(args.out).resolve()
+    if out.exists() and not out.is_dir():
+        print(f"{prefix}: --out {args.out} is a file; give a folder", file=sys.stderr)
+        return 2
+    if args.examples is not None and args.examples < 1:
+        print(f"{prefix}: --examples must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
+        print(f"{prefix}: -n {args.workers}: give a number of workers or 'auto'",
+              file=sys.stderr)
+        return 2
+    for d in args.deviations:
+        if not Path(d).is_file():
+            print(f"{prefix}: --deviations {d}: no such file", file=sys.stderr)
+            return 2
+    from xentconf.conformance.run import execute, pytest_args
+
+    pargs = pytest_args(
+        target=args.target, out=out, apis=args.api, device=args.device, profile=args.profile,
+        accuracy=args.accuracy, examples=args.examples, seed=args.seed, workers=args.workers,
+        dtypes=args.dtype, features=args.feature, keras=args.keras,
+        deviations=[str(Path(d).resolve()) for d in args.deviations], timeout=args.timeout,
+        hypothesis=args.hypothesis, sweep=args.sweep,
+        isolate="none" if args.in_process else "process", unsupported=args.unsupported,
+        verbose=args.verbose)
+    code = execute(pargs, out)
+    results_file = out / "results.json"
+    if not args.no_report and code != 2 and results_file.is_file():
+        from xentconf.reports import ReportError, write_report
+
+        try:
+            print(f"report: {write_report([results_file], out)}")
+        except ReportError as exc:
+            print(f"{prefix}: no report: {_one_line(str(exc))}", file=sys.stderr)
+    return code
+
+
 # --------------------------------------------------------------------- table
 
 #: Add a subcommand by appending a ``Subcommand`` here.
 SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        name="run",
+        help="judge a target on generated cases; write results, JUnit XML and a report",
+        configure=_configure_run,
+        run=_run_run,
+    ),
     Subcommand(
         name="oracle",
         help="print TensorFlow's expected answer for one case, as JSON",

@@ -144,7 +144,7 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
     k = -1
     if worst > _ORDER[required] or worst == _ORDER["fail"]:
         k = int(np.argmax(np.where(idx == worst, np.nan_to_num(units, posinf=1e300), -1.0)))
-        pos = list(np.unravel_index(k, o.shape)) if o.shape else []
+        pos = [int(i) for i in np.unravel_index(k, o.shape)] if o.shape else []
         kind = ("expected NaN" if nan_r[k] else "expected " + repr(float(r[k]))
                 if inf_r[k] else "correctly rounded " + _fmt(r[k]))
         if wrong[k]:
