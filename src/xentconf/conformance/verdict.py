@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xentconf.oracle import GRADES, Expectation, OutputExpectation
+from xentconf.oracle.exact import compare_to
 from xentconf.oracle.formats import ulp_array
 
 __all__ = ["CaseVerdict", "Raised", "grade_index", "judge", "worse"]
@@ -82,6 +83,22 @@ def _exact_at(o: OutputExpectation, flat: np.ndarray) -> np.ndarray:
     return o.exact64.ravel()[flat]
 
 
+def _exact_side(o: OutputExpectation, flat: np.ndarray, r: np.ndarray,
+                x: np.ndarray) -> np.ndarray:
+    """sign(exact − r) at ``flat``: from ``x`` (the exact values rounded to float64) when
+    the output format is narrower than float64 — rounding to float64 cannot cross a
+    narrower format's value ``r`` unless it lands on it — else from the exact forms."""
+    side = np.sign(x - r)
+    if o.format.p < 53:
+        return side
+    mid = getattr(o, "mid_dd", None)  # the engine's double-double values, if offered
+    if mid is not None:
+        hi, lo = (np.asarray(a, dtype=np.float64).ravel()[flat] for a in mid())
+        return np.sign((hi - r) + lo)
+    forms = o.forms
+    return np.array([compare_to(forms[int(i)], float(v)) for i, v in zip(flat, r)])
+
+
 @dataclass
 class _Graded:
     grade: str
@@ -122,8 +139,8 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
         where = np.flatnonzero(need)
         x = _exact_at(o, where)
         err[where] = np.abs(g[where] - x)
-        side_ok = np.sign(g[where] - r[where]) == np.sign(x - r[where])
-        neighbour[where] &= side_ok & (x != r[where])
+        side = _exact_side(o, where, r[where], x)
+        neighbour[where] &= np.sign(g[where] - r[where]) == side
     certain_in = lambda b: live & ~need & (d + half <= b)
     within = lambda b: certain_in(b) | (need & (err <= b))
     faithful_ok = neighbour

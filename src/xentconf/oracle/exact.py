@@ -37,12 +37,14 @@ from fractions import Fraction
 
 from mpmath.libmp import (
     fone,
+    from_float,
     from_int,
     from_man_exp,
     from_rational,
     fzero,
     mpf_abs,
     mpf_add,
+    mpf_cmp,
     mpf_div,
     mpf_exp,
     mpf_log,
@@ -503,6 +505,26 @@ def to_float64(value) -> float:
     from .formats import FORMATS
 
     return certify(value, FORMATS["float64"])
+
+
+def compare_to(value, r: float) -> int:
+    """sign(value − r) for a finite float ``r``: -1, 1, or 0 when equal (or when Ziv's
+    precision limit cannot tell them apart — a value within 2**-MAX_PREC of ``r``)."""
+    if isinstance(value, Const):
+        v = value.v
+        if isinstance(v, float) and math.isnan(v):
+            return 0
+        return (v > r) - (v < r)
+    q = from_float(r)
+    prec = 64
+    while prec <= MAX_PREC:
+        lo, hi = value.ends(prec)
+        if mpf_cmp(lo, q) > 0:
+            return 1
+        if mpf_cmp(hi, q) < 0:
+            return -1
+        prec *= 2
+    return 0
 
 
 def sign_of(value) -> int:
