@@ -322,8 +322,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
                         help="per-case time limit (default 60)")
     parser.add_argument("--hypothesis", default="ci", choices=("ci", "dev", "thorough"),
                         help="example profile (default ci: derandomized, bounded shrinking)")
-    parser.add_argument("--sweep", default="auto", choices=("auto", "on", "off"),
-                        help="exhaustive float16/bfloat16 sweeps (auto: with thorough)")
+    parser.add_argument("--sweep", default="on", choices=("on", "off"),
+                        help="exhaustive float16/bfloat16 sweeps of the C = 2 sparse losses "
+                             "(default on)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the target in this process (no crash/timeout isolation)")
     parser.add_argument("--no-report", action="store_true", help="skip OUT/index.html")

@@ -88,8 +88,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--xentconf-isolate", default="process", metavar="MODE",
                 help="process (default: the target runs in a child process, so crashes and "
                      "hangs become outcomes) or none (in this process)")
-    g.addoption("--xentconf-sweep", default="auto", metavar="WHEN",
-                help="exhaustive 16-bit sweeps: auto (with the thorough profile), on, off")
+    g.addoption("--xentconf-sweep", default="on", metavar="WHEN",
+                help="exhaustive float16/bfloat16 sweeps of C = 2 sparse losses: on "
+                     "(default) or off")
     g.addoption("--xentconf-results", default=None, metavar="PATH",
                 help="write the results file (JSON) here at the end of the session")
 
@@ -188,7 +189,7 @@ def parse_options(config: pytest.Config) -> RunConfig | None:
                                 "seconds")
     isolate = _choice(opt("--xentconf-isolate"), ("process", "none"), "isolation mode",
                       "--xentconf-isolate") == "process"
-    sweep = _choice(opt("--xentconf-sweep"), ("auto", "on", "off"), "sweep setting",
+    sweep = _choice(opt("--xentconf-sweep"), ("on", "off"), "sweep setting",
                     "--xentconf-sweep")
     unsupported = [u.strip() for u in opt("--xentconf-unsupported").split(",") if u.strip()]
     for u in unsupported:
@@ -228,7 +229,7 @@ def parse_options(config: pytest.Config) -> RunConfig | None:
         target_name=target.replace(":", "."), apis=apis, dtypes=dtypes or list(DTYPES),
         features=features, device=device, profile=profile, accuracy=accuracy, keras=keras,
         hypothesis=hyp, examples=examples, seed=opt("--xentconf-seed"), timeout=timeout,
-        isolate=isolate, sweep={"on": True, "off": False}.get(sweep, hyp == "thorough"),
+        isolate=isolate, sweep=sweep == "on",
         results=results_path, deviation_files=dev_files, deviations=deviations)
 
 

@@ -28,7 +28,7 @@ def pytest_args(*, target: str, out: Path, apis: Sequence[str] = (), device: str
                 workers: str | None = None, dtypes: Sequence[str] = (),
                 features: Sequence[str] = (), keras: str | None = None,
                 deviations: Sequence[str] = (), timeout: float | None = None,
-                hypothesis: str = "ci", sweep: str = "auto", isolate: str = "process",
+                hypothesis: str = "ci", sweep: str = "on", isolate: str = "process",
                 unsupported: str = "", verbose: int = 0) -> list[str]:
     """The pytest command line of a conformance run (without the config file options)."""
     args = ["-p", "no:cacheprovider", "-p", "no:xentconf", "-p", "xentconf.conformance.plugin",

@@ -1,0 +1,85 @@
+"""The pytest plugin: inert unless asked, option errors, sweeps, pinned deviations.
+
+Every run is ``python -m pytest`` in a subprocess in an empty folder, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+RAW = "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits"
+
+
+def pytest_run(tmp_path, *args):
+    env = dict(os.environ)
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_inert_without_a_target(tmp_path):
+    (tmp_path / "test_mine.py").write_text("def test_one():\n    assert True\n")
+    r = pytest_run(tmp_path, "-q")
+    assert r.returncode == 0 and "1 passed" in r.stdout
+    assert "xentconf" not in r.stdout.split("passed")[0].lower().replace("plugins:", "")
+
+
+def test_options_need_a_target(tmp_path):
+    r = pytest_run(tmp_path, "--xentconf-api", "raw_sparse")
+    assert r.returncode == 4  # pytest's usage error
+    assert "--xentconf-api needs --xentconf-target" in r.stderr
+
+
+def test_given_paths_run_beside_the_suite(tmp_path):
+    (tmp_path / "test_mine.py").write_text("def test_one():\n    assert True\n")
+    r = pytest_run(tmp_path, "-q", "test_mine.py", "--xentconf-target", "reference",
+                   "--xentconf-api", "raw_sparse", "--xentconf-dtype", "float64",
+                   "--xentconf-feature", "basic", "--xentconf-examples", "2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 passed" in r.stdout  # the user's test and one conformance test
+
+
+def test_a_sweep_shard_judges_every_row(tmp_path):
+    r = pytest_run(tmp_path, "-q", "--xentconf-target", "reference", "--xentconf-api",
+                   "raw_sparse", "--xentconf-dtype", "bfloat16", "--xentconf-feature", "sweep",
+                   "-k", "sweep3of8", "--xentconf-results", "r.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (o,) = json.loads((tmp_path / "r.json").read_text())["outcomes"]
+    assert o["verdict"] == "pass" and o["grade"] == "exact"
+    assert o["examples"] == 65536 // 8 * 8 * 2  # bit patterns x grid x labels
+
+
+def test_pinned_deviation_that_passes_now_is_reported(tmp_path):
+    case = {"api": RAW, "args": {"features": {"dtype": "float32", "data": [[1.0, 2.0]]},
+                                 "labels": {"dtype": "int32", "data": [0]}}}
+    (tmp_path / "devs.toml").write_text(
+        '[[deviation]]\nid = "reference-cpu-float32-raw_sparse-*"\n'
+        'reason = "a deviation the reference does not have"\ngrade = "stable"\n'
+        "[deviation.pinned]\n" + "\n".join(_toml(case)) + "\n")
+    r = pytest_run(tmp_path, "-q", "-rx", "--xentconf-target", "reference", "--xentconf-api",
+                   "raw_sparse", "--xentconf-dtype", "float32", "--xentconf-feature", "basic",
+                   "--xentconf-examples", "2", "--xentconf-deviations", "devs.toml",
+                   "--xentconf-results", "r.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "pinned case passes now" in r.stdout
+    (entry,) = json.loads((tmp_path / "r.json").read_text())["deviations"]
+    assert entry["pinned"] == "passes" and entry["matched"] == 0
+
+
+def test_a_broken_deviations_file_is_a_usage_error(tmp_path):
+    (tmp_path / "devs.toml").write_text('[[deviation]]\nid = "x"\n')
+    r = pytest_run(tmp_path, "--xentconf-target", "reference", "--xentconf-deviations",
+                   "devs.toml")
+    assert r.returncode == 4
+    assert "give 'reason' as a non-empty string" in r.stderr
+
+
+def _toml(case: dict) -> list[str]:
+    lines = [f'api = "{case["api"]}"']
+    for name, arr in case["args"].items():
+        lines.append(f'args.{name} = {{ dtype = "{arr["dtype"]}", data = {arr["data"]} }}')
+    return lines
