@@ -333,88 +333,86 @@ class Checker:
                       expected=expected, message=message, snippet=snippet,
                       callable_spec=self.callable_spec)
 
-
-def check_pinned(self: Checker, d) -> tuple[str, str]:
-    """Re-run a deviation's pinned case: ``shows`` (fails the required grade, reaches the
-    declared one), ``passes`` (conforms now: the entry may be stale) or ``error``."""
-    case = d.pinned
-    api = case["api"]
-    init = dict(case["init"] or {})
-    up = case.get("upstream")
-    try:
-        exp = self.expectation(api, case["args"], init, up)
-    except Exception as exc:  # noqa: BLE001
-        return "error", f"the oracle cannot take the pinned case: {exc}"
-    setup = Setup(api, device=self.device, profile=self.profile,
-                  init=tuple(sorted(init.items())), grad=up is not None)
-    res = self.sandbox.call(setup, Call(api, dict(case["args"]), init, upstream=up))
-    if res.kind in ("crash", "timeout", "error"):
-        return "error", f"{res.kind}: {res.text}"
-    answer = res.outputs if res.kind == "ok" else res.raised
-    names = self.output_names(api, exp, up is not None) if exp.raises is None else None
-    v = judge(exp, answer, self.accuracy, names)
-    if v.ok:
-        return "passes", f"reaches {v.grade or 'the error semantics'} (required " \
-                         f"{self.accuracy})"
-    if v.structural or v.grade is None or grade_index(v.grade) > grade_index(d.grade):
-        return "error", f"worse than declared ({d.grade}): {v.message}"
-    return "shows", f"reaches {v.grade}: {v.message}"
+    # ------------------------------------------------------------------ pinned, sweeps
 
 
-def run_sweep(self: Checker, shard) -> dict:
-    """Judge one shard of an exhaustive sweep in one call."""
-    from .strategies import Case
-    from .sweep import shard_rows
-
-    t0 = time.perf_counter()
-    rec = _Record()
-    spec = TestSpec(shard.id, shard.api, shard.dtype, "sweep", "native")
-    x, labels = shard_rows(shard)
-    names = ("features", "labels") if shard.api == RAW_OPS[0] else ("logits", "labels")
-    args = {names[0]: x, names[1]: labels}
-    exp = self.expectation(shard.api, args, {})
-    up = None
-    if shard.api not in RAW_OPS and self.wants_grad(shard.api):
-        up = upstream_for(exp.outputs["loss"].shape, exp.outputs["loss"].dtype, shard.index)
-        exp = self.expectation(shard.api, args, {}, up)
-    wide = self.expectation(shard.api, {names[0]: x.astype(np.float64), names[1]: labels}, {},
-                            None if up is None else up.astype(np.float64))
-    for name, o in exp.outputs.items():
-        o.mid64 = (lambda w=wide.outputs[name]: w.rounded64)  # noqa: B023 - bound by default
-    setup = Setup(shard.api, device=self.device, profile=self.profile, grad=up is not None)
-    res = self.sandbox.call(setup, Call(shard.api, args, {}, upstream=up),
-                            timeout=max(self.sandbox.timeout * 10, 300.0))
-    rec.examples = int(labels.size)
-    if res.kind in ("crash", "timeout", "error"):
-        return self._outcome(spec, rec, res.kind, res.text, t0)
-    answer = res.outputs if res.kind == "ok" else res.raised
-    v = judge(exp, answer, self.accuracy, self.output_names(shard.api, exp, up is not None))
-    rec.examples = int(labels.size)
-    rec.grade = v.grade
-    rec.worst_ulps, rec.worst_budget = v.worst_ulps or 0.0, v.worst_budget or 0.0
-    rec.worst_output = v.worst_output
-    if v.ok:
-        return self._outcome(spec, rec, "pass", f"{labels.size} rows conform", t0)
-    # the worst row becomes an ordinary one-row case: counterexample and reproducer
-    row = 0
-    if v.failing:
-        name, flat = next(iter(v.failing.items()))
-        row = flat if name == "loss" else flat // 2
-    one = {names[0]: x[row:row + 1], names[1]: labels[row:row + 1]}
-    case = Case(shard.api, shard.dtype, "sweep", one, {}, ("sweep",), row)
-    seen = self.check_case(spec, case, _Record())
-    seen.kind = "fail" if seen.kind == "pass" else seen.kind
-    rec.samples = [_finite(v.worst_budget)]
-    cid = devmod.case_id(spec.id, v.tags)
-    matches = devmod.matching(self.deviations, cid, self.keras)
-    lenient = devmod.most_lenient(matches)
-    if lenient is not None and not v.structural and v.grade is not None and \
-            grade_index(v.grade) <= grade_index(lenient.grade):
-        rec.deviation_matches = {m.id: 1 for m in matches}
-        return self._outcome(spec, rec, "deviation", f"known deviation {lenient.id}: "
-                             f"{v.message}", t0, seen)
-    return self._outcome(spec, rec, "fail", f"{cid}: {v.message}", t0, seen)
+    def check_pinned(self, d) -> tuple[str, str]:
+        """Re-run a deviation's pinned case: ``shows`` (fails the required grade, reaches the
+        declared one), ``passes`` (conforms now: the entry may be stale) or ``error``."""
+        case = d.pinned
+        api = case["api"]
+        init = dict(case["init"] or {})
+        up = case.get("upstream")
+        try:
+            exp = self.expectation(api, case["args"], init, up)
+        except Exception as exc:  # noqa: BLE001
+            return "error", f"the oracle cannot take the pinned case: {exc}"
+        setup = Setup(api, device=self.device, profile=self.profile,
+                      init=tuple(sorted(init.items())), grad=up is not None)
+        res = self.sandbox.call(setup, Call(api, dict(case["args"]), init, upstream=up))
+        if res.kind in ("crash", "timeout", "error"):
+            return "error", f"{res.kind}: {res.text}"
+        answer = res.outputs if res.kind == "ok" else res.raised
+        names = self.output_names(api, exp, up is not None) if exp.raises is None else None
+        v = judge(exp, answer, self.accuracy, names)
+        if v.ok:
+            return "passes", f"reaches {v.grade or 'the error semantics'} (required " \
+                             f"{self.accuracy})"
+        if v.structural or v.grade is None or grade_index(v.grade) > grade_index(d.grade):
+            return "error", f"worse than declared ({d.grade}): {v.message}"
+        return "shows", f"reaches {v.grade}: {v.message}"
 
 
-Checker.check_pinned = check_pinned
-Checker.run_sweep = run_sweep
+    def run_sweep(self, shard) -> dict:
+        """Judge one shard of an exhaustive sweep in one call."""
+        from .strategies import Case
+        from .sweep import shard_rows
+
+        t0 = time.perf_counter()
+        rec = _Record()
+        spec = TestSpec(shard.id, shard.api, shard.dtype, "sweep", "native")
+        x, labels = shard_rows(shard)
+        names = ("features", "labels") if shard.api == RAW_OPS[0] else ("logits", "labels")
+        args = {names[0]: x, names[1]: labels}
+        exp = self.expectation(shard.api, args, {})
+        up = None
+        if shard.api not in RAW_OPS and self.wants_grad(shard.api):
+            up = upstream_for(exp.outputs["loss"].shape, exp.outputs["loss"].dtype, shard.index)
+            exp = self.expectation(shard.api, args, {}, up)
+        wide = self.expectation(shard.api, {names[0]: x.astype(np.float64), names[1]: labels}, {},
+                                None if up is None else up.astype(np.float64))
+        for name, o in exp.outputs.items():
+            o.mid64 = (lambda w=wide.outputs[name]: w.rounded64)  # noqa: B023 - bound by default
+        setup = Setup(shard.api, device=self.device, profile=self.profile, grad=up is not None)
+        res = self.sandbox.call(setup, Call(shard.api, args, {}, upstream=up),
+                                timeout=max(self.sandbox.timeout * 10, 300.0))
+        rec.examples = int(labels.size)
+        if res.kind in ("crash", "timeout", "error"):
+            return self._outcome(spec, rec, res.kind, res.text, t0)
+        answer = res.outputs if res.kind == "ok" else res.raised
+        v = judge(exp, answer, self.accuracy, self.output_names(shard.api, exp, up is not None))
+        rec.examples = int(labels.size)
+        rec.grade = v.grade
+        rec.worst_ulps, rec.worst_budget = v.worst_ulps or 0.0, v.worst_budget or 0.0
+        rec.worst_output = v.worst_output
+        if v.ok:
+            return self._outcome(spec, rec, "pass", f"{labels.size} rows conform", t0)
+        # the worst row becomes an ordinary one-row case: counterexample and reproducer
+        row = 0
+        if v.failing:
+            name, flat = next(iter(v.failing.items()))
+            row = flat if name == "loss" else flat // 2
+        one = {names[0]: x[row:row + 1], names[1]: labels[row:row + 1]}
+        case = Case(shard.api, shard.dtype, "sweep", one, {}, ("sweep",), row)
+        seen = self.check_case(spec, case, _Record())
+        seen.kind = "fail" if seen.kind == "pass" else seen.kind
+        rec.samples = [_finite(v.worst_budget)]
+        cid = devmod.case_id(spec.id, v.tags)
+        matches = devmod.matching(self.deviations, cid, self.keras)
+        lenient = devmod.most_lenient(matches)
+        if lenient is not None and not v.structural and v.grade is not None and \
+                grade_index(v.grade) <= grade_index(lenient.grade):
+            rec.deviation_matches = {m.id: 1 for m in matches}
+            return self._outcome(spec, rec, "deviation", f"known deviation {lenient.id}: "
+                                 f"{v.message}", t0, seen)
+        return self._outcome(spec, rec, "fail", f"{cid}: {v.message}", t0, seen)
