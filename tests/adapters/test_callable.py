@@ -8,7 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from tests.adapters.conftest import judge
+from tests.adapters.conftest import check_snippets, judge
 
 from xentconf.adapters.callable import CallableTarget, TargetOutputError
 from xentconf.protocol import API_IDS, FEATURES, Call, Setup, TargetError
@@ -265,3 +265,42 @@ def test_module_that_does_not_import(module):
     broken = module("def f(:\n")
     with pytest.raises(TargetError, match="SyntaxError"):
         CallableTarget(f"{broken}:f", NN_SPARSE).resolve()
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def test_snippets_reproduce_the_runner(module, tmp_path):
+    """``snippet`` imports the callable from its module and calls it as the runner does;
+    run standalone (without xentconf) it gives the runner's outputs bit for bit."""
+    m = module()
+    w = np.array([0.5, 0, 2], np.float32)
+    soft = np.full((3, 4), 0.25, np.float32)
+    cases = {
+        "raw_sparse": (RAW_SPARSE, "raw_sparse", {"features": X, "labels": Y}, {}),
+        "nn_dense-axis": (NN_DENSE, "nn_dense", {"labels": soft.T.copy(),
+                                                 "logits": X.T.copy(), "axis": 0}, {}),
+        "v1_sparse-weights-weighted_mean": (V1_SPARSE, "v1_sparse", {
+            "labels": Y, "logits": X.astype(np.float64), "weights": w,
+            "reduction": "weighted_mean"}, {}),
+        "keras_class-kwargs-sample_weight": (K_SPARSE, "SparseCategoricalCrossentropy", {
+            "y_true": Y, "y_pred": X, "sample_weight": w}, {"from_logits": True,
+                                                            "reduction": "none"}),
+        "keras_factory-no_sample_weight": (K_DENSE, "factory", {
+            "y_true": soft, "y_pred": X, "sample_weight": None}, {"from_logits": True}),
+    }
+    for name, (api, attr, args, init) in cases.items():
+        target = CallableTarget(f"{m}:{attr}", api)
+        check_snippets(target, {name: (Setup(api), Call(api, args, init))},
+                       sys_path=[str(tmp_path)])
+
+
+def test_snippet_uses_the_setup_kwargs_and_refuses_gradients(module):
+    m = module()
+    target = CallableTarget(f"{m}:SparseCategoricalCrossentropy", K_SPARSE)
+    setup = Setup(K_SPARSE, init=(("from_logits", True),))
+    source = target.snippet(setup, Call(K_SPARSE, {"y_true": Y, "y_pred": X}))
+    assert f"from {m} import SparseCategoricalCrossentropy" in source
+    assert "SparseCategoricalCrossentropy(from_logits=True)" in source
+    call = Call(NN_SPARSE, {"labels": Y, "logits": X}, upstream=np.ones(3, np.float32))
+    assert CallableTarget(f"{m}:nn_sparse", NN_SPARSE).snippet(Setup(NN_SPARSE), call) is None

@@ -17,7 +17,7 @@ import zlib
 import ml_dtypes
 import numpy as np
 import pytest
-from tests.adapters.conftest import expect_raises, expectation, judge, require
+from tests.adapters.conftest import check_snippets, expect_raises, expectation, judge, require
 
 from xentconf.protocol import API_IDS, KERAS_APIS, Call, Setup, TargetError
 
@@ -461,3 +461,58 @@ def test_accepts_what_tf_rejects(api, args):
     assert expectation(call, profile="xla").raises is not None
     out = run(call)
     assert "loss" in out
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+@pytest.mark.parametrize("device", MODES)
+def test_snippets_reproduce_the_runner(device):
+    """``snippet`` writes the runner's jitted optax computation out for one call; run
+    standalone (without xentconf) it gives the runner's outputs bit for bit."""
+    rng = np.random.default_rng(zlib.crc32(b"snippet"))
+    bf16 = DTYPES["bfloat16"]
+    x = logits(rng, (B, C), np.float32)
+    y = rng.integers(0, C, B)
+    soft = probabilities(rng, (B, C), np.float32)
+    up = ups(rng, (B,)).astype(np.float32)
+    calls = {
+        "raw_sparse-grad": Call(RAW_SPARSE, {"features": x, "labels": y}, upstream=up),
+        "raw_sparse-bfloat16-grad": Call(
+            RAW_SPARSE, {"features": x.astype(bf16), "labels": y.astype(np.int32)},
+            upstream=up.astype(bf16)),
+        "raw_dense-broadcast": Call(RAW_DENSE, {"features": x, "labels": soft[0]}),
+        "nn_sparse-rank3-float16-grad": Call(
+            NN_SPARSE, {"labels": rng.integers(0, C, (2, 3)),
+                        "logits": logits(rng, (2, 3, C), np.float16)},
+            upstream=ups(rng, (2, 3))),
+        "nn_dense-axis0-grad": Call(NN_DENSE, {"labels": soft.T.copy(), "logits": x.T.copy(),
+                                               "axis": 0}, upstream=ups(rng, (B,))),
+        "v1_sparse-column-weighted_mean-grad": Call(V1_SPARSE, {
+            "labels": y[:, None], "logits": x, "weights": rng.random((B, 1)),
+            "reduction": "weighted_mean"}, upstream=np.asarray(1.5)),
+        "v1_sparse-python_weight-list_labels-sbnz": Call(V1_SPARSE, {
+            "labels": [0, 3, 1, 1, 2], "logits": x.astype(np.float64), "weights": 2.5,
+            "reduction": "weighted_sum_by_nonzero_weights"}, upstream=np.asarray(-0.5)),
+        "v1_dense-smoothing-bfloat16-over_batch": Call(V1_DENSE, {
+            "onehot_labels": soft.astype(bf16), "logits": x.astype(bf16),
+            "label_smoothing": np.float32(0.25), "weights": rng.random(B).astype(np.float32),
+            "reduction": "weighted_sum_over_batch_size"}, upstream=np.asarray(2.0)),
+        "v1_dense-none": Call(V1_DENSE, {"onehot_labels": soft, "logits": x,
+                                         "weights": np.float32(0.75), "reduction": "none"},
+                              upstream=up),
+        "v1_dense-defaults": Call(V1_DENSE, {"onehot_labels": soft, "logits": x}),
+    }
+    rejections = {"v1-invalid-reduction": Call(*RAISING["v1-invalid-reduction"]),
+                  "nn-dense-int-logits": Call(*RAISING["nn-dense-int-logits"])}
+    setup = lambda c: Setup(c.api, device=device, profile="xla")  # noqa: E731
+    check_snippets(TARGET, {k: (setup(c), c) for k, c in calls.items()},
+                   rejections={k: (setup(c), c) for k, c in rejections.items()})
+
+
+def test_no_snippet_for_arguments_the_adapter_refuses():
+    call = Call(NN_SPARSE, {"labels": np.array([0]), "logits": np.zeros((1, 2), "f"),
+                            "temperature": 2.0})
+    assert TARGET.snippet(Setup(NN_SPARSE, profile="xla"), call) is None
+    call = Call(KERAS_APIS[0], {"y_true": np.array([0]), "y_pred": np.zeros((1, 2), "f")})
+    assert TARGET.snippet(Setup(KERAS_APIS[0], profile="xla"), call) is None

@@ -13,7 +13,7 @@ import zlib
 import ml_dtypes
 import numpy as np
 import pytest
-from tests.adapters.conftest import expect_raises, expectation, judge, require
+from tests.adapters.conftest import check_snippets, expect_raises, expectation, judge, require
 
 from xentconf.adapters.keras import KerasTarget
 from xentconf.protocol import API_IDS, FEATURES, KERAS_APIS, Call, Setup, TargetError
@@ -204,3 +204,32 @@ def test_constructor_error_is_a_rejection():
     r = runner(SCCE, init)  # preparing succeeds; the call raises Keras's ValueError
     with pytest.raises(ValueError, match="reduction"):
         r.run(Call(SCCE, {"y_true": np.array([0]), "y_pred": np.eye(1, 2, dtype=F)}, init))
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def test_snippets_reproduce_the_runner():
+    """``snippet`` writes Keras's call out on the configured backend; run standalone
+    (without xentconf) it gives the runner's outputs bit for bit, and raises where the
+    runner raises."""
+    cases = {}
+    for api, dt, feature in [(SCCE, "float32", "from_logits"),
+                             (SCCE, "bfloat16", "reduction:mean_with_sample_weight"),
+                             (SCCE, "float16", "rank3+"),
+                             (CCE, "float64", "axis:0"),
+                             (CCE, "bfloat16", "probabilities")]:
+        rng = rng_for("snippet", api, dt, feature)
+        args, init = build(api, feature, dt, rng)
+        up = None
+        if feature != "probabilities":  # one call without an upstream gradient
+            shape = expectation(Call(api, args, init), keras="keras3")["loss"].shape
+            up = rng.choice([0.5, -1.25, 2.0], size=shape).astype(np.float32)
+        setup = Setup(api, init=tuple(sorted(init.items())), grad=up is not None)
+        cases[f"{SHORT[api]}-{dt}-{feature}"] = (setup, Call(api, args, init, upstream=up))
+    rejections = {}
+    for name in ("auto_reduction", "dense_shape_mismatch"):
+        api, args, init = REJECTIONS[name]
+        rejections[name] = (Setup(api, init=tuple(sorted(init.items()))),
+                            Call(api, args, init))
+    check_snippets(TARGET, cases, rejections=rejections)

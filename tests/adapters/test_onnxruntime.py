@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.adapters.conftest import judge, require
+from tests.adapters.conftest import check_snippets, judge, require
 
 from xentconf.adapters.onnxruntime import DTYPES, SUPPORT, OnnxRuntimeTarget
 from xentconf.protocol import API_IDS, KERAS_APIS, Call, Setup, TargetError
@@ -286,3 +286,51 @@ def test_rejects_what_the_model_signature_rejects(runners):
 
 def test_support_table_covers_only_real_apis():
     assert set(SUPPORT) <= set(API_IDS)
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def test_snippets_reproduce_the_runner():
+    """``snippet`` writes the runner's model out with ``onnx.helper``; run standalone
+    (without xentconf) it gives the runner's outputs bit for bit."""
+    rng = np.random.default_rng(11)
+    x = logits(rng, (4, 5), np.float32)
+    y = int_labels(rng, 4, 5, 1)
+    soft = soft_labels(rng, (4, 5), np.float32)
+    calls = {
+        "raw_sparse": Call(RAW_SPARSE, {"features": x, "labels": y.astype(np.int32)}),
+        "raw_dense-float16-broadcast": Call(RAW_DENSE, {"features": x.astype(np.float16),
+                                                        "labels": soft[0]}),
+        "nn_sparse-rank3-float64": Call(NN_SPARSE, {
+            "labels": int_labels(rng, (2, 3), 5, 0),
+            "logits": logits(rng, (2, 3, 5), np.float64)}),
+        "nn_sparse-rank1-python_label": Call(NN_SPARSE, {"labels": 3, "logits": x[0]}),
+        "nn_dense-axis0": Call(NN_DENSE, {"labels": soft.T.copy(), "logits": x.T.copy(),
+                                          "axis": 0}),
+        "v1_sparse-weights-weighted_mean": Call(V1_SPARSE, {
+            "labels": y[:, None], "logits": x, "weights": weights("column", rng, (4,),
+                                                                  np.float32),
+            "reduction": "weighted_mean"}),
+        "v1_sparse-python_weight-list_labels": Call(V1_SPARSE, {
+            "labels": [0, 4, 1, 1], "logits": x.astype(np.float64), "weights": 2.5,
+            "reduction": "weighted_sum_by_nonzero_weights"}),
+        "v1_dense-smoothing-float16": Call(V1_DENSE, {
+            "onehot_labels": soft.astype(np.float16), "logits": x.astype(np.float16),
+            "label_smoothing": 0.1, "reduction": "weighted_sum_over_batch_size"}),
+        "v1_dense-scalar_weights-none": Call(V1_DENSE, {
+            "onehot_labels": soft, "logits": x, "weights": np.asarray(0.75, np.float32),
+            "reduction": "none"}),
+        "v1_dense-defaults": Call(V1_DENSE, {"onehot_labels": soft, "logits": x}),
+    }
+    bad = Call(NN_SPARSE, {"labels": np.array([0, 100, 1, 1]), "logits": x})
+    check_snippets(TARGET, {k: (Setup(c.api), c) for k, c in calls.items()},
+                   rejections={"bad_label": (Setup(NN_SPARSE), bad)})
+
+
+def test_no_snippet_where_the_runner_cannot_run():
+    x = np.zeros((2, 3), np.float32)
+    call = Call(NN_SPARSE, {"labels": np.array([0, 1]), "logits": x}, upstream=np.ones(2))
+    assert TARGET.snippet(Setup(NN_SPARSE), call) is None  # no gradients
+    k = Call(KERAS_APIS[0], {"y_true": np.array([0, 1]), "y_pred": x})
+    assert TARGET.snippet(Setup(KERAS_APIS[0]), k) is None

@@ -25,7 +25,7 @@ import zlib
 import ml_dtypes
 import numpy as np
 import pytest
-from tests.adapters.conftest import expect_raises, expectation, judge, require
+from tests.adapters.conftest import check_snippets, expect_raises, expectation, judge, require
 
 from xentconf.adapters.tensorflow import API_SHORT_NAMES, DEVIATIONS, TensorFlowTarget
 from xentconf.oracle.cli_case import parse_case
@@ -602,3 +602,82 @@ def test_constructor_error_is_a_rejection():
     r = runner("keras2", KERAS_APIS[0], "eager", init)
     with pytest.raises(ValueError):
         r.run(Call(KERAS_APIS[0], {"y_true": Y, "y_pred": X}, init))
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def _snippet_calls(variant: str) -> dict[str, Call]:
+    rng = seeded("snippet", variant)
+    bf16 = DT["bfloat16"]
+    x = logits(rng, (4, 5), "float32")
+    y = labels(rng, 4, 5)
+    sw = np.array([0.5, 0, 2, 1], np.float32)
+    up4 = upstream(rng, (4,), np.float32)
+    if variant == "keras3":  # the Keras classes only
+        return {
+            "keras_sparse-mean_with_sample_weight-grad": Call(
+                KERAS_APIS[0], {"y_true": y, "y_pred": x, "sample_weight": sw},
+                {"from_logits": True, "reduction": "mean_with_sample_weight"},
+                upstream=np.asarray(1.5, np.float32)),
+            "keras_dense-probabilities-bfloat16": Call(
+                KERAS_APIS[1], {"y_true": soft(rng, (4, 5), "float32"),
+                                "y_pred": soft(rng, (4, 5), "bfloat16")}, {}),
+        }
+    return {
+        "raw_sparse-bfloat16-grad": Call(
+            API_IDS[0], {"features": x.astype(bf16), "labels": y}, upstream=up4.astype(bf16)),
+        "raw_dense-broadcast-grad": Call(
+            API_IDS[1], {"features": x, "labels": soft(rng, (1, 5), "float32")[0]},
+            upstream=up4),
+        "nn_sparse-rank3-float16-grad": Call(
+            API_IDS[2], {"labels": labels(rng, (2, 3), 4), "logits": logits(rng, (2, 3, 4),
+                                                                             "float16")},
+            upstream=upstream(rng, (2, 3), np.float16)),
+        "nn_dense-axis0-float64": Call(
+            API_IDS[3], {"labels": soft(rng, (5, 3), "float64", axis=0),
+                         "logits": logits(rng, (5, 3), "float64"), "axis": 0}),
+        "v1_sparse-weights-weighted_mean-grad": Call(
+            API_IDS[4], {"labels": y, "logits": x, "weights": sw, "reduction": "weighted_mean"},
+            upstream=np.asarray(2.0, np.float32)),
+        "v1_dense-smoothing-python_weight-grad": Call(
+            API_IDS[5], {"onehot_labels": soft(rng, (4, 5), "float32"), "logits": x,
+                         "weights": 2.0, "label_smoothing": 0.1, "reduction": "none"},
+            upstream=up4),
+        "keras_sparse-from_logits-sum-grad": Call(
+            KERAS_APIS[0], {"y_true": y, "y_pred": x, "sample_weight": sw},
+            {"from_logits": True, "reduction": "sum"}, upstream=np.asarray(-0.75, np.float32)),
+        "keras_dense-smoothing-axis-bfloat16-grad": Call(
+            KERAS_APIS[1], {"y_true": soft(rng, (5, 3), "float32", axis=0),
+                            "y_pred": logits(rng, (5, 3), "bfloat16")},
+            {"from_logits": True, "label_smoothing": 0.2, "axis": 0, "reduction": "none"},
+            upstream=upstream(rng, (3,), bf16)),
+    }
+
+
+def _snippet_setup(call: Call, mode: str) -> Setup:
+    device, profile = MODES[mode]
+    return Setup(call.api, device=device, profile=profile,
+                 init=tuple(sorted(call.init.items())), grad=call.upstream is not None)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("variant", ["keras2", "keras3"])
+def test_snippets_reproduce_the_runner(variant, mode):
+    """``snippet`` writes TensorFlow's call out (eagerly, or in one
+    ``tf.function(jit_compile=True)``); run standalone (without xentconf) it gives the
+    runner's outputs bit for bit, and raises where the runner raises."""
+    target = TARGETS[variant]
+    if target is None:
+        pytest.skip(f"{'tf_keras' if variant == 'keras2' else 'keras'} is not installed")
+    calls = _snippet_calls(variant)
+    rejections = {"nn_sparse-rank_mismatch": Call(*REJECTIONS["nn_sparse-rank_mismatch"][1:])}
+    if mode == "eager":
+        bad, _ = bad_label_call("raw_sparse", "float32", {})
+        rejections["raw_sparse-bad_label"] = bad
+    if variant == "keras2":
+        init = {"reduction": "not_a_reduction"}
+        rejections["keras_sparse-bad_constructor"] = Call(KERAS_APIS[0],
+                                                          {"y_true": Y, "y_pred": X}, init)
+    check_snippets(target, {k: (_snippet_setup(c, mode), c) for k, c in calls.items()},
+                   rejections={k: (_snippet_setup(c, mode), c) for k, c in rejections.items()})

@@ -18,7 +18,7 @@ import sys
 import ml_dtypes
 import numpy as np
 import pytest
-from tests.adapters.conftest import expect_raises, expectation, judge, require
+from tests.adapters.conftest import check_snippets, expect_raises, expectation, judge, require
 
 from xentconf.adapters.torch import INSTALL_HINT, TorchTarget
 from xentconf.protocol import API_IDS, FEATURES, KERAS_APIS, Call, Setup, TargetError
@@ -580,3 +580,68 @@ def test_cuda_conforms(runners, dtype):
         red = "weighted_sum_by_nonzero_weights" if api in (V1_SPARSE, V1_DENSE) else None
         run_judged(runners, make_call(api, dtype, rng, seed, reduction=red, wkind="per_sample"),
                    device="cuda")
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def _snippet_calls(device: str) -> dict:
+    rng = np.random.default_rng(seed_of("snippet", device))
+    bf16 = DTYPES["bfloat16"]
+    x = logits(rng, (4, 5), np.float32)
+    y = int_labels(rng, 4, 5, 1)
+    soft = soft_labels(rng, (4, 5), np.float32)
+    up4 = upstream(rng, (4,), np.float32)
+    calls = {
+        "raw_sparse-grad": Call(RAW_SPARSE, {"features": x, "labels": y}, upstream=up4),
+        "raw_sparse-bfloat16-grad": Call(
+            RAW_SPARSE, {"features": x.astype(bf16), "labels": y.astype(np.int32)},
+            upstream=up4.astype(bf16)),
+        "raw_dense-broadcast": Call(RAW_DENSE, {"features": x, "labels": soft[0]}),
+        "nn_sparse-rank3-float16-grad": Call(
+            NN_SPARSE, {"labels": int_labels(rng, (2, 3), 5, 0),
+                        "logits": logits(rng, (2, 3, 5), np.float16)},
+            upstream=upstream(rng, (2, 3), np.float16)),
+        "nn_dense-axis0-grad": Call(NN_DENSE, {"labels": soft.T.copy(), "logits": x.T.copy(),
+                                               "axis": 0}, upstream=up4),
+        "nn_dense-broadcast": Call(NN_DENSE, {"labels": soft[1], "logits": x}),
+        "v1_sparse-column-weighted_mean-grad": Call(V1_SPARSE, {
+            "labels": y[:, None], "logits": x,
+            "weights": weights("column", rng, (4,), np.float32),
+            "reduction": "weighted_mean"}, upstream=np.asarray(1.5, np.float32)),
+        "v1_sparse-python_weight-list_labels-sbnz": Call(V1_SPARSE, {
+            "labels": [0, 4, 1, 1], "logits": x.astype(np.float64), "weights": 2.5,
+            "reduction": "weighted_sum_by_nonzero_weights"},
+            upstream=np.asarray(-0.5)),
+        "v1_dense-smoothing-bfloat16-over_batch": Call(V1_DENSE, {
+            "onehot_labels": soft.astype(bf16), "logits": x.astype(bf16),
+            "label_smoothing": 0.1, "weights": weights("per_sample", rng, (4,), np.float32),
+            "reduction": "weighted_sum_over_batch_size"},
+            upstream=np.asarray(2.0, bf16)),
+        "v1_dense-none": Call(V1_DENSE, {"onehot_labels": soft, "logits": x,
+                                         "weights": np.asarray(0.75, np.float32),
+                                         "reduction": "none"}, upstream=up4),
+        "v1_dense-defaults": Call(V1_DENSE, {"onehot_labels": soft, "logits": x}),
+    }
+    rejections = {"bad_label": Call(NN_SPARSE, {"labels": np.array([0, 5, 1, 1]),
+                                                "logits": x})}
+    profile = "cpu" if device == "cpu" else "gpu"
+    return ({k: (Setup(c.api, device=device, profile=profile), c) for k, c in calls.items()},
+            {k: (Setup(c.api, device=device, profile=profile), c)
+             for k, c in rejections.items()})
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="torch sees no CUDA device")])])
+def test_snippets_reproduce_the_runner(device):
+    """``snippet`` writes the runner's torch calls out for one call; run standalone (without
+    xentconf) it gives the runner's outputs bit for bit, and raises where it raises."""
+    calls, rejections = _snippet_calls(device)
+    if device == "cuda":
+        rejections = {}  # a device-side assert would poison the CUDA context
+    check_snippets(TARGET, calls, rejections=rejections)
+
+
+def test_no_snippet_for_the_keras_apis():
+    call = Call(KERAS_APIS[0], {"y_true": np.array([0]), "y_pred": np.zeros((1, 2), "f")})
+    assert TARGET.snippet(Setup(KERAS_APIS[0]), call) is None

@@ -46,6 +46,8 @@ from xentconf.protocol import (
     TargetOutputError,
 )
 
+from . import _source as src
+
 __all__ = [
     "CallableTarget",
     "TargetOutputError",
@@ -276,6 +278,39 @@ class CallableTarget(Target):
             deviations=self.deviations,
             description=f"generic callable following {self.api}",
         )
+
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """The callable imported from its module and called as the runner calls it (for
+        the Keras APIs: constructed with the kwargs, then called with ``y_true``,
+        ``y_pred`` and the other call arguments, ``sample_weight`` left out when None)."""
+        module, _, attr = self.name.partition(":")
+        top, _, rest = attr.partition(".")
+        if call.api != self.api or call.upstream is not None or not all(
+                p.isidentifier() for p in [*module.split("."), *attr.split(".")]):
+            return None
+        lines = [f"from {module} import {top}", ""]
+        args = dict(call.args)
+        if self.api in KERAS_APIS:
+            if "y_true" not in args or "y_pred" not in args:
+                return None  # the runner fails before calling it
+            init = dict(call.init) if call.init else dict(setup.init)
+            if not call.init and any(src.literal(v) is None for v in init.values()):
+                return None  # the setup's kwargs are not in the snippet's namespace
+            del args["y_true"], args["y_pred"]
+            if args.get("sample_weight", 0) is None:
+                del args["sample_weight"]
+            extra = src.kwargs(args, "args")
+            lines += [f"loss_fn = {attr}({src.kwargs(init, 'init')})",
+                      f"result = loss_fn(args['y_true'], args['y_pred']"
+                      f"{', ' + extra if extra else ''})"]
+        else:
+            lines.append(f"result = {attr}({src.kwargs(args, 'args')})")
+        if self.api in RAW_OPS:
+            lines.append("outputs = {'loss': np.asarray(result[0]), "
+                         "'backprop': np.asarray(result[1])}")
+        else:
+            lines.append("outputs = {'loss': np.asarray(result)}")
+        return "\n".join(lines) + "\n"
 
     def prepare(self, setup: Setup) -> Runner:
         if setup.api != self.api:

@@ -54,6 +54,7 @@ from ..protocol import (
     TargetError,
     TargetInfo,
 )
+from . import _source as src
 
 __all__ = ["JaxTarget"]
 
@@ -156,6 +157,19 @@ class JaxTarget(Target):
             self.name, True, version=version, modes=modes, apis=apis,
             description="optax losses under jax.jit; raw-op backprop and compat.v1 "
                         "weights/reductions composed in jax.numpy; no Keras APIs")
+
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """JAX source for ``call``: the optax loss (and the compositions the runner makes
+        for this API: raw-op backprop, compat.v1 squeezes, weights, the one reduction asked
+        for, label smoothing) in one ``jax.jit`` function, ``jax.vjp`` for the gradient,
+        under ``jax.enable_x64`` on the runner's device."""
+        if call.api != setup.api or call.api not in _SUPPORT or \
+                setup.device not in ("cpu", "cuda"):
+            return None
+        try:
+            return _snippet(call.api, dict(call.args), call.upstream, setup.device)
+        except Exception:  # an input the runner rejects before JAX sees it
+            return None
 
     def prepare(self, setup: Setup) -> Runner:
         if setup.api in KERAS_APIS:
@@ -328,3 +342,121 @@ def _reduce(jnp, loss, weights, reduction: str, out_dtype):
         zero = denom == 0
         out = jnp.where(zero, jnp.zeros_like(total), total / jnp.where(zero, 1, denom))
     return out.astype(out_dtype)
+
+
+# --------------------------------------------------------------------------- snippets
+
+
+def _src_reduce(reduction: str) -> list[str]:
+    """:func:`_reduce` as source (``losses``, ``weights`` -> ``loss``)."""
+    lines = ["# compat.v1 weights and reduction, composed in jax.numpy",
+             "dtype = jnp.result_type(losses, weights)",
+             "w = jnp.broadcast_to(jnp.asarray(weights, dtype), losses.shape)",
+             "weighted = w * losses.astype(dtype)"]
+    if reduction == "none":
+        return [*lines, "loss = weighted"]
+    if reduction == "weighted_sum":
+        return [*lines, "loss = jnp.sum(weighted)"]
+    den = {"weighted_sum_over_batch_size": "jnp.asarray(losses.size, dtype)",
+           "weighted_mean": "jnp.sum(w)",
+           "weighted_sum_by_nonzero_weights": "jnp.count_nonzero(w).astype(dtype)",
+           }.get(reduction)
+    if den is None:
+        return [*lines, f"raise ValueError({f'Invalid Reduction Key {reduction}.'!r})"]
+    return [*lines, "total = jnp.sum(weighted)", f"den = {den}",
+            "# div_no_nan, with a safe divisor (a zero gradient there, not NaN)",
+            "loss = jnp.where(den == 0, jnp.zeros_like(total), "
+            "total / jnp.where(den == 0, 1, den))"]
+
+
+def _snippet(api: str, call_args: dict, upstream, device: str) -> str | None:
+    """Standalone JAX source computing what ``_JaxRunner.run`` returns for one call."""
+    args = dict(API_PARAMS[api][0])
+    if set(call_args) - set(args):
+        return None  # the runner raises TypeError before JAX sees the call
+    args.update(call_args)
+    static = {k: _static(v) for k, v in args.items() if k in _STATIC_ARGS}
+    if any(src.literal(v) is None for v in static.values()):
+        return None
+    logits_arg = _LOGITS_ARG.get(api, "logits")
+    params, feeds, values = [], [], {}
+    for k, v in args.items():  # the runner's order: logits first, then the rest
+        if k in _STATIC_ARGS:
+            continue
+        lit = src.literal(v)
+        if lit is not None:
+            feed = lit
+        elif _array_or_scalar(v) is v:
+            feed = f"args[{k!r}]"
+        else:
+            feed = f"np.asarray(args[{k!r}])"
+        values[k] = _array_or_scalar(v)
+        if k == logits_arg:
+            params.insert(0, k)
+            feeds.insert(0, feed)
+        else:
+            params.append(k)
+            feeds.append(feed)
+    rest = [p for p in params if p != logits_arg]
+    aux = api in (RAW_SPARSE, RAW_DENSE)
+    if api == RAW_SPARSE:
+        body = ["loss = optax.softmax_cross_entropy_with_integer_labels(z, labels)",
+                "onehot = jax.nn.one_hot(labels, z.shape[-1], dtype=z.dtype)",
+                "return loss, jax.nn.softmax(z) - onehot"]
+    elif api == RAW_DENSE:
+        body = ["labels = jnp.asarray(labels).astype(z.dtype)",
+                "loss = optax.softmax_cross_entropy(z, labels)",
+                "return loss, jax.nn.softmax(z) - labels"]
+    elif api == NN_SPARSE:
+        body = ["return optax.softmax_cross_entropy_with_integer_labels(z, labels)"]
+    elif api == NN_DENSE:
+        axis = "" if static["axis"] == -1 else f", axis={static['axis']!r}"
+        body = ["labels = jnp.asarray(labels).astype(z.dtype)",
+                f"return optax.softmax_cross_entropy(z, labels{axis})"]
+    elif api == V1_SPARSE:
+        zshape, lshape = np.shape(values["logits"]), np.shape(values["labels"])
+        body = ["labels = jnp.asarray(labels)", "# compat.v1's remove_squeezable_dimensions"]
+        x = "z"
+        if len(zshape) - len(lshape) == 2 and zshape[-1] == 1:
+            body.append("x = z[..., 0]")
+            x = "x"
+        elif len(zshape) == len(lshape) and lshape and lshape[-1] == 1:
+            body.append("labels = labels[..., 0]")
+            lshape = lshape[:-1]
+        else:
+            body.pop()
+        if np.ndim(values["weights"]) - len(lshape) == 1:
+            body.append("weights = jnp.squeeze(weights, -1)")
+        body.append(f"losses = optax.softmax_cross_entropy_with_integer_labels({x}, labels)")
+        body += _src_reduce(static["reduction"])
+        body.append("return loss.astype(z.dtype)")
+    else:  # V1_DENSE
+        eps = static["label_smoothing"]
+        body = ["labels = jnp.asarray(onehot_labels).astype(z.dtype)",
+                *[f"labels = optax.smooth_labels(labels, {eps!r})"] * (eps > 0),
+                "losses = optax.softmax_cross_entropy(z, labels)",
+                *_src_reduce(static["reduction"]),
+                "return loss.astype(z.dtype)"]
+    names = ["loss", "backprop"] if aux else ["loss"]
+    lines = ["import jax", "import jax.numpy as jnp", "import optax", "", "",
+             f"def loss_fn({', '.join(['z', *rest])}):", *src.indent(body), "", ""]
+    closure = f"lambda z: loss_fn({', '.join(['z', *rest])})"
+    if upstream is None:
+        compute = [f"{', '.join(names)} = loss_fn({', '.join(params)})"]
+        inputs = params
+    else:
+        lhs = "loss, vjp, backprop" if aux else "loss, vjp"
+        compute = [f"{lhs} = jax.vjp({closure}, {logits_arg}{', has_aux=True' * aux})",
+                   "(grad_logits,) = vjp(up.astype(loss.dtype))"]
+        names.append("grad_logits")
+        inputs = [*params, "up"]
+    lines += ["@jax.jit", f"def compute({', '.join(inputs)}):", *src.indent(compute),
+              f"    return {', '.join(names)}", "", "",
+              f"device = jax.devices({'cpu' if device == 'cpu' else 'gpu'!r})[0]",
+              "with jax.enable_x64(True), jax.default_device(device):",
+              f"    {', '.join(params)} = jax.device_put(({', '.join(feeds)}), device)"]
+    if upstream is not None:
+        lines.append("    up = jax.device_put(np.asarray(upstream), device)")
+    lines += [f"    {', '.join(names)} = compute({', '.join(inputs)})",
+              "outputs = {" + ", ".join(f"{n!r}: np.asarray({n})" for n in names) + "}"]
+    return "\n".join(lines) + "\n"

@@ -33,6 +33,7 @@ from ..protocol import (
     TargetError,
     TargetInfo,
 )
+from . import _source as src
 
 __all__ = ["KerasTarget"]
 
@@ -195,6 +196,62 @@ class KerasTarget(Target):
         return TargetInfo(available=True, version=keras.__version__, modes=modes, apis=apis,
                           description=f"Keras {keras.__version__} on the {backend} backend",
                           **base)
+
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """Keras's own call for ``call`` on the configured backend: the loss class
+        constructed with the call's kwargs, called under ``keras.device``, the gradient
+        taken as the runner takes it on that backend (``tf.GradientTape``, ``jax.vjp``,
+        ``torch.autograd.grad``)."""
+        modes = {("cpu", "cpu"): "cpu:0", ("cuda", "gpu"): "gpu:0"}
+        key = (setup.device, setup.profile)
+        if call.api != setup.api or call.api not in KERAS_APIS or key not in modes:
+            return None
+        try:
+            backend = _keras().backend.backend()
+        except TargetError:
+            return None
+        args = dict(call.args)
+        upstream = call.upstream
+        grad = upstream is not None and _floating(args.get("y_pred"))
+        if upstream is not None and backend not in ("tensorflow", "jax", "torch"):
+            return None  # the runner raises: no gradients on this backend
+        device = f"keras.device({modes[key]!r})"
+        to_numpy = "keras.ops.convert_to_numpy({})"
+        head = ["import os", "", f"os.environ['KERAS_BACKEND'] = {backend!r}", "import keras"]
+        construct = ["", f"loss_fn = keras.losses.{_CLASSES[call.api]}"
+                     f"({src.kwargs(dict(call.init), 'init')})", ""]
+        if backend == "tensorflow":
+            from .tensorflow import tape_source
+
+            lines = [*head, "import tensorflow as tf", *construct,
+                     *tape_source(call.api, args, upstream, "loss_fn", device,
+                                  to_numpy=to_numpy)]
+            return "\n".join(lines) + "\n"
+        names = ["loss"]
+        if not grad:
+            body = [f"loss = loss_fn({src.kwargs(args, 'args')})"]
+            lines = [*head, *construct]
+        elif backend == "jax":
+            rest = src.kwargs({k: v for k, v in args.items() if k != "y_pred"}, "args")
+            body = [f"loss, vjp = jax.vjp(lambda p: loss_fn(y_pred=p, {rest}), "
+                    "jnp.asarray(args['y_pred']))",
+                    "(grad_logits,) = vjp(jnp.asarray(upstream).astype(loss.dtype))"]
+            lines = [*head, "import jax", "import jax.numpy as jnp", *construct]
+            names.append("grad_logits")
+        else:  # torch
+            body = ["y_pred = keras.ops.convert_to_tensor(args['y_pred'])",
+                    "y_pred.requires_grad_(True)",
+                    f"loss = loss_fn({src.kwargs(args, 'args', y_pred='y_pred')})",
+                    "up = torch.as_tensor(np.asarray(upstream, dtype=np.float64)).to(loss.dtype)",
+                    "(grad_logits,) = torch.autograd.grad(loss, y_pred, "
+                    "grad_outputs=up.to(loss.device))",
+                    "loss = loss.detach()"]
+            lines = [*head, "import torch", *construct]
+            names.append("grad_logits")
+        lines += [f"with {device}:", *src.indent(body),
+                  "outputs = {" + ", ".join(f"{n!r}: {to_numpy.format(n)}" for n in names)
+                  + "}"]
+        return "\n".join(lines) + "\n"
 
     def prepare(self, setup: Setup) -> Runner:
         if setup.api not in KERAS_APIS:

@@ -47,6 +47,8 @@ from xentconf.protocol import (
     TargetInfo,
 )
 
+from . import _source as src
+
 __all__ = ["OnnxRuntimeTarget"]
 
 OPSET = 13
@@ -373,6 +375,100 @@ PLANS: dict[str, Callable[[dict], Plan]] = {
 }
 
 
+# --------------------------------------------------------------------------- snippets
+
+
+class _SourceGraph(_Graph):
+    """A :class:`_Graph` that also writes itself down as ``onnx.helper`` source: the same
+    plan builds the same model, node for node, for a standalone reproducer."""
+
+    def __init__(self, dtype: np.dtype):
+        super().__init__(dtype)
+        self.src: dict[str, list[str]] = {"inputs": [], "initializers": [], "nodes": [],
+                                          "outputs": []}
+
+    def _type(self, elem: int) -> str:
+        from onnx import TensorProto
+
+        return f"TensorProto.{TensorProto.DataType.Name(elem)}"
+
+    def _attr(self, key: str, v: Any) -> str:
+        return f"{key}={self._type(v)}" if key == "to" else f"{key}={v!r}"
+
+    def input(self, name: str, dtype: np.dtype, rank: int) -> str:
+        super().input(name, dtype, rank)
+        info = self.inputs[-1].type.tensor_type
+        dims = [d.dim_param for d in info.shape.dim]
+        self.src["inputs"].append(f"helper.make_tensor_value_info({name!r}, "
+                                  f"{self._type(info.elem_type)}, {dims!r}),")
+        return name
+
+    def const(self, value: Any, dtype: Any) -> str:
+        name = super().const(value, dtype)
+        self.src["initializers"].append(
+            f"numpy_helper.from_array(np.asarray({value!r}, "
+            f"{src.numpy_dtype(np.dtype(dtype))}), {name!r}),")
+        return name
+
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, **attrs: Any):
+        result = super().op(op_type, *inputs, outputs=outputs, **attrs)
+        names = [result] if outputs == 1 else list(result)
+        extra = "".join(", " + self._attr(k, v) for k, v in attrs.items())
+        self.src["nodes"].append(f"helper.make_node({op_type!r}, {list(inputs)!r}, "
+                                 f"{names!r}{extra}),")
+        return result
+
+    def output(self, value: str, name: str) -> None:
+        super().output(value, name)
+        self.src["nodes"].append(f"helper.make_node('Identity', [{value!r}], [{name!r}]),")
+        self.src["outputs"].append(f"helper.make_tensor_value_info({name!r}, "
+                                   f"{self._type(self.T)}, None),")
+
+
+def _feed_source(name: str, args: dict, feeds: dict[str, np.ndarray]) -> str:
+    """Source for the feed ``name``, converted from ``args`` as :func:`_tensor` does."""
+    arr = feeds[name]
+    if name in ("smooth_positives", "label_smoothing"):  # (1 − ε) and ε, in the logits dtype
+        eps = float(args["label_smoothing"])
+        v = f"1.0 - {eps!r}" if name == "smooth_positives" else repr(eps)
+        return f"np.asarray({v}).astype({src.numpy_dtype(arr.dtype)})"
+    if name not in args:  # the default weights
+        return f"np.asarray(1.0, {src.numpy_dtype(arr.dtype)})"
+    v = args[name]
+    if isinstance(v, np.ndarray):
+        return f"args[{name!r}]"
+    if isinstance(v, np.generic) or np.asarray(v).dtype == arr.dtype:
+        return f"np.asarray(args[{name!r}])"
+    lit = src.literal(v)
+    return f"np.asarray({lit or f'args[{name!r}]'}, {src.numpy_dtype(arr.dtype)})"
+
+
+def _snippet(api: str, args: dict, providers: list[str], threads: int | None) -> str:
+    _, feeds, build, outputs = PLANS[api](args)
+    dtype = next(v.dtype for k, v in feeds.items() if k in ("features", "logits"))
+    g = _SourceGraph(dtype)
+    build(g)
+    lines = ["import onnxruntime as ort", "from onnx import TensorProto, helper, numpy_helper",
+             ""]
+    for part in ("inputs", "initializers", "nodes"):
+        lines += [f"{part} = [", *src.indent(g.src[part]), "]"]
+    lines += [f"graph_outputs = [{' '.join(g.src['outputs']).rstrip(',')}]",
+              "graph = helper.make_graph(nodes, 'softmax_cross_entropy', inputs, "
+              "graph_outputs, initializer=initializers)",
+              f"model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', "
+              f"{OPSET})])",
+              f"model.ir_version = {IR_VERSION}",
+              "options = ort.SessionOptions()"]
+    if threads is not None:
+        lines.append(f"options.intra_op_num_threads = {threads!r}")
+    lines += [f"session = ort.InferenceSession(model.SerializeToString(), options, "
+              f"providers={providers!r})",
+              "feeds = {" + ", ".join(f"{k!r}: {_feed_source(k, args, feeds)}" for k in feeds)
+              + "}",
+              f"outputs = dict(zip({list(outputs)!r}, session.run({list(outputs)!r}, feeds)))"]
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- target
 
 
@@ -463,6 +559,20 @@ class OnnxRuntimeTarget(Target):
             description="ONNX Runtime inference: SoftmaxCrossEntropyLoss (opset 13) and "
                         "compositions of ONNX operators; no Keras APIs, no gradients",
         )
+
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """The ONNX model the runner builds for ``call`` written out with ``onnx.helper``
+        (the same nodes, initializers and symbolic input shapes), run by an
+        ``InferenceSession`` on the runner's execution providers."""
+        if call.api != setup.api or call.api not in SUPPORT or call.upstream is not None \
+                or setup.device not in PROVIDERS or _installed():
+            return None
+        providers = [PROVIDERS[setup.device]] + ["CPUExecutionProvider"] * (
+            setup.device != "cpu")
+        try:
+            return _snippet(call.api, dict(call.args), providers, self.threads)
+        except Exception:  # an input the runner rejects before ONNX Runtime sees it
+            return None
 
     def prepare(self, setup: Setup) -> Runner:
         if setup.api not in SUPPORT:

@@ -122,6 +122,11 @@ class ReferenceTarget(Target):
             description="xentconf's reference oracle (a self-check)",
         )
 
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """None: this target *is* xentconf's oracle, so a reproducer calls it through
+        xentconf; there is no framework call to write out."""
+        return None
+
     def prepare(self, setup: Setup) -> Runner:
         if setup.api not in API_IDS:
             raise TargetError(f"unknown API id {setup.api!r}; use one of: {', '.join(API_IDS)}")

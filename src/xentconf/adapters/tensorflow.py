@@ -49,9 +49,10 @@ from ..protocol import (
     TargetError,
     TargetInfo,
 )
+from . import _source as src
 
 __all__ = ["API_SHORT_NAMES", "DEVIATIONS", "DIFF_ARG", "TensorFlowTarget", "split_args",
-           "tape_call"]
+           "tape_call", "tape_source"]
 
 #: The known-deviations file of this target (SPEC §2: TensorFlow's precision artefacts).
 DEVIATIONS = Path(__file__).resolve().with_name("deviations") / "tensorflow.toml"
@@ -187,6 +188,59 @@ def tape_call(tf, fn, api: str, tensors: dict, statics: dict, upstream) -> dict:
     return result
 
 
+_TF_FUNCTIONS = dict(zip(API_IDS[:6], (
+    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits",
+    "tf.raw_ops.SoftmaxCrossEntropyWithLogits",
+    "tf.nn.sparse_softmax_cross_entropy_with_logits",
+    "tf.nn.softmax_cross_entropy_with_logits",
+    "tf.compat.v1.losses.sparse_softmax_cross_entropy",
+    "tf.compat.v1.losses.softmax_cross_entropy",
+)))
+
+
+def tape_source(api: str, args: dict, upstream, fn: str, device: str, jit: bool = False,
+                to_numpy: str = "np.asarray({}.numpy())") -> list[str]:
+    """Source lines doing what :func:`split_args` + :func:`tape_call` do for one call
+    (eagerly under ``device``, or as one ``tf.function(jit_compile=True)`` called there):
+    ``fn`` is the source of the API callable, ``device`` of the device context manager.
+    The logits argument becomes a ``tf.constant``; the other arguments are passed as given
+    (plain values written out, arrays as ``args[...]``). Assigns ``outputs``, each output
+    converted with ``to_numpy`` (a format string)."""
+    diff = DIFF_ARG[api]
+    x = args.get(diff)
+    tensor = isinstance(x, (np.ndarray, np.generic))
+    grad = upstream is not None and tensor and src.is_floating(x)
+    names = ["loss", "backprop"] if api in RAW_OPS else ["loss"]
+    call_args = src.kwargs(args, "args", **({diff: diff} if tensor else {}))
+    call = f"{', '.join(names)} = {fn}({call_args})"
+    if grad:
+        up = "upstream" if jit else "tf.constant(upstream)"
+        body = ["with tf.GradientTape(watch_accessed_variables=False) as tape:",
+                f"    tape.watch({diff})",
+                f"    {call}",
+                f"grad_logits = tape.gradient(loss, {diff}, output_gradients=tf.cast({up}, "
+                "loss.dtype),",
+                "                            unconnected_gradients=tf.UnconnectedGradients.ZERO)"]
+        names.append("grad_logits")
+    else:
+        body = [call]
+    lines: list[str] = []
+    if jit:
+        params = [diff] * tensor + ["upstream"] * grad
+        lines += ["@tf.function(jit_compile=True)", f"def compute({', '.join(params)}):",
+                  *src.indent(body), f"    return {', '.join(names)}", "", "",
+                  f"with {device}:"]
+        feeds = [f"tf.constant(args[{diff!r}])"] * tensor + ["tf.constant(upstream)"] * grad
+        lines.append(f"    {', '.join(names)} = compute({', '.join(feeds)})")
+    else:
+        lines.append(f"with {device}:")
+        if tensor:
+            lines.append(f"    {diff} = tf.constant(args[{diff!r}])")
+        lines += src.indent(body)
+    lines.append("outputs = {" + ", ".join(f"{n!r}: {to_numpy.format(n)}" for n in names) + "}")
+    return lines
+
+
 class _TFRunner(Runner):
     """Runs one API on one device, eagerly or as one ``tf.function(jit_compile=True)``."""
 
@@ -290,6 +344,37 @@ class TensorFlowTarget(Target):
         return TargetInfo(available=True, version=tf.__version__, modes=modes, apis=apis,
                           description=f"TensorFlow {tf.__version__}, Keras APIs through "
                           f"{keras_mod} ({self.keras})", **base)
+
+    # ------------------------------------------------------------------ snippet
+
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """TensorFlow's own call for ``call``: the API (or the Keras class, constructed with
+        the call's kwargs) on the runner's device, eagerly or inside one
+        ``tf.function(jit_compile=True)``, with ``tf.GradientTape`` for the gradient."""
+        modes = {("cpu", "cpu"): ("/CPU:0", False), ("cpu", "xla"): ("/CPU:0", True),
+                 ("cuda", "gpu"): ("/GPU:0", False), ("cuda", "xla"): ("/GPU:0", True)}
+        key = (setup.device, setup.profile)
+        if call.api != setup.api or call.api not in API_IDS or key not in modes:
+            return None
+        device, jit = modes[key]
+        lines = ["import tensorflow as tf"]
+        if call.api in KERAS_APIS:
+            init = dict(call.init)
+            if self.keras == "keras3":
+                lines[:0] = ["import os", "", "os.environ['KERAS_BACKEND'] = 'tensorflow'",
+                             "import keras"]
+            else:
+                lines.append("import tf_keras")
+            module = _KERAS_MODULES[self.keras]
+            lines += ["", f"loss_fn = {module}.losses.{_KERAS_CLASSES[call.api]}("
+                      f"{src.kwargs(init, 'init')})"]
+            fn = "loss_fn"
+        else:
+            fn = _TF_FUNCTIONS[call.api]
+        lines.append("")
+        lines += tape_source(call.api, dict(call.args), call.upstream, fn,
+                             f"tf.device({device!r})", jit)
+        return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------ prepare
 

@@ -67,6 +67,7 @@ from ..protocol import (
     TargetError,
     TargetInfo,
 )
+from . import _source as src
 
 __all__ = ["INSTALL_HINT", "TorchTarget"]
 
@@ -116,20 +117,25 @@ def _torch():
 # --------------------------------------------------------------------------- conversions
 
 
-def _tensor(torch, value, device: str):
-    """A torch tensor holding ``value`` exactly: a numpy array keeps its dtype (bfloat16
-    crosses via float32); Python numbers and lists convert as ``tf.convert_to_tensor``
-    converts them (floats to float32, integers to int32, or int64 when out of range)."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        arr = np.asarray(value)
-    else:
-        arr = np.asarray(value)
+def _tf_array(value) -> np.ndarray:
+    """``value`` as a numpy array: a numpy array keeps its dtype; Python numbers and lists
+    convert as ``tf.convert_to_tensor`` converts them (floats to float32, integers to int32,
+    or int64 when out of range)."""
+    arr = np.asarray(value)
+    if not isinstance(value, (np.ndarray, np.generic)):
         if arr.dtype.kind == "f":
             arr = arr.astype(np.float32)
         elif arr.dtype.kind in "iu":
             i32 = np.iinfo(np.int32)
             small = arr.size == 0 or (arr.min() >= i32.min and arr.max() <= i32.max)
             arr = arr.astype(np.int32 if small else np.int64)
+    return arr
+
+
+def _tensor(torch, value, device: str):
+    """A torch tensor holding ``value`` exactly (bfloat16 crosses via float32), converted
+    as :func:`_tf_array` says."""
+    arr = _tf_array(value)
     if arr.dtype.name == "bfloat16":
         return torch.tensor(arr.astype(np.float32), device=device).to(torch.bfloat16)
     return torch.tensor(np.array(arr, order="C"), device=device)  # 0-d stays 0-d
@@ -229,6 +235,163 @@ def _v1_sparse(F, torch, labels, logits, weights, reduction):
     if not isinstance(weights, (int, float)) and weights.dim() - y.dim() == 1:
         weights = weights.squeeze(-1)
     return _weighted(torch, _sparse_loss(F, torch, y, z), weights, reduction)
+
+
+# --------------------------------------------------------------------------- snippets
+#
+# The same translation written out as standalone torch source for one call (only the
+# branch that call takes): see TorchTarget.snippet.
+
+_SBNZ = "weighted_sum_by_nonzero_weights"
+
+
+def _src_tensor(expr: str, value, device: str) -> tuple[str, np.dtype]:
+    """Source for ``_tensor(torch, value, device)`` with ``value`` read from ``expr``, and
+    the numpy dtype the tensor holds."""
+    arr = _tf_array(value)
+    if isinstance(value, np.ndarray):
+        a = expr
+    elif isinstance(value, np.generic) or arr.dtype == np.asarray(value).dtype:
+        a = f"np.asarray({expr})"
+    else:
+        a = f"np.asarray({expr}, {src.numpy_dtype(arr.dtype)})"
+    dev = f", device={device!r}" if device != "cpu" else ""
+    if arr.dtype.name == "bfloat16":
+        return f"torch.tensor({a}.astype(np.float32){dev}).to(torch.bfloat16)", arr.dtype
+    return f"torch.tensor({a}{dev})", arr.dtype
+
+
+def _src_long(dt: np.dtype) -> str:
+    return ".long()" if dt in (np.dtype(np.int32), np.dtype(np.int64)) else ""
+
+
+def _src_dim1(expr: str, ndim: int) -> str:
+    return f"{expr}.movedim(-1, 1)" if ndim >= 3 else expr
+
+
+def _moved_shape(shape: tuple, axis: int) -> tuple:
+    shape = list(shape)
+    shape.append(shape.pop(axis))  # IndexError for an axis torch rejects too
+    return tuple(shape)
+
+
+def _src_weighted(args: dict, device: str, labels_ndim: int | None) -> list[str]:
+    """``_weighted(torch, losses, weights, reduction)`` (and, for the sparse API, the
+    squeeze of weights one rank above the labels) as source; ``loss`` is the result."""
+    weights = args.get("weights", 1.0)
+    dev = f", device={device!r}" if device != "cpu" else ""
+    lines = ["# compat.v1 weights and reduction, composed from torch ops"]
+    if isinstance(weights, (int, float)) and not isinstance(weights, bool):
+        w = src.value("weights", weights) if "weights" in args else "1.0"
+        lines.append(f"w = torch.tensor({w}, dtype=losses.dtype{dev})"
+                     ".broadcast_to(losses.shape)")
+    else:
+        expr, _ = _src_tensor("args['weights']", weights, device)
+        lines.append(f"weights = {expr}")
+        if labels_ndim is not None and np.ndim(weights) - labels_ndim == 1:
+            lines.append("weights = weights.squeeze(-1)")
+        lines.append("w = weights.to(losses.dtype).broadcast_to(losses.shape)")
+    reduction = args.get("reduction", _SBNZ)
+    if reduction == "none":
+        return [*lines, "loss = w * losses"]
+    lines.append("total = (w * losses).sum()")
+    if reduction == "weighted_sum":
+        return [*lines, "loss = total"]
+    den = {"weighted_sum_over_batch_size": f"torch.tensor(losses.numel(){dev})",
+           "weighted_mean": "w.sum()", _SBNZ: "torch.count_nonzero(w)"}.get(reduction)
+    if den is None:
+        message = f"no composition for the compat.v1 reduction {reduction!r}"
+        return [*lines, f"raise ValueError({message!r})"]
+    return [*lines, f"den = {den}", "# tf.math.div_no_nan, with a safe divisor",
+            "loss = torch.where(den == 0, torch.zeros_like(total), "
+            "total / torch.where(den == 0, torch.ones_like(den), den))"]
+
+
+def _snippet(api: str, args: dict, upstream, device: str) -> str:
+    """Standalone torch source computing what ``_TorchRunner.run`` returns for one call."""
+    zname = "features" if api in RAW_OPS else "logits"
+    yname = "onehot_labels" if api == API_IDS[5] else "labels"
+    z, y = args[zname], args[yname]
+    zsrc, zdt = _src_tensor(f"args[{zname!r}]", z, device)
+    ysrc, ydt = _src_tensor(f"args[{yname!r}]", y, device)
+    zdim, ydim = np.ndim(z), np.ndim(y)
+    grad = upstream is not None and (zdt.kind == "f" or zdt.name == "bfloat16")
+    lines = [f"{zname} = {zsrc}" + (".requires_grad_()" if grad else ""),
+             f"{yname} = {ysrc}"]
+    names = ["loss"]
+    if api == API_IDS[0]:
+        lines += [f"loss = F.cross_entropy({_src_dim1('features', zdim)}, "
+                  f"labels{_src_long(ydt)}, reduction='none')",
+                  f"onehot = F.one_hot(labels{_src_long(ydt)}, features.shape[-1])",
+                  "backprop = torch.softmax(features.detach(), dim=-1) - "
+                  "onehot.to(features.dtype)"]
+        names.append("backprop")
+    elif api == API_IDS[1]:
+        n = max(zdim, ydim)
+        lines += ["zb, yb = torch.broadcast_tensors(features, labels.to(features.dtype))",
+                  f"loss = F.cross_entropy({_src_dim1('zb', n)}, {_src_dim1('yb', n)}, "
+                  "reduction='none')",
+                  "backprop = torch.softmax(zb.detach(), dim=-1) - yb"]
+        names.append("backprop")
+    elif api == API_IDS[2]:
+        lines.append(f"loss = F.cross_entropy({_src_dim1('logits', zdim)}, "
+                     f"labels{_src_long(ydt)}, reduction='none')")
+    elif api == API_IDS[3]:
+        axis = int(args.get("axis", -1))
+        lines.append("y = labels.to(logits.dtype)")
+        x = "logits"
+        zshape, yshape = np.shape(z), np.shape(y)
+        if axis != -1:
+            lines.append(f"x, y = logits.movedim({axis}, -1), y.movedim({axis}, -1)")
+            x = "x"
+            try:
+                zshape, yshape = _moved_shape(zshape, axis), _moved_shape(yshape, axis)
+            except IndexError:
+                zshape = None
+        if zshape != yshape:  # labels broadcast to the logits as [-1, C] rows
+            lines += [f"c = {x}.shape[-1]",
+                      f"y = y.reshape(-1, y.shape[-1]).broadcast_to(({x}.numel() // c if c "
+                      f"else 0, c)).reshape({x}.shape)"]
+            ydim = zdim
+        lines.append(f"loss = F.cross_entropy({_src_dim1(x, zdim)}, {_src_dim1('y', ydim)}, "
+                     "reduction='none')")
+    elif api == API_IDS[4]:
+        x, yy, xdim = "logits", "labels", zdim
+        lines.append("# compat.v1's remove_squeezable_dimensions")
+        if zdim - ydim == 2 and np.shape(z)[-1] == 1:
+            lines.append("x = logits.squeeze(-1)")
+            x, xdim = "x", zdim - 1
+        elif zdim == ydim and ydim > 0 and np.shape(y)[-1] == 1:
+            lines.append("y = labels.squeeze(-1)")
+            yy, ydim = "y", ydim - 1
+        else:
+            lines.pop()
+        lines.append(f"losses = F.cross_entropy({_src_dim1(x, xdim)}, {yy}{_src_long(ydt)}, "
+                     "reduction='none')")
+        lines += _src_weighted(args, device, ydim)
+    elif api == API_IDS[5]:
+        eps = args.get("label_smoothing", 0)
+        smoothing = f", label_smoothing={float(eps)!r}" if eps > 0 else ""
+        lines += ["y = onehot_labels.to(logits.dtype)",
+                  f"losses = F.cross_entropy({_src_dim1('logits', zdim)}, "
+                  f"{_src_dim1('y', ydim)}, reduction='none'{smoothing})"]
+        lines += _src_weighted(args, device, None)
+    else:
+        raise TargetError(f"{api} is not supported by the torch target")
+    if grad:
+        up, _ = _src_tensor("upstream", upstream, device)
+        lines += [f"(grad_logits,) = torch.autograd.grad(loss, {zname}, "
+                  f"grad_outputs={up}.to(loss.dtype))"]
+        names.append("grad_logits")
+    cpu = ".cpu()" if device != "cpu" else ""
+    if zdt.name == "bfloat16":  # numpy has no bfloat16: via float32, exactly
+        convert = f".detach(){cpu}.float().numpy().astype(ml_dtypes.bfloat16)"
+    else:
+        convert = f".detach(){cpu}.numpy()"
+    head = ["import ml_dtypes"] * (zdt.name == "bfloat16")
+    head += ["import torch", "import torch.nn.functional as F", ""]
+    return "\n".join([*head, *lines, "outputs = {" + ", ".join(
+        f"{n!r}: {n}{convert}" for n in names) + "}"]) + "\n"
 
 
 class _TorchRunner(Runner):
@@ -338,6 +501,20 @@ class TorchTarget(Target):
                           modes=modes, apis=apis, keras=None,
                           description=f"PyTorch {torch.__version__}: "
                           "torch.nn.functional.cross_entropy")
+
+    def snippet(self, setup: Setup, call: Call) -> str | None:
+        """torch source for ``call``: ``F.cross_entropy`` on tensors made as the runner
+        makes them (on its device), and the compositions the runner uses for this call
+        (raw-op backprop, label broadcasting, the axis, compat.v1 weights and the one
+        reduction asked for); ``torch.autograd.grad`` for the gradient."""
+        modes = {("cpu", "cpu"): "cpu", ("cuda", "gpu"): "cuda"}
+        key = (setup.device, setup.profile)
+        if call.api != setup.api or call.api not in API_IDS[:6] or key not in modes:
+            return None
+        try:
+            return _snippet(call.api, dict(call.args), call.upstream, modes[key])
+        except Exception:  # an input the runner rejects before torch sees it
+            return None
 
     def prepare(self, setup: Setup) -> Runner:
         if setup.api not in API_IDS:
