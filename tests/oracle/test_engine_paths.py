@@ -120,6 +120,7 @@ def _adversarial_blocks():
             y[4, 1::2] = 0
             yield y
             yield np.round(x)  # ties
+            yield np.round(x * dt(100))  # exact shifts, max − min > 700 (subnormal e_j)
             yield (x * dt(1e-38)).astype(dt)  # subnormal float32
             y = x.copy()
             y[:, 1::4] *= dt(1e-12)  # shifts that are not exact
@@ -132,11 +133,14 @@ def test_kernel_matches_the_numpy_path_bit_for_bit():
 
     kern = accel.kernel()
     assert kern is not None
+    rng = np.random.default_rng(9)
     for x in _adversarial_blocks():
-        a = kern(np.ascontiguousarray(x))
-        b = E._numpy_rows(x, keep=False)[0]
+        lab = rng.integers(0, x.shape[1], x.shape[0])
+        a = kern(np.ascontiguousarray(x), lab)
+        b = E.sparse_row_stats(x, lab, accel=False)
         assert np.array_equal(a[0], b[0])
         good = ~a[0]
+        assert np.array_equal(a[5], b[5], equal_nan=True)
         for i in range(1, 5):
             assert np.array_equal(a[i][good], b[i][good]), (i, x.dtype, x.shape)
 
@@ -161,3 +165,19 @@ def test_public_answers_are_the_same_on_both_paths(monkeypatch, dtype):
         assert np.array_equal(out[True][0], out[False][0], equal_nan=True)
         assert out[True][1] == out[False][1]
         assert np.array_equal(out[True][2], out[False][2], equal_nan=True)
+
+
+def test_float32_rounding_shortcut_matches_round_to_format():
+    from xentconf.oracle.formats import FORMATS, round_to_format
+
+    rng = np.random.default_rng(6)
+    f32 = FORMATS["float32"]
+    top = float(np.finfo(np.float32).max)
+    x = np.concatenate([
+        rng.standard_normal(20000) * 10.0 ** rng.integers(-50, 40, 20000),
+        np.nextafter(top, np.inf) * np.array([1, -1]), [top * (1 + 2.0 ** -25)],
+        [top * (1 + 2.0 ** -25) * (1 - 2.0 ** -52), 2.0 ** -126, 2.0 ** -126 * (1 - 2.0 ** -30)],
+        [2.0 ** -149 * 0.5, 2.0 ** -149 * 0.75, 2.0 ** -150, 1 + 2.0 ** -24, 1 + 3 * 2.0 ** -24],
+        [0.0, -0.0, np.inf, -np.inf, np.nan],
+    ])
+    assert np.array_equal(E._round(x, f32), round_to_format(x, f32), equal_nan=True)

@@ -8,7 +8,8 @@ engine's fixed order (:data:`LANES`-wide chunks, a complete binary tree over the
 with zero padding, then the lanes pairwise; see ``engine.lane_sum``). numba is imported
 only when the kernel is first asked for.
 
-The kernel computes, per row of a float32 or float64 ``[N, C]`` array: TF's bad-row rule
+The kernel computes, per row of a float32 or float64 ``[N, C]`` array (and its labels): the
+labelled logit ``x_y``, TF's bad-row rule
 (a NaN, a +inf or no finite logit), the maximum ``m`` and its first index ``k``,
 ``t = Σ_{j≠k} exp(x_j − m)``, and ``terr = Σ_{j≠k} exp(x_j − m)·|lo_j|`` where ``lo_j`` is
 the rounding error of ``x_j − m`` (``two_sum``; 0 for every ``j`` of a row whose shifts are
@@ -81,12 +82,15 @@ def _build():  # pragma: no cover - exercised only where numba is installed
         numpy path's rule that ``x − m`` is exact when max|x| < 2**28·min|x| (nonzero x).
         """
         key = np.int32(-2147483648)
+        kmin = np.int32(2147483647)
         amax = np.int32(0)
         amin = np.int32(0x7F800000)
         nonfinite = 0
         for j in range(bits.shape[0]):
             b = bits[j]
-            key = max(key, b ^ ((b >> 31) & 0x7FFFFFFF))
+            kj = b ^ ((b >> 31) & 0x7FFFFFFF)
+            key = max(key, kj)
+            kmin = min(kmin, kj)
             a = b & 0x7FFFFFFF
             amax = max(amax, a)
             amin = min(amin, a if a != 0 else np.int32(0x7F800000))
@@ -94,7 +98,8 @@ def _build():  # pragma: no cover - exercised only where numba is installed
         big = _as_f32(amax)
         exact = (big < _as_f32(amin) * np.float32(2.0 ** 28)) | (amax == 0)
         m = np.float64(_as_f32(np.int32(key ^ ((key >> 31) & 0x7FFFFFFF))))
-        return m, nonfinite, exact
+        lo = np.float64(_as_f32(np.int32(kmin ^ ((kmin >> 31) & 0x7FFFFFFF))))
+        return m, nonfinite, exact, m - lo < 700.0
 
     @jit
     def row_max64(bits):
@@ -104,7 +109,8 @@ def _build():  # pragma: no cover - exercised only where numba is installed
             b = bits[j]
             key = max(key, b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF))
             nonfinite += (b & 0x7FF0000000000000) == 0x7FF0000000000000
-        return _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF))), nonfinite, False
+        m = _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
+        return m, nonfinite, False, False
 
     @jit
     def slow_max(row):
@@ -182,6 +188,23 @@ def _build():  # pragma: no cover - exercised only where numba is installed
             ebuf[j] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
 
     @jit
+    def exp_seg_narrow(xs, m, ebuf):
+        """exp_seg_exact for a row with max − min < 700: every ``d ≥ −700``, so the clamp
+        is idle and ``p·2^kf`` is a normal number, the value of the two-step scaling."""
+        for j in range(xs.shape[0]):
+            d = np.float64(xs[j]) - m
+            kf = (d * inv_ln2 + sh) - sh
+            r = (d - kf * ln2_hi) - kf * ln2_lo
+            r2 = r * r
+            b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
+            b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
+            b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
+            r4 = r2 * r2
+            q = (b0 + b1 * r4) + b2 * (r4 * r4)
+            p = 1.0 + (r + r2 * q)
+            ebuf[j] = p * _as_f64((np.int64(kf) + 1023) << 52)
+
+    @jit
     def count_nonzero(buf, n):
         cnt = 0
         for j in range(n):
@@ -229,7 +252,7 @@ def _build():  # pragma: no cover - exercised only where numba is installed
 
     def make(row_max):
         @jit
-        def sparse_rows(x, bits, t_out, terr_out, m_out, k_out, bad_out):
+        def sparse_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
             n, c = x.shape
             ebuf = np.zeros(seg)
             lbuf = np.zeros(seg)
@@ -238,7 +261,8 @@ def _build():  # pragma: no cover - exercised only where numba is installed
             acc = np.zeros(w)
             for i in range(n):
                 row = x[i]
-                m, nonfinite, exact = row_max(bits[i])
+                xy_out[i] = np.float64(row[lab[i]])
+                m, nonfinite, exact, narrow = row_max(bits[i])
                 bad = False
                 if nonfinite:
                     m, bad = slow_max(row)
@@ -255,7 +279,9 @@ def _build():  # pragma: no cover - exercised only where numba is installed
                 nseg = 0
                 for s0 in range(0, c, seg):
                     n_el = min(seg, c - s0)
-                    if exact:
+                    if exact and narrow:
+                        exp_seg_narrow(row[s0:s0 + n_el], m, ebuf)
+                    elif exact:
                         exp_seg_exact(row[s0:s0 + n_el], m, ebuf)
                     else:
                         exp_seg(row[s0:s0 + n_el], m, ebuf, lbuf)
@@ -290,15 +316,17 @@ def _build():  # pragma: no cover - exercised only where numba is installed
 
     k32, k64 = make(row_max32), make(row_max64)
 
-    def sparse_rows(x):
-        """(bad, m, k, t, terr) of the rows of a C-contiguous float32/float64 array."""
+    def sparse_rows(x, labels):
+        """(bad, m, k, t, terr, x_y) of the rows of a C-contiguous float32/float64 array;
+        ``labels`` in [0, C)."""
         n = x.shape[0]
-        t, terr, m = np.empty(n), np.empty(n), np.empty(n)
+        t, terr, m, xy = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
         k, bad = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_)
+        lab = np.ascontiguousarray(labels, dtype=np.int64)
         if x.dtype == np.float32:
-            k32(x, x.view(np.int32), t, terr, m, k, bad)
+            k32(x, x.view(np.int32), lab, t, terr, m, k, bad, xy)
         else:
-            k64(x, x.view(np.int64), t, terr, m, k, bad)
-        return bad, m, k, t, terr
+            k64(x, x.view(np.int64), lab, t, terr, m, k, bad, xy)
+        return bad, m, k, t, terr, xy
 
     return sparse_rows

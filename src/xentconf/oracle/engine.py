@@ -59,12 +59,30 @@ C_FN = 4 * U  # np.exp / np.log1p relative error bound
 ETA = 2.0 ** -1060  # absolute slack for exponentials that underflow
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
+KERNEL_BLOCK_ROWS = 1 << 16  # and at most this many (bounds the row-level temporaries)
 BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
 # (fresh 8 MiB temporaries spent half the time in page faults), a block uses about 10
 F64 = FORMATS["float64"]
 
 
 # --------------------------------------------------------------------------- rounding
+
+
+F32 = FORMATS["float32"]
+
+
+def _round(x: np.ndarray, fmt: Format) -> np.ndarray:
+    """:func:`round_to_format`, with float32 by the hardware cast (one IEEE rounding, ties
+    to even, overflow to ±inf) where the result is a normal float32, zero or not finite;
+    the float32-subnormal range keeps the scaled rounding (immune to flush-to-zero)."""
+    if fmt is not F32:
+        return round_to_format(x, fmt)
+    with np.errstate(all="ignore"):
+        out = x.astype(np.float32).astype(np.float64)
+        tiny = (np.abs(x) < 2.0 ** -126) & (x != 0)
+        if tiny.any():
+            out[tiny] = round_to_format(x[tiny], fmt)
+    return out
 
 
 def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format):
@@ -78,13 +96,13 @@ def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format):
     with np.errstate(all="ignore"):
         # a zero radius means mid is exact: nothing to widen
         w = np.where(rad == 0, 0.0, rad * (1 + 4 * U) + 4 * U * np.abs(mid) + 2.0 ** -1074)
-        lo = round_to_format(mid - w, fmt)
-        hi = round_to_format(mid + w, fmt)
+        lo = _round(mid - w, fmt)
+        hi = _round(mid + w, fmt)
         special = ~np.isfinite(mid) & (rad == 0)
         ok = ((lo == hi) | special) & np.isfinite(rad)
         if fmt is F64:
             ok &= rad == 0  # float64 outputs are certified by the double-double path only
-        rounded = np.where(special, mid, round_to_format(mid, fmt))
+        rounded = np.where(special, mid, _round(mid, fmt))
     return rounded, ok
 
 
@@ -241,11 +259,13 @@ def _numpy_rows(xs: np.ndarray, keep: bool):
     return (bad, m, k, t, terr), ((d, dlo, e) if keep else None)
 
 
-def sparse_row_stats(xs: np.ndarray, accel: bool):
-    """(bad, m, k, t, terr) of a block of rows: compiled kernel or numpy, the same bits."""
+def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool):
+    """(bad, m, k, t, terr, x_y) of a block of rows: compiled kernel or numpy, the same
+    bits (``labels`` already clipped to [0, C))."""
     if accel and xs.dtype in (np.float32, np.float64):
-        return _accel.kernel()(np.ascontiguousarray(xs))
-    return _numpy_rows(xs, keep=False)[0]
+        return _accel.kernel()(np.ascontiguousarray(xs), labels)
+    xy = np.asarray(xs[np.arange(xs.shape[0]), labels], dtype=np.float64)
+    return _numpy_rows(xs, keep=False)[0] + (xy,)
 
 
 class _RowSums:
@@ -268,13 +288,10 @@ class _RowSums:
             self.s_rad = self.t_rad + U * self.s
 
 
-def sparse_loss_rows(xs: np.ndarray, labels: np.ndarray, stats) -> tuple:
+def sparse_loss_rows(c: int, stats) -> tuple:
     """(L, rad) per row of the sparse loss ``log1p(t) + (m − x_y)`` (both non-negative)."""
-    bad, m, k, t, terr = stats
-    n, c = xs.shape
+    _bad, m, _k, t, terr, xy = stats
     sums = _RowSums(c, t, terr)
-    lab = np.clip(labels, 0, max(c - 1, 0))
-    xy = np.asarray(xs[np.arange(n), lab], dtype=np.float64)
     with np.errstate(all="ignore"):
         dy, dylo = two_sum(xy, -m)
         a = -dy
@@ -312,7 +329,9 @@ class _Rows:
             return p, p * rel * 1.0001 + ETA
 
     def sparse_loss(self, labels: np.ndarray):
-        return sparse_loss_rows(self.x, labels, (self.bad, self.m, self.k, self.t, self.terr))
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        xy = np.asarray(self.x[np.arange(self.n), lab], dtype=np.float64)
+        return sparse_loss_rows(self.c, (self.bad, self.m, self.k, self.t, self.terr, xy))
 
     def sparse_bp(self, labels: np.ndarray):
         idx = np.arange(self.n)
@@ -654,9 +673,9 @@ class Engine:
         rows = self.plan.rows
         kind = rows.kind
         if kind == "sparse" and not need_grad:
-            xs = rows.source[lo:hi]
-            stats = sparse_row_stats(xs, self.accel)
-            return sparse_loss_rows(xs, rows.labels[lo:hi], stats), None, stats[0]
+            lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
+            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel)
+            return sparse_loss_rows(rows.c, stats), None, stats[0]
         if kind in ("sparse", "dense"):
             blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
             if kind == "sparse":
@@ -687,7 +706,8 @@ class Engine:
             self._loss_rows = (L, R)
             return self._loss_rows
         if rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
-            step = max(1, min(n, KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
+            step = max(1, min(n, KERNEL_BLOCK_ROWS,
+                              KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
         else:
             step = _block_rows(n, c)
         for lo in range(0, n, step):
