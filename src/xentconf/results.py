@@ -68,7 +68,8 @@ GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
 # numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
 _NUM = {"type": ["number", "string", "null"], "pattern": "^(inf|-inf|nan)$"}
 _STR = {"type": ["string", "null"]}
-_ARRAY = {
+#: An array in the case format of ``xentconf oracle`` (floats as C99 hex strings).
+ARRAY = _ARRAY = {
     "type": "object",
     "required": ["dtype", "data"],
     "properties": {"dtype": {"type": "string"}, "shape": {"type": "array",
@@ -173,7 +174,9 @@ JSON_SCHEMA: dict[str, Any] = {
                     "message": _STR,
                     "counterexample": {"type": ["object", "null"]},
                     "expected": {"type": ["object", "null"],
-                                 "additionalProperties": _ARRAY},
+                                 "description": "output name -> ARRAY (the correctly "
+                                                "rounded values), or {\"raises\": "
+                                                "{\"error\", \"message\"}}"},
                     "actual": {"type": ["object", "null"],
                                "description": "output name -> ARRAY, or {\"raises\": "
                                               "{\"error\", \"message\"}}"},
