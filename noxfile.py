@@ -8,8 +8,8 @@ nox.options.sessions = ["tests", "lint"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite in parallel (extra arguments go to pytest)."""
-    session.install(".", "pytest-xdist")
-    session.run("pytest", "-n", "auto", *session.posargs)
+    session.install(".[dev,onnxruntime]")
+    session.run("python", "-m", "pytest", "-n", "auto", "-q", *session.posargs)
 
 
 @nox.session
@@ -29,8 +29,9 @@ def tensorflow(session: nox.Session) -> None:
 
 
 #: Built-in targets and what their session installs. Each `conformance-<target>` session
-#: installs its framework in its own virtual environment and runs the adapter tests with
-#: XENTCONF_REQUIRE_TARGET set, so a missing framework fails there instead of skipping.
+#: installs its framework in its own virtual environment, runs the adapter tests with
+#: XENTCONF_REQUIRE_TARGET set (a missing framework fails there instead of skipping), then
+#: a conformance run that writes reports/<target>.json for the `report` session.
 TARGET_INSTALLS = {
     "tensorflow": [".[tensorflow]"],
     "keras": [".[keras]"],
@@ -39,12 +40,30 @@ TARGET_INSTALLS = {
     "onnxruntime": [".[onnxruntime]"],
     "reference": ["."],
 }
+#: Targets that must conform (a failing verdict is a bug of xentconf's); the others'
+#: verdicts are findings about the framework, recorded in the report, not session failures.
+MUST_CONFORM = {"reference", "tensorflow"}
+#: Targets with a CUDA mode: `conformance-<target>-gpu` runs it where nvidia-smi exists.
+GPU_TARGETS = {"tensorflow": "gpu", "torch": "gpu", "jax": "gpu"}
 
 
-def _conformance(session: nox.Session, target: str) -> None:
+def _conformance(session: nox.Session, target: str, device: str = "cpu") -> None:
+    import shutil
+    from pathlib import Path
+
+    if device == "cuda" and shutil.which("nvidia-smi") is None:
+        session.skip("no NVIDIA GPU here (nvidia-smi not found)")
     session.install(*TARGET_INSTALLS[target], "pytest-xdist")
-    session.run("pytest", "-n", "auto", "tests/adapters", *session.posargs,
-                env={"XENTCONF_REQUIRE_TARGET": target})
+    if device == "cpu":
+        session.run("pytest", "-n", "auto", "-q", "tests/adapters",
+                    env={"XENTCONF_REQUIRE_TARGET": target})
+    name = target if device == "cpu" else f"{target}-{device}"
+    out = Path("reports") / name
+    codes = [0] if target in MUST_CONFORM else [0, 1]
+    session.run("xentconf", "run", "--target", target, "--device", device, "-n", "auto",
+                "--out", str(out), "--no-report", *session.posargs, success_codes=codes)
+    shutil.copyfile(out / "results.json", Path("reports") / f"{name}.json")
+    session.log(f"wrote reports/{name}.json; `nox -s report` merges reports/*.json")
 
 
 for _name in TARGET_INSTALLS:
@@ -52,9 +71,19 @@ for _name in TARGET_INSTALLS:
     def _session(session: nox.Session, _target: str = _name) -> None:
         _conformance(session, _target)
 
-    _session.__doc__ = (f"Install {_name} in its own environment and test its adapter "
-                        "against the real framework.")
+    _what = "xentconf's own oracle" if _name == "reference" else _name
+    _session.__doc__ = (f"Install {_what}, test its adapter, run the conformance suite on it "
+                        f"(writes reports/{_name}.json).")
     nox.session(name=f"conformance-{_name}")(_session)
+
+for _name in GPU_TARGETS:
+
+    def _gpu_session(session: nox.Session, _target: str = _name) -> None:
+        _conformance(session, _target, "cuda")
+
+    _gpu_session.__doc__ = (f"Run the conformance suite on {_name} on CUDA (skipped without "
+                            f"nvidia-smi; writes reports/{_name}-cuda.json).")
+    nox.session(name=f"conformance-{_name}-gpu")(_gpu_session)
 
 
 @nox.session
