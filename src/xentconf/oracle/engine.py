@@ -239,24 +239,27 @@ def _numpy_rows(xs: np.ndarray, keep: bool):
         d = np.subtract(xs, m[:, None], dtype=np.float64)
         if bad.any():
             d[bad] = 0.0
-        dlo = np.zeros((n, c))
         rows = np.flatnonzero(_inexact_shift_rows(xs, bad))
+        dlo_r = np.zeros((0, c))
         if rows.size:
             xr = np.asarray(xs[rows], dtype=np.float64)
             _s, err = two_sum(xr, -m[rows, None])
-            dlo[rows] = np.where(np.isfinite(xr), err, 0.0)
-        e = exp_nonpos(d)
+            dlo_r = np.where(np.isfinite(xr), err, 0.0)
+        e = exp_nonpos(d, out=None if keep else d)
         e[idx, k] = 0.0  # exp(0) = 1 is left out of the sum (log1p keeps its precision)
         t, _lev = lane_sum(e)
         terr = np.zeros(n)
-        if rows.size:
-            nz = rows[(dlo[rows] != 0).any(axis=1)]
-            if nz.size:
-                terr[nz] = lane_sum(e[nz] * np.abs(dlo[nz]))[0]
+        nz = (dlo_r != 0).any(axis=1)
+        if nz.any():
+            terr[rows[nz]] = lane_sum(e[rows[nz]] * np.abs(dlo_r[nz]))[0]
         e[idx, k] = 1.0
         t[bad] = 0.0
         terr[bad] = 0.0
-    return (bad, m, k, t, terr), ((d, dlo, e) if keep else None)
+    if not keep:
+        return (bad, m, k, t, terr), None
+    dlo = np.zeros((n, c))
+    dlo[rows] = dlo_r
+    return (bad, m, k, t, terr), (d, dlo, e)
 
 
 def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool):

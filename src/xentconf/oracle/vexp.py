@@ -61,14 +61,16 @@ C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13 = (
 CHUNK = 8192  # elements per pass: the ~10 temporaries stay in the L2 cache
 
 
-def exp_nonpos(d: np.ndarray) -> np.ndarray:
+def exp_nonpos(d: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``exp(d)`` for float64 ``d ≤ 0`` (``−inf`` allowed; no NaN), by the fixed sequence of
     operations above: within ``EXP_REL`` relative plus ``EXP_ABS`` absolute, and bit for
     bit the values of the compiled path. Evaluated in chunks of ``CHUNK`` elements with
-    reused temporaries (about 30 numpy passes each, all in cache)."""
+    reused temporaries (about 30 numpy passes each, all in cache). ``out`` (a C-contiguous
+    float64 array of ``d``'s shape, ``d`` itself allowed) receives the result."""
     d = np.ascontiguousarray(d, dtype=np.float64)
     flat = d.reshape(-1)
-    out = np.empty_like(flat)
+    res = np.empty_like(d) if out is None else out
+    out = res.reshape(-1)  # a view: C-contiguous
     n = flat.size
     size = min(n, CHUNK)
     f = [np.empty(size) for _ in range(7)]
@@ -78,11 +80,12 @@ def exp_nonpos(d: np.ndarray) -> np.ndarray:
         m = hi - lo
         dd, kf, r, r2, t, b1, b2 = (a[:m] for a in f)
         _exp_chunk(flat[lo:hi], out[lo:hi], dd, kf, r, r2, t, b1, b2, ki[:m], k1[:m])
-    return out.reshape(d.shape)
+    return res
 
 
 def _exp_chunk(d, b0, dd, kf, r, r2, t, b1, b2, k, k1) -> None:
-    """One chunk of :func:`exp_nonpos` into ``b0`` (every other argument is scratch)."""
+    """One chunk of :func:`exp_nonpos` into ``b0`` (may be ``d``: read first, then free;
+    every other argument is scratch)."""
     np.maximum(d, CLAMP, out=dd)
     np.multiply(dd, INV_LN2, out=kf)
     kf += SH
