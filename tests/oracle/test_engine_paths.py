@@ -181,3 +181,18 @@ def test_float32_rounding_shortcut_matches_round_to_format():
         [0.0, -0.0, np.inf, -np.inf, np.nan],
     ])
     assert np.array_equal(E._round(x, f32), round_to_format(x, f32), equal_nan=True)
+
+
+def test_float32_logits_are_not_copied_to_float64():
+    """The plan keeps float32 logits as they are; the engine and a fallback to the exact
+    tier read rows of them, never a float64 copy of the whole input."""
+    from xentconf.oracle import semantics as S
+
+    z = np.zeros((300, 2), dtype=np.float32)
+    z[:] = [-(32 + 2.0**-18), 64.0]  # every row's loss sits on a float32 midpoint
+    z[1:] = [0.5, 1.5]
+    plan = S.plan_raw_sparse(z, np.zeros(300, dtype=np.int64))
+    assert plan.rows.source is z or plan.rows.source.base is z
+    r = E.evaluate_fast(plan)
+    assert r["loss"].rounded64[0] == 96 + 2.0**-17 and r.engine.fallbacks == 1
+    assert "_x" not in plan.rows.__dict__

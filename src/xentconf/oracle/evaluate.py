@@ -171,7 +171,7 @@ def _grad_list(bp_forms_fn, g) -> list:
 
 def _sparse_row(rows, r: int) -> RowExact:
     c = rows.c
-    x = rows.x[r]
+    x = rows.x_block(r, r + 1)[0]
     y = int(rows.labels[r])
     d = _d_row(x)
     if d is None:
@@ -188,7 +188,7 @@ def _sparse_row(rows, r: int) -> RowExact:
 
 def _dense_row(rows, r: int) -> RowExact:
     c = rows.c
-    x = rows.x[r]
+    x = rows.x_block(r, r + 1)[0]
     d = _d_row(x)
     if d is None:
         return _nan_row(c)
@@ -244,7 +244,7 @@ def _sparse_probs_row(rows, r: int) -> RowExact:
     c = rows.c
     y = int(rows.labels[r])
     lo, hi = rows.clip
-    xs = [frac(v) for v in rows.x[r].tolist()]
+    xs = [frac(v) for v in rows.x_block(r, r + 1)[0].tolist()]
     clipped = [_clip(v, lo, hi) for v in xs]
     if any(isinstance(cv, float) for cv, _ in clipped):
         return _nan_row(c)
@@ -268,7 +268,7 @@ def _sparse_probs_row(rows, r: int) -> RowExact:
 def _dense_probs_row(rows, r: int) -> RowExact:
     c = rows.c
     lo, hi = rows.clip
-    xs = [frac(v) for v in rows.x[r].tolist()]
+    xs = [frac(v) for v in rows.x_block(r, r + 1)[0].tolist()]
     if any(isinstance(v, float) for v in xs):
         return _nan_row(c)
     s = sum(xs, Fraction(0))
