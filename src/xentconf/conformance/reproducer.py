@@ -98,7 +98,8 @@ def arr(dtype, shape, data):
 _COMPARE = '''
 
 def show(x):
-    return f"{float(x).hex()} ({float(x):.9g})"
+    x = float(x)
+    return f"{x.hex()} ({x:.9g})" if np.isfinite(x) else repr(x)
 
 
 failed = False
@@ -119,7 +120,7 @@ for name, (want, budget) in expected.items():
         same = (np.isnan(g[i]) and np.isnan(w[i])) or g[i] == w[i]
         ok = same or (np.isfinite(w[i]) and abs(g[i] - w[i]) <= b[i])
         if not same:
-            pos = list(np.unravel_index(i, want.shape))
+            pos = [int(k) for k in np.unravel_index(i, want.shape)]
             print(f"{name}{pos}: got {show(g[i])}, expected {show(w[i])} "
                   f"(allowed error {b[i]:.3g}){'' if ok else '  <-- outside'}")
             failed |= not ok
