@@ -1,33 +1,38 @@
 """Speed and accuracy of the oracle's vectorized engine, against torch and naive numpy.
 
-The engine is ``xentconf.oracle.fast``: numpy arithmetic in float64 with per-element error
-bounds, certified, handing the rare uncertain element to the exact tier. Its answer is the
-correctly rounded loss. What is timed, one process, every thread pool at one thread,
-float32 logits ~ N(0, sd 3) and uniform int64 labels (seeded):
+The engine is ``xentconf.oracle.fast``: float64 arithmetic with per-element error bounds,
+certified, handing the rare uncertain element to the exact tier. Its answer is the
+correctly rounded loss. It has two paths that give the same answers bit for bit: the
+compiled row kernel (``xentconf.oracle.accel``, numba, the optional ``fast`` extra) and the
+pure-numpy path; both are timed. What is timed, one process, every thread pool at one
+thread, float32 logits ~ N(0, sd 3) and uniform int64 labels (seeded):
 
-``engine``  ``ftf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)`` (reduction
+``numba``   ``ftf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)`` (reduction
             ``none``) or ``ftf.compat.v1.losses.sparse_softmax_cross_entropy(labels,
             logits, reduction="weighted_sum_over_batch_size")`` (``mean``), then
-            ``e["loss"].rounded64``. The clock covers the call (semantics and plan, which
-            copies the input to float64) as well as the evaluation, fallbacks included.
+            ``e["loss"].rounded64``, with the compiled kernel (left out without numba).
+            The clock covers the call (semantics and plan; the plan keeps the float32
+            logits as they are) as well as the evaluation, fallbacks included.
+``numpy``   the same with the kernel switched off (``engine.USE_ACCEL = False``).
 ``torch``   ``torch.nn.functional.cross_entropy(torch.from_numpy(logits),
             torch.from_numpy(labels), reduction=...)``, ``torch.set_num_threads(1)``.
 ``naive``   float32 numpy: ``m = x.max(1); lse = log(sum(exp(x - m[:, None]), 1)) + m;
             loss = lse - x[arange, y]`` (and ``loss.mean()``), every step in float32.
 
-The three contenders alternate within every repeat (so load on a shared machine hits
-them alike); CPU time (``time.process_time``) and wall time (``time.perf_counter``) are
-both recorded, the median of ``--repeats`` is reported, the garbage collector is off
-during a measurement.
+The contenders alternate within every repeat (so load on a shared machine hits them
+alike); CPU time (``time.process_time``) and wall time (``time.perf_counter``) are both
+recorded, the median of ``--repeats`` is reported, the garbage collector is off during a
+measurement. The two engine paths' answers are compared on every shape.
 
 Also reported: the engine's fallbacks per row (elements it handed to the exact tier) on
 the timed shapes and on a separate count of up to 1e6 random rows per C (C = 10, 100,
-1000; goal <= 1e-5 per row), the engine's input bandwidth (bytes of float32 logits, read
-once, per second of engine time) against the machine's copy bandwidth (``np.copyto`` of a
-1 GiB float32 array), the error of every contender in float32 ulps against the exact tier
-on adversarial rows, and the rows/s of the combined oracle at C = 10 (goal: 500,000 rows/s
-on one core). ``--profile C`` instead runs cProfile on the engine for the shape with C
-classes (numpy calls are charged to the engine function that makes them).
+1000; goal <= 1e-5 per row), each engine path's input bandwidth (bytes of float32 logits,
+read once, per second of engine time) against the machine's copy bandwidth measured in the
+same run (``np.copyto`` of a 1 GiB float32 array), the error of every contender in float32
+ulps against the exact tier on adversarial rows, and the rows/s of the combined oracle at
+C = 10 (goal: 500,000 rows/s on one core). ``--profile C`` instead runs cProfile on the
+engine (its default path) for the shape with C classes (numpy calls are charged to the
+engine function that makes them; time in the compiled kernel to the kernel's wrapper).
 
 Usage::
 
