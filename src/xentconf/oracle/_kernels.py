@@ -1,0 +1,312 @@
+"""The numba kernel behind :mod:`xentconf.oracle.accel` (imported only where numba is).
+
+Module-level functions, so numba's on-disk cache keeps the compiled code between processes.
+Every floating-point operation is written out as in :mod:`xentconf.oracle.vexp` (no
+fastmath, no contraction), so the values are those of the numpy path, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+from . import vexp
+from .accel import LANES, SEG
+
+clamp, sh, inv_ln2 = vexp.CLAMP, vexp.SH, vexp.INV_LN2
+ln2_hi, ln2_lo = vexp.LN2_HI, vexp.LN2_LO
+c2, c3, c4, c5, c6, c7 = vexp.C2, vexp.C3, vexp.C4, vexp.C5, vexp.C6, vexp.C7
+c8, c9, c10, c11, c12, c13 = vexp.C8, vexp.C9, vexp.C10, vexp.C11, vexp.C12, vexp.C13
+w = LANES
+seg = SEG
+jit = nb.njit(cache=True, error_model="numpy", nogil=True)
+
+
+@intrinsic
+def _as_f64(typingctx, v):
+    """The float64 whose bits are the int64 ``v`` (a bit cast, vectorizable)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _as_f32(typingctx, v):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@jit
+def row_max32(bits):
+    """(max, count of NaN/±inf, shifts exact) of a float32 row from its bits.
+
+    Integer operations only (vectorized): the maximum of an order-preserving key,
+    turned back into a float; and the largest and smallest nonzero magnitudes, for the
+    numpy path's rule that ``x − m`` is exact when max|x| < 2**28·min|x| (nonzero x).
+    """
+    key = np.int32(-2147483648)
+    kmin = np.int32(2147483647)
+    amax = np.int32(0)
+    amin = np.int32(0x7F800000)
+    nonfinite = 0
+    for j in range(bits.shape[0]):
+        b = bits[j]
+        kj = b ^ ((b >> 31) & 0x7FFFFFFF)
+        key = max(key, kj)
+        kmin = min(kmin, kj)
+        a = b & 0x7FFFFFFF
+        amax = max(amax, a)
+        amin = min(amin, a if a != 0 else np.int32(0x7F800000))
+        nonfinite += (b & 0x7F800000) == 0x7F800000
+    big = _as_f32(amax)
+    exact = (big < _as_f32(amin) * np.float32(2.0 ** 28)) | (amax == 0)
+    m = np.float64(_as_f32(np.int32(key ^ ((key >> 31) & 0x7FFFFFFF))))
+    lo = np.float64(_as_f32(np.int32(kmin ^ ((kmin >> 31) & 0x7FFFFFFF))))
+    return m, nonfinite, exact, m - lo < 700.0
+
+
+@jit
+def row_max64(bits):
+    key = np.int64(-9223372036854775808)
+    nonfinite = 0
+    for j in range(bits.shape[0]):
+        b = bits[j]
+        key = max(key, b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF))
+        nonfinite += (b & 0x7FF0000000000000) == 0x7FF0000000000000
+    m = _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
+    return m, nonfinite, False, False
+
+
+@jit
+def slow_max(row):
+    """(max over finite, bad) by TF's rules, for rows with a non-finite entry."""
+    m = -np.inf
+    bad = False
+    for j in range(row.shape[0]):
+        v = np.float64(row[j])
+        if v != v or v == np.inf:
+            bad = True
+        elif v > m:
+            m = v
+    return m, bad or m == -np.inf
+
+
+@jit
+def first_index(row, m):
+    """The first j with row[j] == m (there is one): 64-element blocks compared as
+    vectors, then the block that holds it element by element."""
+    c = row.shape[0]
+    j0 = 0
+    while j0 + 64 <= c:
+        hit = 0
+        for l in range(64):
+            hit += row[j0 + l] == m
+        if hit:
+            break
+        j0 += 64
+    for j in range(j0, c):
+        if row[j] == m:
+            return j
+    return 0
+
+
+@jit
+def exp_seg(xs, m, ebuf, lbuf):
+    """e_j = exp_nonpos(x_j − m) and e_j·|two_sum error| for one segment."""
+    for j in range(xs.shape[0]):
+        xv = np.float64(xs[j])
+        d = xv - m
+        bb = d - xv
+        lo = (xv - (d - bb)) + (-m - bb)
+        lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
+        dd = max(d, clamp)
+        kf = (dd * inv_ln2 + sh) - sh
+        r = (dd - kf * ln2_hi) - kf * ln2_lo
+        r2 = r * r
+        b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
+        b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
+        b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
+        r4 = r2 * r2
+        q = (b0 + b1 * r4) + b2 * (r4 * r4)
+        p = 1.0 + (r + r2 * q)
+        kk = np.int64(kf)
+        k1 = kk >> 1
+        e = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        ebuf[j] = e
+        lbuf[j] = e * abs(lo)
+
+
+@jit
+def exp_seg_exact(xs, m, ebuf):
+    """exp_seg for a row whose shifts are all exact: no two_sum (same e_j)."""
+    for j in range(xs.shape[0]):
+        d = np.float64(xs[j]) - m
+        dd = max(d, clamp)
+        kf = (dd * inv_ln2 + sh) - sh
+        r = (dd - kf * ln2_hi) - kf * ln2_lo
+        r2 = r * r
+        b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
+        b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
+        b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
+        r4 = r2 * r2
+        q = (b0 + b1 * r4) + b2 * (r4 * r4)
+        p = 1.0 + (r + r2 * q)
+        kk = np.int64(kf)
+        k1 = kk >> 1
+        ebuf[j] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+
+
+@jit
+def exp_seg_narrow(xs, m, ebuf):
+    """exp_seg_exact for a row with max − min < 700: every ``d ≥ −700``, so the clamp
+    is idle and ``p·2^kf`` is a normal number, the value of the two-step scaling."""
+    for j in range(xs.shape[0]):
+        d = np.float64(xs[j]) - m
+        kf = (d * inv_ln2 + sh) - sh
+        r = (d - kf * ln2_hi) - kf * ln2_lo
+        r2 = r * r
+        b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
+        b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
+        b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
+        r4 = r2 * r2
+        q = (b0 + b1 * r4) + b2 * (r4 * r4)
+        p = 1.0 + (r + r2 * q)
+        ebuf[j] = p * _as_f64((np.int64(kf) + 1023) << 52)
+
+
+@jit
+def count_nonzero(buf, n):
+    cnt = 0
+    for j in range(n):
+        cnt += buf[j] != 0.0
+    return cnt
+
+
+@jit
+def halve(buf, nch):
+    """Complete binary tree over ``nch`` (a power of two) chunks of LANES, in place."""
+    h = nch
+    while h > 1:
+        h //= 2
+        for i in range(h):
+            for l in range(w):
+                buf[i * w + l] = buf[2 * i * w + l] + buf[(2 * i + 1) * w + l]
+
+
+@jit
+def push(stack, buf, count):
+    """Add a segment's node (buf[:LANES]) to a binary-counter stack of left siblings."""
+    lvl = 0
+    cnt = count
+    while cnt & 1:
+        for l in range(w):
+            buf[l] = stack[lvl, l] + buf[l]
+        lvl += 1
+        cnt >>= 1
+    for l in range(w):
+        stack[lvl, l] = buf[l]
+
+
+@jit
+def fold(stack, count, acc):
+    """The tree's root from the stack: the partial right siblings are zero padded."""
+    have = False
+    lvl = 0
+    cnt = count
+    while cnt:
+        if cnt & 1:
+            for l in range(w):
+                acc[l] = stack[lvl, l] + acc[l] if have else stack[lvl, l]
+            have = True
+        cnt >>= 1
+        lvl += 1
+    a = acc  # LANES = 8
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+
+
+@jit
+def row_max(bits):
+    """row_max32 or row_max64 by the width of the bits (chosen when numba compiles)."""
+    if bits.itemsize == 4:
+        return row_max32(bits)
+    return row_max64(bits)
+
+
+@jit
+def sparse_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
+    """The kernel: per row of ``x`` (``bits`` its integer view), see :mod:`.accel`."""
+    n, c = x.shape
+    ebuf = np.zeros(seg)
+    lbuf = np.zeros(seg)
+    stack = np.zeros((64, w))
+    lstack = np.zeros((64, w))
+    acc = np.zeros(w)
+    for i in range(n):
+        row = x[i]
+        xy_out[i] = np.float64(row[lab[i]])
+        m, nonfinite, exact, narrow = row_max(bits[i])
+        bad = False
+        if nonfinite:
+            m, bad = slow_max(row)
+            exact = False
+        m_out[i] = m
+        bad_out[i] = bad
+        t_out[i] = 0.0
+        terr_out[i] = 0.0
+        k_out[i] = 0
+        if bad:
+            continue
+        k = first_index(row, m)
+        k_out[i] = k
+        nseg = 0
+        for s0 in range(0, c, seg):
+            n_el = min(seg, c - s0)
+            if exact and narrow:
+                exp_seg_narrow(row[s0:s0 + n_el], m, ebuf)
+            elif exact:
+                exp_seg_exact(row[s0:s0 + n_el], m, ebuf)
+            else:
+                exp_seg(row[s0:s0 + n_el], m, ebuf, lbuf)
+            nch = (n_el + w - 1) // w
+            npow = 1
+            while npow < nch:
+                npow *= 2
+            for j in range(n_el, npow * w):
+                ebuf[j] = 0.0
+            if s0 <= k < s0 + n_el:
+                ebuf[k - s0] = 0.0
+            halve(ebuf, npow)
+            push(stack, ebuf, nseg)
+            if exact:
+                nseg += 1
+                continue
+            for j in range(n_el, npow * w):
+                lbuf[j] = 0.0
+            if s0 <= k < s0 + n_el:
+                lbuf[k - s0] = 0.0
+            if count_nonzero(lbuf, n_el):
+                halve(lbuf, npow)
+            else:
+                for l in range(w):
+                    lbuf[l] = 0.0
+            push(lstack, lbuf, nseg)
+            nseg += 1
+        t_out[i] = fold(stack, nseg, acc)
+        if not exact:
+            terr_out[i] = fold(lstack, nseg, acc)
+
+
+def run(x, labels):
+    """(bad, m, k, t, terr, x_y) of the rows of a C-contiguous float32/float64 array;
+    ``labels`` in [0, C)."""
+    n = x.shape[0]
+    t, terr, m, xy = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    k, bad = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_)
+    lab = np.ascontiguousarray(labels, dtype=np.int64)
+    bits = x.view(np.int32 if x.dtype == np.float32 else np.int64)
+    sparse_rows(x, bits, lab, t, terr, m, k, bad, xy)
+    return bad, m, k, t, terr, xy
