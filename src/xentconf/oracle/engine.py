@@ -139,7 +139,24 @@ def two_sum(a, b):
 # --------------------------------------------------------------------------- rows
 
 
-def lane_sum(a: np.ndarray):
+class _Workspace:
+    """Scratch arrays reused across the row blocks of one engine call. Fresh temporaries
+    for every block cost page faults: glibc's malloc gives a freed heap top back to the
+    system, and the next block's arrays fault it in again."""
+
+    def __init__(self):
+        self._bufs: dict = {}
+
+    def get(self, name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self._bufs.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(max(size, 1), dtype=dtype)
+            self._bufs[name] = buf
+        return buf[:size].reshape(shape)
+
+
+def lane_sum(a: np.ndarray, ws: _Workspace | None = None):
     """Sum along the last axis in the engine's fixed order; returns (sum, levels).
 
     The row is cut into chunks of ``LANES`` (the last one zero padded); the chunks are
@@ -149,18 +166,24 @@ def lane_sum(a: np.ndarray):
     non-negative terms the relative error is at most ``levels · u``.
     """
     a = np.asarray(a, dtype=np.float64)
+    ws = ws or _Workspace()
     n, c = a.shape
     nch = max(1, -(-c // LANES))
     if nch * LANES != c:
-        pad = np.zeros((n, nch * LANES))
+        pad = ws.get("pad", (n, nch * LANES))
         pad[:, :c] = a
+        pad[:, c:] = 0.0
         a = pad
     v = a.reshape(n, nch, LANES)
     levels = 0
     while v.shape[1] > 1:
-        if v.shape[1] % 2:
-            v = np.concatenate([v, np.zeros((n, 1, LANES))], axis=1)
-        v = v[:, 0::2] + v[:, 1::2]
+        m = v.shape[1]
+        h = m // 2
+        nxt = ws.get(f"h{levels % 2}", (n, h + m % 2, LANES))
+        np.add(v[:, 0:2 * h:2], v[:, 1:2 * h:2], out=nxt[:, :h])
+        if m % 2:  # the last chunk plus a zero chunk
+            np.add(v[:, m - 1], 0.0, out=nxt[:, h])
+        v = nxt
         levels += 1
     v = v[:, 0, :]
     while v.shape[1] > 1:
@@ -204,7 +227,7 @@ def _row_max(xs: np.ndarray):
     return bad, np.where(bad, 0.0, m), k
 
 
-def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray) -> np.ndarray:
+def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray, ws: _Workspace | None = None):
     """Rows where ``x − m`` might not be exact in float64 (the rest need no two_sum).
 
     float16 values always subtract exactly (spans ≤ 40 bits). For float32, ``x − m`` is a
@@ -217,7 +240,7 @@ def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray) -> np.ndarray:
     if xs.dtype != np.float32:
         return ~bad
     with np.errstate(all="ignore"):
-        ax = np.abs(xs)
+        ax = np.abs(xs, out=None if ws is None else ws.get("abs", xs.shape, np.float32))
         big = ax.max(axis=1)
         small = np.min(ax, axis=1, where=ax > 0, initial=np.inf)
         exact = big < small * np.float32(2.0 ** 28)
@@ -225,7 +248,7 @@ def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray) -> np.ndarray:
     return ~exact & ~bad
 
 
-def _numpy_rows(xs: np.ndarray, keep: bool):
+def _numpy_rows(xs: np.ndarray, keep: bool, ws: _Workspace | None = None):
     """The numpy path: (bad, m, k, t, terr) and, with ``keep``, (d, dlo, e) per element.
 
     ``d + dlo = x − m`` exactly (``two_sum`` where needed, ``d = −inf`` for −inf logits,
@@ -236,10 +259,11 @@ def _numpy_rows(xs: np.ndarray, keep: bool):
     bad, m, k = _row_max(xs)
     idx = np.arange(n)
     with np.errstate(all="ignore"):
-        d = np.subtract(xs, m[:, None], dtype=np.float64)
+        d = np.subtract(xs, m[:, None], dtype=np.float64,
+                        out=None if keep or ws is None else ws.get("d", (n, c)))
         if bad.any():
             d[bad] = 0.0
-        rows = np.flatnonzero(_inexact_shift_rows(xs, bad))
+        rows = np.flatnonzero(_inexact_shift_rows(xs, bad, None if keep else ws))
         dlo_r = np.zeros((0, c))
         if rows.size:
             xr = np.asarray(xs[rows], dtype=np.float64)
@@ -247,7 +271,7 @@ def _numpy_rows(xs: np.ndarray, keep: bool):
             dlo_r = np.where(np.isfinite(xr), err, 0.0)
         e = exp_nonpos(d, out=None if keep else d)
         e[idx, k] = 0.0  # exp(0) = 1 is left out of the sum (log1p keeps its precision)
-        t, _lev = lane_sum(e)
+        t, _lev = lane_sum(e, None if keep else ws)
         terr = np.zeros(n)
         nz = (dlo_r != 0).any(axis=1)
         if nz.any():
@@ -262,13 +286,14 @@ def _numpy_rows(xs: np.ndarray, keep: bool):
     return (bad, m, k, t, terr), (d, dlo, e)
 
 
-def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool):
+def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool,
+                     ws: _Workspace | None = None):
     """(bad, m, k, t, terr, x_y) of a block of rows: compiled kernel or numpy, the same
     bits (``labels`` already clipped to [0, C))."""
     if accel and xs.dtype in (np.float32, np.float64):
         return _accel.kernel()(np.ascontiguousarray(xs), labels)
     xy = np.asarray(xs[np.arange(xs.shape[0]), labels], dtype=np.float64)
-    return _numpy_rows(xs, keep=False)[0] + (xy,)
+    return _numpy_rows(xs, keep=False, ws=ws)[0] + (xy,)
 
 
 class _RowSums:
@@ -663,6 +688,7 @@ class Engine:
             rows.source.dtype in (np.float32, np.float64) and _accel.enabled()
         self._exact = None
         self._loss_rows = None
+        self._ws = _Workspace()
 
     # exact tier, for the fallbacks
     @property
@@ -677,7 +703,7 @@ class Engine:
         kind = rows.kind
         if kind == "sparse" and not need_grad:
             lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
-            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel)
+            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel, self._ws)
             return sparse_loss_rows(rows.c, stats), None, stats[0]
         if kind in ("sparse", "dense"):
             blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
@@ -722,6 +748,7 @@ class Engine:
             ign = rows.ignored[lo:hi]
             L[lo:hi] = np.where(ign, 0.0, m)
             R[lo:hi] = np.where(ign, 0.0, r)
+        self._ws = _Workspace()  # release the scratch
         self._loss_rows = (L, R)
         return self._loss_rows
 
