@@ -213,7 +213,7 @@ def _shift_rows(x: np.ndarray):
         d, dlo = two_sum(x, -m[:, None])
         neg = x == -np.inf
         d = np.where(neg, -np.inf, np.where(bad[:, None], 0.0, d))
-        dlo = np.where(finite & ~bad[:, None], dlo, 0.0)
+        dlo = np.where(finite & ~bad[:, None] & np.isfinite(d), dlo, 0.0)  # overflow: −inf
     return bad, k, d, dlo, finite, neg
 
 
@@ -268,7 +268,9 @@ def _numpy_rows(xs: np.ndarray, keep: bool, ws: _Workspace | None = None):
         if rows.size:
             xr = np.asarray(xs[rows], dtype=np.float64)
             _s, err = two_sum(xr, -m[rows, None])
-            dlo_r = np.where(np.isfinite(xr), err, 0.0)
+            # x − m overflowing to −inf (float64 rows spanning more than the float64
+            # maximum): exp is exactly 0 there and the low part is meaningless (NaN)
+            dlo_r = np.where(np.isfinite(xr) & np.isfinite(_s), err, 0.0)
         e = exp_nonpos(d, out=None if keep else d)
         e[idx, k] = 0.0  # exp(0) = 1 is left out of the sum (log1p keeps its precision)
         t, _lev = lane_sum(e, None if keep else ws)
@@ -441,7 +443,7 @@ class _RowsDD:
         self.dd = dd
         n, c = x.shape
         self.n, self.c = n, c
-        self.bad, self.k, self.dh, self.dl, _finite, _neg = _shift_rows(x)
+        self.bad, self.k, self.dh, self.dl, _finite, self.neg = _shift_rows(x)
         with np.errstate(all="ignore"):
             eh, el, eerr = dd.dd_exp(self.dh, self.dl)
             self.eh, self.el, self.eerr = eh, el, eerr
@@ -516,6 +518,12 @@ class _RowsDD:
             special = np.where(fin_d, y * 0.0, y * np.inf)
             if xla:
                 special = np.where(y == 0, 0.0, special)
+            # a finite logit whose shift overflowed to −inf (a float64 row spanning more
+            # than the float64 maximum): exactly 0 for a zero label; otherwise the exact
+            # tier decides (the term is finite but beyond this arithmetic)
+            over = ~fin_d & ~self.neg & ~self.bad[:, None]
+            special = np.where(over & (y == 0), 0.0, special)
+            over_row = (over & (y != 0)).any(axis=1)
             th = np.where(fin_d, th, 0.0)
             tl = np.where(fin_d, tl, 0.0)
             t_rad = np.where(fin_d, t_rad, 0.0)
@@ -525,8 +533,9 @@ class _RowsDD:
             Lh = np.where(sp != 0, sp, np.where(np.isnan(sp), np.nan, Lh))
             Ll = np.where(np.isfinite(Lh), Ll, 0.0)
             rad = np.where(np.isfinite(Lh), rad, 0.0)
-            big = (np.abs(th) > 1e300).any(axis=1) | ~np.isfinite(y).all(axis=1)
+            big = (np.abs(th) > 1e300).any(axis=1) | ~np.isfinite(y).all(axis=1) | over_row
             rad = np.where(big, np.inf, rad)
+            Lh = np.where(over_row & ~np.isnan(sp), 0.0, Lh)  # any finite stand-in: rad = inf
         return Lh, Ll, rad
 
     def dense_bp(self, y):
