@@ -133,6 +133,8 @@ JSON_SCHEMA: dict[str, Any] = {
                     "link": _STR,
                     "grade": {"enum": list(GRADES)},
                     "keras": _STR,
+                    "profile": _STR,
+                    "nonfinite": {"type": "boolean"},
                     "matched": {"type": "integer", "minimum": 0,
                                 "description": "cases this entry covered in the run"},
                     "pinned": {"enum": ["shows", "passes", "error", None],

@@ -11,6 +11,10 @@ more (``--xentconf-deviations FILE``). An entry::
     grade = "tf-precision"                        # optional: the grade still reached
                                                   # (default "fail": precision only)
     keras = "keras2"                              # optional: Keras variant it applies to
+    profile = "xla"                               # optional: device profile it applies to
+    nonfinite = true                              # optional: also excuses inf/NaN where the
+                                                  # truth is finite (a range artefact, such as
+                                                  # x − max overflowing in the dtype)
     [deviation.pinned]                            # optional: a case showing it, in the
     api = "..."                                   # format of `xentconf oracle`
     args.features = { dtype = "float16", data = [[...]] }
@@ -21,8 +25,9 @@ weight kinds drawn, the reduction, and facts of the expected result (``underflow
 expected value below the dtype's smallest normal). A case that misses the required grade
 but matches an entry is a *deviation*, not a failure — provided it still reaches the
 entry's grade; an entry with grade ``fail`` excuses the numbers only, never a wrong error,
-dtype, shape, NaN or inf. Every pinned case is re-run on every run; an entry whose pinned
-case now passes, or that matched no case, is reported.
+dtype or shape, and a wrong NaN or inf only with ``nonfinite = true``. Every pinned case
+is re-run on every run; an entry whose pinned case now passes, or that matched no case,
+is reported.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from xentconf.oracle.cli_case import CaseError, parse_case
 
 __all__ = ["Deviation", "DeviationsError", "case_id", "load", "matching", "most_lenient"]
 
-_KEYS = {"id", "reason", "link", "grade", "keras", "pinned"}
+_KEYS = {"id", "reason", "link", "grade", "keras", "profile", "nonfinite", "pinned"}
 
 
 class DeviationsError(Exception):
@@ -56,18 +61,23 @@ class Deviation:
     grade: str = "fail"
     link: str | None = None
     keras: str | None = None
+    profile: str | None = None
+    nonfinite: bool = False
     pinned: dict[str, Any] | None = field(default=None, compare=False)  # a parsed case
     pinned_text: str | None = field(default=None, compare=False)  # the case as JSON
     source: str = ""
 
-    def applies(self, cid: str, keras: str | None) -> bool:
+    def applies(self, cid: str, keras: str | None, profile: str | None = None) -> bool:
         if self.keras is not None and keras is not None and self.keras != keras:
+            return False
+        if self.profile is not None and profile is not None and self.profile != profile:
             return False
         return fnmatch.fnmatchcase(cid, self.id)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "link": self.link, "grade": self.grade,
-                "keras": self.keras, "source": self.source}
+                "keras": self.keras, "profile": self.profile, "nonfinite": self.nonfinite,
+                "source": self.source}
 
 
 def case_id(test_id: str, tags: tuple[str, ...] | list[str]) -> str:
@@ -118,6 +128,15 @@ def load(path: str | Path) -> list[Deviation]:
         keras = e.get("keras")
         if keras not in (None, "keras2", "keras3"):
             raise DeviationsError(f"{where}: keras must be \"keras2\" or \"keras3\"")
+        profile = e.get("profile")
+        if profile not in (None, "cpu", "gpu", "xla"):
+            raise DeviationsError(f"{where}: profile must be \"cpu\", \"gpu\" or \"xla\"")
+        nonfinite = e.get("nonfinite", False)
+        if not isinstance(nonfinite, bool):
+            raise DeviationsError(f"{where}: nonfinite must be true or false")
+        if nonfinite and grade != "fail":
+            raise DeviationsError(f"{where}: nonfinite = true needs grade = \"fail\" (an inf "
+                                  "or NaN where the truth is finite reaches no other grade)")
         pinned = pinned_text = None
         if "pinned" in e:
             pinned_text = json.dumps(e["pinned"])
@@ -129,13 +148,14 @@ def load(path: str | Path) -> list[Deviation]:
         if link is not None and not isinstance(link, str):
             raise DeviationsError(f"{where}: link must be a string")
         out.append(Deviation(e["id"], " ".join(e["reason"].split()), grade, link, keras,
-                             pinned, pinned_text, str(p)))
+                             profile, nonfinite, pinned, pinned_text, str(p)))
     return out
 
 
-def matching(entries: list[Deviation], cid: str, keras: str | None) -> list[Deviation]:
-    """The entries whose pattern matches the case id ``cid``."""
-    return [d for d in entries if d.applies(cid, keras)]
+def matching(entries: list[Deviation], cid: str, keras: str | None,
+             profile: str | None = None) -> list[Deviation]:
+    """The entries whose pattern matches the case id ``cid`` (and Keras variant, profile)."""
+    return [d for d in entries if d.applies(cid, keras, profile)]
 
 
 def most_lenient(entries: list[Deviation]) -> Deviation | None:

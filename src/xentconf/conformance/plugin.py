@@ -38,6 +38,7 @@ from .sandbox import Sandbox, TargetSpec
 from .strategies import FEATURES_OF
 
 GRADES_REQUIRED = ("exact", "faithful", "tf-precision", "stable")
+GRADES_ALL = (*GRADES_REQUIRED, "fail")
 HYPOTHESIS_PROFILES = {
     # name: (max_examples, shrink seconds, derandomize)
     "ci": (20, 20.0, True),
@@ -434,7 +435,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}, required grade "
                   f"{run.accuracy}: " + ", ".join(f"{v} {counts[v]}" for v in results.VERDICTS
                                                   if v in counts))
-    stale = [d.id for d in run.deviations
+    # an entry declaring a grade at least as good as the required one never applies
+    needed = [d for d in run.deviations
+              if GRADES_ALL.index(d.grade) > GRADES_ALL.index(run.accuracy)]
+    stale = [d.id for d in needed
              if not any(d.id in (o.get("deviation_matches") or {})
                         for o in state.outcomes.values())]
     passing = [k for k, v in state.pinned.items() if v["status"] == "passes"]

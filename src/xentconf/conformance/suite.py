@@ -83,6 +83,8 @@ def _pin_applies(run, d) -> bool:
     case = d.pinned
     if d.keras is not None and (run.info.keras or "keras2") != d.keras:
         return False
+    if d.profile is not None and d.profile != run.profile:
+        return False
     diff = {"features", "logits", "y_pred"} & set(case["args"])
     dtype = case["args"][diff.pop()].dtype.name if diff else "*"
     api_short = API_SHORT.get(case["api"], "*")

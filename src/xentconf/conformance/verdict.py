@@ -61,6 +61,7 @@ class CaseVerdict:
     ok: bool  # reached the required grade with the right error semantics
     grade: str | None  # worst grade of any element (None: nothing numeric to grade)
     structural: bool = False  # wrong error semantics, output set, dtype, shape, NaN or inf
+    special_only: bool = False  # structural only through a wrong NaN or inf
     worst_ulps: float | None = None
     worst_budget: float | None = None
     worst_output: str | None = None
@@ -247,6 +248,7 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
         if g.message:
             messages.append(g.message)
     ok = grade is None or _ORDER[grade] <= _ORDER[required]
-    return CaseVerdict(ok, grade, structural=structural, worst_ulps=worst_ulps,
+    return CaseVerdict(ok, grade, structural=structural, special_only=structural,
+                       worst_ulps=worst_ulps,
                        worst_budget=worst_budget, worst_output=worst_output,
                        message="; ".join(messages), tags=tags, failing=failing)
