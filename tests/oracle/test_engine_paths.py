@@ -125,6 +125,11 @@ def _adversarial_blocks():
             y = x.copy()
             y[:, 1::4] *= dt(1e-12)  # shifts that are not exact
             yield y
+            if dt is np.float64 and c > 1:  # x − max overflows to −inf
+                y = x.copy()
+                y[:, 0] = 1.7e308
+                y[::2, -1] = -1.7e308
+                yield y
 
 
 @needs_numba
