@@ -37,7 +37,7 @@ def time_run(workers: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         cmd = [sys.executable, "-m", "xentconf", "run", "--target", "reference", "-n",
-               workers, "--out", str(out), "--no-report", "-q"]
+               workers, "--out", str(out), "--no-report"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -53,35 +53,39 @@ def time_generation(n: int) -> tuple[float, float, int]:
     sizes: list[int] = []
     t_ours = 0.0
     count = 0
+    def make(api, feature, dtype):
+        @settings(max_examples=n, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def gen(data):
+            nonlocal t_ours, count
+            t0 = time.perf_counter()
+            case = data.draw(cases(api, dtype, feature))
+            t_ours += time.perf_counter() - t0
+            count += 1
+            arrays = [v for v in case.args.values() if isinstance(v, np.ndarray)]
+            sizes.append(max((a.size for a in arrays), default=1))
+        return gen
+
     for api, feats in FEATURES_OF.items():
         for feature in feats:
             for dtype in DTYPES:
-                @settings(max_examples=n, deadline=None, database=None, derandomize=True,
-                          suppress_health_check=list(HealthCheck))
-                @given(st.data())
-                def gen(data, api=api, feature=feature, dtype=dtype):
-                    nonlocal t_ours, count
-                    t0 = time.perf_counter()
-                    case = data.draw(cases(api, dtype, feature))
-                    t_ours += time.perf_counter() - t0
-                    count += 1
-                    arrays = [v for v in case.args.values() if isinstance(v, np.ndarray)]
-                    sizes.append(max((a.size for a in arrays), default=1))
-
-                gen()
+                make(api, feature, dtype)()
     t_base = 0.0
-    for size in sizes[:: max(1, len(sizes) // 200)]:
+    def make_base(size):
         @settings(max_examples=1, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(st.data())
-        def base(data, size=size):
+        def base(data):
             nonlocal t_base
             t0 = time.perf_counter()
             data.draw(hnp.arrays(np.float32, min(size, 20_000),
                                  elements=st.floats(-10, 10, width=32)))
             t_base += time.perf_counter() - t0
+        return base
 
-        base()
+    for size in sizes[:: max(1, len(sizes) // 200)]:
+        make_base(size)()
     n_base = len(sizes[:: max(1, len(sizes) // 200)])
     return 1000 * t_ours / count, 1000 * t_base / n_base, count
 
