@@ -37,6 +37,7 @@ import numpy as np
 
 from ..protocol import (
     API_IDS,
+    API_SHORT,
     FEATURES,
     KERAS_APIS,
     RAW_OPS,
@@ -58,16 +59,7 @@ __all__ = ["API_SHORT_NAMES", "DEVIATIONS", "DIFF_ARG", "TensorFlowTarget", "spl
 DEVIATIONS = Path(__file__).resolve().with_name("deviations") / "tensorflow.toml"
 
 #: Short API names used in test ids (``<target>-<device>-<dtype>-<api>-<feature>``).
-API_SHORT_NAMES: dict[str, str] = {
-    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits": "raw_sparse",
-    "tf.raw_ops.SoftmaxCrossEntropyWithLogits": "raw_dense",
-    "tf.nn.sparse_softmax_cross_entropy_with_logits": "nn_sparse",
-    "tf.nn.softmax_cross_entropy_with_logits": "nn_dense",
-    "tf.compat.v1.losses.sparse_softmax_cross_entropy": "v1_sparse",
-    "tf.compat.v1.losses.softmax_cross_entropy": "v1_dense",
-    "tf.keras.losses.SparseCategoricalCrossentropy": "keras_sparse",
-    "tf.keras.losses.CategoricalCrossentropy": "keras_dense",
-}
+API_SHORT_NAMES: dict[str, str] = dict(API_SHORT)
 
 #: The argument the gradient is taken with respect to.
 DIFF_ARG: dict[str, str] = {

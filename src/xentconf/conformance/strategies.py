@@ -302,6 +302,37 @@ def _weights(rng, kind: str, bshape: tuple, dt: str, api_short: str):
     raise AssertionError(kind)
 
 
+def _weighting(draw, rng, feature: str, store: dict, tags: list, *, weight_name: str,
+               red_store: dict, reductions, bshape: tuple, dt: str, short: str) -> None:
+    """The ``weights`` / ``reduction`` features: a weight of some kind (``weights``) or
+    per-row weights (``reduction``), and a reduction drawn from ``reductions``."""
+    if feature == "weights":
+        kind = draw(st.sampled_from(_WEIGHT_KINDS))
+        tags.append(kind)
+        store[weight_name] = _weights(rng, kind, bshape, dt, short)
+    if feature in ("weights", "reduction", "label_smoothing"):
+        red = draw(st.sampled_from(reductions))
+        if feature == "reduction":
+            store[weight_name] = _weights(rng, "per_row", bshape, dt, short)
+        red_store["reduction"] = red
+        tags.append(str(red))
+
+
+def _keras_prediction(draw, rng, feature: str, logits, tags: list, *, n: int, c: int,
+                      dt: str, bshape: tuple, axis: int = -1):
+    """(from_logits, y_pred): logits, or probability rows of some kind for the Keras
+    probability path (``basic`` draws either; ``probabilities`` and ``batch0`` use it)."""
+    from_logits = feature not in ("basic", "probabilities", "batch0") or \
+        (feature == "basic" and draw(st.booleans()))
+    if from_logits:
+        return True, logits
+    kind = draw(st.sampled_from(("softmax", "onehot", "zeros", "unnormalised"))) \
+        if feature == "probabilities" else "softmax"
+    tags.append(kind)
+    p = _cast(_probabilities(rng, n, c, kind), dt).reshape((*bshape, c))
+    return False, (np.moveaxis(p, -1, axis) if axis != -1 else p)
+
+
 _WEIGHT_KINDS = ("python_zero", "python", "scalar_array", "per_row", "column", "broadcast",
                  "zeros", "negative", "nan", "mismatch")
 
@@ -351,37 +382,25 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
             if kind == "column" and draw(st.booleans()):
                 args["labels"] = labels.reshape((*bshape, 1))  # [B,1] labels are squeezed
                 tags.append("labels_B1")
-        if feature in ("weights", "reduction"):
+        if feature == "reduction":
+            _weighting(draw, rng, feature, args, tags, weight_name="weights", red_store=args,
+                       reductions=COMPAT_V1_REDUCTIONS, bshape=bshape, dt=dt, short=short)
+        elif feature == "weights":
             red = draw(st.sampled_from(COMPAT_V1_REDUCTIONS))
-            if feature == "reduction":
-                args["weights"] = _weights(rng, "per_row", bshape, dt, short)
             args["reduction"] = red
             tags.append(red)
         return args, init, tags
     # keras_sparse
-    from_logits = feature not in ("basic", "probabilities", "batch0") or \
-        (feature == "basic" and draw(st.booleans()))
-    if not from_logits:
-        kind = draw(st.sampled_from(("softmax", "onehot", "zeros", "unnormalised"))) \
-            if feature == "probabilities" else "softmax"
-        tags.append(kind)
-        logits = _cast(_probabilities(rng, n, c, kind), dt).reshape((*bshape, c))
-    init = {"from_logits": bool(from_logits)}
+    from_logits, logits = _keras_prediction(draw, rng, feature, logits, tags, n=n, c=c,
+                                            dt=dt, bshape=bshape)
+    init = {"from_logits": from_logits}
     args = {"y_true": labels, "y_pred": logits}
     if feature == "basic" and len(bshape) == 1 and draw(st.booleans()):
         args["y_true"] = labels.reshape((*bshape, 1))
         tags.append("labels_B1")
-    if feature == "weights":
-        kind = draw(st.sampled_from(_WEIGHT_KINDS))
-        tags.append(kind)
-        args["sample_weight"] = _weights(rng, kind, bshape, dt, short)
-    if feature in ("weights", "reduction"):
-        reds = KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS
-        red = draw(st.sampled_from(reds))
-        if feature == "reduction":
-            args["sample_weight"] = _weights(rng, "per_row", bshape, dt, short)
-        init["reduction"] = red
-        tags.append(str(red))
+    _weighting(draw, rng, feature, args, tags, weight_name="sample_weight", red_store=init,
+               reductions=KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS,
+               bshape=bshape, dt=dt, short=short)
     if feature == "ignore_class":
         kind = draw(st.sampled_from(("in_range", "out_of_range", "all")))
         tags.append(kind)
@@ -448,45 +467,23 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
         return args, init, tags
     if short == "v1_dense":
         args = {"onehot_labels": labels, "logits": logits}
-        if feature == "weights":
-            kind = draw(st.sampled_from(_WEIGHT_KINDS))
-            tags.append(kind)
-            args["weights"] = _weights(rng, kind, bshape, dt, short)
-        if feature in ("weights", "reduction", "label_smoothing"):
-            red = draw(st.sampled_from(COMPAT_V1_REDUCTIONS))
-            if feature == "reduction":
-                args["weights"] = _weights(rng, "per_row", bshape, dt, short)
-            args["reduction"] = red
-            tags.append(red)
+        _weighting(draw, rng, feature, args, tags, weight_name="weights", red_store=args,
+                   reductions=COMPAT_V1_REDUCTIONS, bshape=bshape, dt=dt, short=short)
         if feature == "label_smoothing":
             ls = draw(st.sampled_from((0, 0.1, 0.25, 0.5, 1, 1.0, -0.125, 1.5)))
             args["label_smoothing"] = ls
             tags.append(f"ls{ls}")
         return args, init, tags
     # keras_dense
-    from_logits = feature not in ("basic", "probabilities", "batch0") or \
-        (feature == "basic" and draw(st.booleans()))
-    if not from_logits:
-        kind = draw(st.sampled_from(("softmax", "onehot", "zeros", "unnormalised"))) \
-            if feature == "probabilities" else "softmax"
-        tags.append(kind)
-        p = _cast(_probabilities(rng, n, c, kind), dt).reshape((*bshape, c))
-        logits = np.moveaxis(p, -1, axis) if axis != -1 else p
-    init = {"from_logits": bool(from_logits)}
+    from_logits, logits = _keras_prediction(draw, rng, feature, logits, tags, n=n, c=c,
+                                            dt=dt, bshape=bshape, axis=axis)
+    init = {"from_logits": from_logits}
     if axis != -1:
         init["axis"] = axis
     args = {"y_true": labels, "y_pred": logits}
-    if feature == "weights":
-        kind = draw(st.sampled_from(_WEIGHT_KINDS))
-        tags.append(kind)
-        args["sample_weight"] = _weights(rng, kind, bshape, dt, short)
-    if feature in ("weights", "reduction", "label_smoothing"):
-        reds = KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS
-        red = draw(st.sampled_from(reds))
-        if feature == "reduction":
-            args["sample_weight"] = _weights(rng, "per_row", bshape, dt, short)
-        init["reduction"] = red
-        tags.append(str(red))
+    _weighting(draw, rng, feature, args, tags, weight_name="sample_weight", red_store=init,
+               reductions=KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS,
+               bshape=bshape, dt=dt, short=short)
     if feature == "label_smoothing":
         ls = draw(st.sampled_from((0.0, 0.1, 0.25, 0.5, 1.0, -0.125, 1.5)))
         init["label_smoothing"] = ls
