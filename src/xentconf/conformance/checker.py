@@ -285,9 +285,7 @@ class Checker:
 
     def _outcome(self, spec: TestSpec, rec: _Record, verdict: str, message: str, t0: float,
                  seen: _Seen | None = None) -> dict:
-        grade = rec.grade
-        if verdict == "pass" and grade is None:
-            grade = None  # only error-semantics cases: nothing numeric was graded
+        grade = rec.grade  # None when only error semantics were judged
         out: dict[str, Any] = {
             "id": spec.id, "target": self.target_name, "device": self.device,
             "profile": self.profile, "api": spec.api, "api_short": API_SHORT[spec.api],

@@ -279,9 +279,8 @@ def resolve_target(run: RunConfig, sandbox: Sandbox) -> None:
 class _State:
     """What the session-owning process gathers."""
 
-    def __init__(self, run: RunConfig, config: pytest.Config):
+    def __init__(self, run: RunConfig):
         self.run = run
-        self.config = config
         self.started = time.time()
         self.started_iso = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.outcomes: dict[str, dict] = {}
@@ -309,7 +308,7 @@ def pytest_configure(config: pytest.Config) -> None:
         finally:
             probe.close()
     config.stash[_RUN] = run
-    config.stash[_STATE] = _State(run, config)
+    config.stash[_STATE] = _State(run)
     suite = str(SUITE)
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args[:] = [suite]
@@ -417,7 +416,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state.run.results:
         doc = build_document(state, exitstatus)
         results.write(doc, state.run.results)
-        state.written = state.run.results
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
