@@ -43,7 +43,7 @@ import tomllib
 from xentconf.oracle import GRADES
 from xentconf.oracle.cli_case import CaseError, parse_case
 
-__all__ = ["Deviation", "DeviationsError", "case_id", "load", "matching", "most_lenient"]
+__all__ = ["Deviation", "DeviationsError", "case_id", "load", "matching"]
 
 _KEYS = {"id", "reason", "link", "grade", "keras", "profile", "nonfinite", "pinned"}
 
@@ -157,9 +157,3 @@ def matching(entries: list[Deviation], cid: str, keras: str | None,
     """The entries whose pattern matches the case id ``cid`` (and Keras variant, profile)."""
     return [d for d in entries if d.applies(cid, keras, profile)]
 
-
-def most_lenient(entries: list[Deviation]) -> Deviation | None:
-    """Of several matching entries, the one declaring the worst grade (they all apply)."""
-    if not entries:
-        return None
-    return max(entries, key=lambda d: GRADES.index(d.grade))

@@ -328,7 +328,7 @@ def _keras_prediction(draw, rng, feature: str, logits, tags: list, *, n: int, c:
         return True, logits
     kind = draw(st.sampled_from(("softmax", "onehot", "zeros", "unnormalised"))) \
         if feature == "probabilities" else "softmax"
-    tags.append(kind)
+    tags += ["probs", kind]
     p = _cast(_probabilities(rng, n, c, kind), dt).reshape((*bshape, c))
     return False, (np.moveaxis(p, -1, axis) if axis != -1 else p)
 
