@@ -22,6 +22,10 @@ from .sandbox import Sandbox
 from .strategies import FEATURES_OF
 from .sweep import SWEEP_APIS, SWEEP_DTYPES, sweep_shards
 
+# numpy's warnings about casting the generated NaN/inf/huge values are expected noise
+pytestmark = [pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")]
+
 
 def _support(info, api: str, feature: str) -> str:
     s = info.apis.get(api)
