@@ -108,14 +108,10 @@ def normalized(outcome: dict[str, Any]) -> dict[str, Any]:
     return {**outcome, **fixes} if fixes else outcome
 
 
-@dataclass
-class Cell:
-    """One row × API × dtype: the outcomes of every feature tested there."""
+class _Tally:
+    """Counts over ``self.outcomes`` (shared by a board cell and a board row)."""
 
-    row: int
-    api: str
-    dtype: str
-    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]]
 
     @property
     def counts(self) -> dict[str, int]:
@@ -134,6 +130,17 @@ class Cell:
     def accepted(self) -> int:
         """Outcomes that passed, or deviated as declared."""
         return sum(1 for o in self.outcomes if o["verdict"] in PASSING)
+
+
+@dataclass
+class Cell(_Tally):
+    """One row × API × dtype: the outcomes of every feature tested there."""
+
+    row: int
+    api: str
+    dtype: str
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
 
     @property
     def verdict(self) -> str | None:
@@ -185,7 +192,7 @@ class Cell:
 
 
 @dataclass
-class Row:
+class Row(_Tally):
     """One target run: a target on one device under one device profile."""
 
     index: int
@@ -198,21 +205,6 @@ class Row:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.target, self.device, self.profile)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(VERDICTS, 0)
-        for o in self.outcomes:
-            counts[o["verdict"]] += 1
-        return counts
-
-    @property
-    def tested(self) -> int:
-        return sum(1 for o in self.outcomes if o["verdict"] != "skip")
-
-    @property
-    def accepted(self) -> int:
-        return sum(1 for o in self.outcomes if o["verdict"] in PASSING)
 
 
 @dataclass
