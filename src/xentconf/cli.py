@@ -284,7 +284,8 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "Judge a target against the oracle on generated cases: one test per API x dtype x "
         "feature, graded per element. Writes OUT/results.json, OUT/junit.xml and the HTML "
         "report OUT/index.html. Exit status: 0 the target conforms (declared deviations "
-        "aside), 1 it does not, 2 usage error, 130 interrupted (results so far are kept).")
+        "aside), 1 it does not, 2 usage error, 3 harness failure, 130 interrupted (results "
+        "so far are kept).")
     parser.add_argument("--target", required=True, metavar="T",
                         help="built-in (tensorflow, keras, torch, jax, onnxruntime, reference), "
                              "an entry-point name, or package.module:attr with --api")

@@ -4,8 +4,9 @@
 empty configuration of its own, so the caller's ``pytest.ini``, ``conftest.py`` files and
 ``addopts`` cannot change the run — and writes ``OUT/results.json`` and
 ``OUT/junit.xml``. Exit status: 0 when the target conforms (known deviations aside), 1 when
-it does not, 2 on usage errors (a message on stderr says what to fix), 130 when
-interrupted (the results file then holds what was done).
+it does not, 2 on usage errors (a message on stderr says what to fix), 3 when the
+harness itself failed (pytest's internal error), 130 when interrupted (the results file
+then holds what was done).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["EXIT_CONFORMS", "EXIT_FAILS", "EXIT_INTERRUPTED", "EXIT_USAGE", "execute",
+__all__ = ["EXIT_CONFORMS", "EXIT_FAILS", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_USAGE",
+           "execute",
            "pytest_args"]
 
-EXIT_CONFORMS, EXIT_FAILS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CONFORMS, EXIT_FAILS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def pytest_args(*, target: str, out: Path, apis: Sequence[str] = (), device: str = "cpu",
@@ -94,4 +96,4 @@ def execute(args: list[str], out: Path) -> int:
         return EXIT_USAGE
     if code == pytest.ExitCode.USAGE_ERROR:
         return EXIT_USAGE
-    return EXIT_FAILS
+    return EXIT_INTERNAL
