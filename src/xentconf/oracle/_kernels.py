@@ -114,6 +114,18 @@ def first_index(row, m):
     return 0
 
 
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _poly(r):
+    """exp(r) on the reduced range, vexp's polynomial (the same operations in order)."""
+    r2 = r * r
+    b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
+    b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
+    b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
+    r4 = r2 * r2
+    q = (b0 + b1 * r4) + b2 * (r4 * r4)
+    return 1.0 + (r + r2 * q)
+
+
 @jit
 def exp_seg(xs, m, ebuf, lbuf):
     """e_j = exp_nonpos(x_j − m) and e_j·|two_sum error| for one segment."""
@@ -126,13 +138,7 @@ def exp_seg(xs, m, ebuf, lbuf):
         dd = max(d, clamp)
         kf = (dd * inv_ln2 + sh) - sh
         r = (dd - kf * ln2_hi) - kf * ln2_lo
-        r2 = r * r
-        b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
-        b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
-        b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
-        r4 = r2 * r2
-        q = (b0 + b1 * r4) + b2 * (r4 * r4)
-        p = 1.0 + (r + r2 * q)
+        p = _poly(r)
         kk = np.int64(kf)
         k1 = kk >> 1
         e = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
@@ -148,13 +154,7 @@ def exp_seg_exact(xs, m, ebuf):
         dd = max(d, clamp)
         kf = (dd * inv_ln2 + sh) - sh
         r = (dd - kf * ln2_hi) - kf * ln2_lo
-        r2 = r * r
-        b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
-        b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
-        b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
-        r4 = r2 * r2
-        q = (b0 + b1 * r4) + b2 * (r4 * r4)
-        p = 1.0 + (r + r2 * q)
+        p = _poly(r)
         kk = np.int64(kf)
         k1 = kk >> 1
         ebuf[j] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
@@ -168,13 +168,7 @@ def exp_seg_narrow(xs, m, ebuf):
         d = np.float64(xs[j]) - m
         kf = (d * inv_ln2 + sh) - sh
         r = (d - kf * ln2_hi) - kf * ln2_lo
-        r2 = r * r
-        b0 = (c2 + c3 * r) + (c4 + c5 * r) * r2
-        b1 = (c6 + c7 * r) + (c8 + c9 * r) * r2
-        b2 = (c10 + c11 * r) + (c12 + c13 * r) * r2
-        r4 = r2 * r2
-        q = (b0 + b1 * r4) + b2 * (r4 * r4)
-        p = 1.0 + (r + r2 * q)
+        p = _poly(r)
         ebuf[j] = p * _as_f64((np.int64(kf) + 1023) << 52)
 
 
