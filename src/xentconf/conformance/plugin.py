@@ -31,11 +31,10 @@ from typing import Any
 import pytest
 
 from xentconf import __version__, results
-from xentconf.protocol import API_IDS, API_SHORT, DTYPES, FEATURES, KERAS_VARIANTS, PROFILES
 
-from . import deviations as devmod
-from .sandbox import Sandbox, TargetSpec
-from .strategies import FEATURES_OF
+# The plugin is loaded by every pytest run where xentconf is installed; it stays inert,
+# and cheap, unless --xentconf-target is given: numpy, hypothesis and the oracle are
+# imported only then (inside the functions below).
 
 GRADES_REQUIRED = ("exact", "faithful", "tf-precision", "stable")
 GRADES_ALL = (*GRADES_REQUIRED, "fail")
@@ -46,7 +45,6 @@ HYPOTHESIS_PROFILES = {
     "thorough": (400, 300.0, False),
 }
 SUITE = Path(__file__).with_name("suite.py")
-_SHORT_TO_API = {v: k for k, v in API_SHORT.items()}
 _KEY = "xentconf"
 
 
@@ -103,7 +101,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class RunConfig:
     """The validated options of one conformance run."""
 
-    spec: TargetSpec
+    spec: Any  # a sandbox.TargetSpec
     target_name: str
     apis: list[str]
     dtypes: list[str]
@@ -145,10 +143,13 @@ def _choice(value: str, choices, what: str, flag: str) -> str:
 
 
 def _api(value: str) -> str:
+    from xentconf.protocol import API_IDS, API_SHORT
+
     if value in API_IDS:
         return value
-    if value in _SHORT_TO_API:
-        return _SHORT_TO_API[value]
+    short_to_api = {v: k for k, v in API_SHORT.items()}
+    if value in short_to_api:
+        return short_to_api[value]
     raise pytest.UsageError(f"--xentconf-api {value!r}: unknown API; use a TF id ("
                             f"{API_IDS[0]}, ...) or a short name ({', '.join(API_SHORT.values())})")
 
@@ -164,6 +165,12 @@ def parse_options(config: pytest.Config) -> RunConfig | None:
             raise pytest.UsageError(f"{(used or ['--xentconf-results'])[0]} needs "
                                     "--xentconf-target: name the target to judge")
         return None
+    from xentconf.protocol import DTYPES, FEATURES, KERAS_VARIANTS, PROFILES
+
+    from . import deviations as devmod
+    from .sandbox import TargetSpec
+    from .strategies import FEATURES_OF
+
     apis = list(dict.fromkeys(_api(a) for a in opt("--xentconf-api")))
     dtypes = list(dict.fromkeys(_choice(d, DTYPES, "dtype", "--xentconf-dtype")
                                 for d in opt("--xentconf-dtype")))
@@ -234,8 +241,12 @@ def parse_options(config: pytest.Config) -> RunConfig | None:
         results=results_path, deviation_files=dev_files, deviations=deviations)
 
 
-def resolve_target(run: RunConfig, sandbox: Sandbox) -> None:
+def resolve_target(run: RunConfig, sandbox) -> None:
     """Load the target's info, pick the mode, and read its own deviations file."""
+    from xentconf.protocol import API_SHORT
+
+    from . import deviations as devmod
+
     try:
         info = sandbox.info()
     except RuntimeError as exc:
@@ -302,6 +313,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run = pickle.loads(base64.b64decode(workerinput[_KEY]))  # resolved by the controller
     else:
         # validate the target once, up front, in the process the user started
+        from .sandbox import Sandbox
+
         probe = Sandbox(run.spec, timeout=run.timeout, isolate=run.isolate)
         try:
             resolve_target(run, probe)
