@@ -221,6 +221,34 @@ class Sandbox:
 
     # -------------------------------------------------------------- calls
 
+    def _exchange(self, msg: tuple, limit: float) -> tuple[str, Any]:
+        """Send ``msg`` to the child (started afresh if it is not running) and wait at
+        most ``limit`` seconds: ``("reply", reply)``, or ``("error" | "crash" |
+        "timeout", text)``; after a crash or a timeout the child is gone."""
+        if self._proc is None or not self._proc.is_alive():
+            if self._proc is not None:
+                self._kill()
+                self.restarts += 1
+            problem = self._start()
+            if problem is not None:
+                return "error", problem
+        try:
+            self._conn.send(msg)
+        except (BrokenPipeError, OSError):
+            code = self._proc.exitcode
+            self._kill()
+            return "crash", _death(code)
+        if not self._conn.poll(limit):
+            self._kill()
+            return "timeout", f"no answer within {limit:g} s"
+        try:
+            return "reply", self._conn.recv()
+        except (EOFError, OSError):
+            self._proc.join(5)
+            code = self._proc.exitcode
+            self._kill()
+            return "crash", _death(code)
+
     def call(self, setup: Setup, call: Call, timeout: float | None = None) -> Result:
         """Evaluate ``call`` on a runner prepared for ``setup``."""
         limit = self.timeout if timeout is None else timeout
@@ -228,62 +256,28 @@ class Sandbox:
         if self._local is not None:
             reply = self._local.handle(setup, call)
             return self._result(reply, time.perf_counter() - t0)
-        if self._proc is None or not self._proc.is_alive():
-            if self._proc is not None:
-                self._kill()
-                self.restarts += 1
-            problem = self._start()
-            if problem is not None:
-                return Result("error", text=problem, seconds=time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        try:
-            self._conn.send(("call", setup, call))
-        except (BrokenPipeError, OSError):
-            code = self._proc.exitcode
-            self._kill()
-            return Result("crash", text=_death(code), seconds=time.perf_counter() - t0)
-        if not self._conn.poll(limit):
-            self._kill()
-            return Result("timeout", text=f"no answer within {limit:g} s (the per-case "
-                                          "timeout; raise it with --xentconf-timeout)",
-                          seconds=time.perf_counter() - t0)
-        try:
-            reply = self._conn.recv()
-        except (EOFError, OSError):
-            self._proc.join(5)
-            code = self._proc.exitcode
-            self._kill()
-            return Result("crash", text=_death(code), seconds=time.perf_counter() - t0)
-        return self._result(reply, time.perf_counter() - t0)
+        kind, value = self._exchange(("call", setup, call), limit)
+        seconds = time.perf_counter() - t0
+        if kind == "reply":
+            return self._result(value, seconds)
+        if kind == "timeout":
+            value += " (the per-case timeout; raise it with --xentconf-timeout)"
+        return Result(kind, text=value, seconds=seconds)
 
     def _ask(self, msg: tuple, limit: float):
-        """Send a non-call request; ``(kind, value)`` or raise RuntimeError saying why not."""
+        """Send a non-call request; its answer, or RuntimeError saying why not."""
         if self._local is not None:
             if self._local.target is None:
                 self._local.target = load_target(self.spec)
             if msg[0] == "info":
                 return self._local.target.info()
             return self._local.target.snippet(msg[1], msg[2])
-        if self._proc is None or not self._proc.is_alive():
-            if self._proc is not None:
-                self._kill()
-            problem = self._start()
-            if problem is not None:
-                raise RuntimeError(problem)
-        self._conn.send(msg)
-        if not self._conn.poll(limit):
-            self._kill()
-            raise RuntimeError(f"no answer within {limit:g} s")
-        try:
-            reply = self._conn.recv()
-        except (EOFError, OSError):
-            self._proc.join(5)
-            code = self._proc.exitcode
-            self._kill()
-            raise RuntimeError(_death(code)) from None
-        if reply[0] not in ("info", "snippet"):
-            raise RuntimeError(str(reply[1]))
-        return reply[1]
+        kind, value = self._exchange(msg, limit)
+        if kind != "reply":
+            raise RuntimeError(value)
+        if value[0] not in ("info", "snippet"):
+            raise RuntimeError(str(value[1]))
+        return value[1]
 
     def info(self):
         """The target's :class:`~xentconf.protocol.TargetInfo` (RuntimeError if the target
