@@ -13,8 +13,8 @@ largest finite value has an odd significand and the infinity pattern an even one
 
 No numpy / ml_dtypes cast serves as the reference. numpy's float64->float16 and
 float64->float32 casts (single correct roundings) are used as additional cross-checks, and
-one test shows that ml_dtypes' float64->bfloat16 cast rounds twice (through float32) and so
-is *not* correctly rounded -- which is why the module exists.
+float64 values just below a bfloat16 midpoint are checked where a rounding through float32
+(as older ml_dtypes releases did) would go wrong.
 """
 
 from __future__ import annotations
@@ -728,31 +728,23 @@ def test_cross_check_ml_dtypes_from_float32(x):
         assert same(got, float(np.float32(x).astype(ml_dtypes.bfloat16)))
 
 
-def test_ml_dtypes_float64_to_bfloat16_double_rounds():
-    """Find float64 values where ml_dtypes' float64->bfloat16 cast is wrong.
-
-    ml_dtypes converts float64 -> float32 -> bfloat16. A float64 just below a bfloat16
-    midpoint (by less than half a float32 ulp) first rounds *onto* the midpoint in
-    float32; the second rounding then breaks the tie to even -- upward when the lower
-    neighbour is odd -- although the exact value was nearer the lower neighbour.
-    """
+def test_float64_just_below_a_bfloat16_midpoint_rounds_once():
+    """A float64 just below a bfloat16 midpoint (by less than half a float32 ulp) is nearer
+    the lower neighbour. Going through float32 first lands *on* the midpoint, and the second
+    rounding's tie-break then goes to even, upward for an odd lower neighbour: a double
+    rounding. Our rounding goes straight to bfloat16 and must agree with the independent
+    integer reference on every such value, odd and even neighbours alike."""
     lay, fmt = LAYOUTS["bfloat16"], FORMATS["bfloat16"]
-    found = []
     for b in range(lay.one_bits, lay.one_bits + 64):  # [1, 2) in bfloat16
         A, B, e = pair(lay, b)
         mid = math.ldexp(float(A + B), e - 1)
-        x = mid - 2.0**-40  # well below half a float32 ulp at [1, 2) (2**-24)
-        correct = ref_rounded_float(lay, Fraction(x))
-        assert same(round_dyadic(*float_to_dyadic(x), fmt), correct)
-        assert correct == expected_float(lay, 0, b)  # nearer the lower neighbour
-        cast = float(np.float64(x).astype(ml_dtypes.bfloat16))
-        if cast != correct:
-            found.append((x, cast, correct))
-    assert found, "ml_dtypes float64->bfloat16 now rounds correctly"
-    # exactly the odd lower neighbours are affected (half of the pairs)
-    assert len(found) == 32
-    x, cast, correct = found[0]
-    assert (x, cast, correct) == (1 + 3 * 2.0**-8 - 2.0**-40, 1 + 2.0**-6, 1 + 2.0**-7)
+        for x in (mid - 2.0**-40, -(mid - 2.0**-40)):  # well below half a float32 ulp
+            correct = ref_rounded_float(lay, Fraction(x))
+            assert same(round_dyadic(*float_to_dyadic(x), fmt), correct)
+            assert abs(correct) == expected_float(lay, 0, b)  # nearer the lower neighbour
+            # ... which is not where a rounding through float32 would land for odd b
+            via32 = ref_rounded_float(lay, Fraction(float(np.float32(x))))
+            assert (via32 != correct) == (b % 2 == 1)
 
 
 def test_format_of():

@@ -4,7 +4,8 @@ Every value the oracle rounds is exact: a dyadic number ``(-1)**sign * man * 2**
 (the shape of an mpmath ``mpf`` tuple) or a :class:`fractions.Fraction`. Rounding is done
 once, with integer arithmetic, straight into the target format — ties to even, gradual
 underflow into subnormals, overflow to infinity — and never through a Python float or a
-numpy/ml_dtypes cast (``float64 -> bfloat16`` through float32 rounds twice).
+numpy/ml_dtypes cast (a ``float64 -> bfloat16`` cast through float32, as some ml_dtypes
+releases do, rounds twice; the oracle's rounding depends on no library's cast).
 
 The four formats are IEEE-754 style binary formats described by their precision ``p``
 (significand bits, the implicit bit included) and exponent range ``[emin, emax]`` of
@@ -196,8 +197,8 @@ def round_to_format(x: np.ndarray, fmt: Format) -> np.ndarray:
     """Round float64 values to ``fmt`` (ties to even), vectorized; values stay float64.
 
     Scaling by powers of two is exact and ``np.rint`` rounds half to even, so this is a
-    single correct rounding (numpy's and ml_dtypes' casts are not used: the latter
-    double-rounds to bfloat16).
+    single correct rounding (no library cast is used: a float64 -> bfloat16 cast through
+    float32 would round twice).
     """
     x = np.asarray(x, dtype=np.float64)
     if fmt.p == 53:
