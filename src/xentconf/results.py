@@ -43,6 +43,7 @@ from typing import Any
 
 __all__ = [
     "GRADES",
+    "REQUIRED_GRADES",
     "JSON_SCHEMA",
     "SCHEMA_ID",
     "SCHEMA_VERSION",
@@ -64,6 +65,8 @@ SCHEMA_VERSION = 1
 VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
 #: Grades of SPEC §3, best first.
 GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
+#: The grades a run can require (every grade but ``fail``), best first.
+REQUIRED_GRADES = GRADES[:4]
 
 # numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
 _NUM = {"type": ["number", "string", "null"], "pattern": "^(inf|-inf|nan)$"}
@@ -110,7 +113,7 @@ JSON_SCHEMA: dict[str, Any] = {
                                "additionalProperties": {"type": ["string", "null"]}},
                 "device": {"type": "string"},
                 "profile": {"type": "string"},
-                "accuracy": {"enum": list(GRADES[:4])},
+                "accuracy": {"enum": list(REQUIRED_GRADES)},
                 "hypothesis_profile": _STR,
                 "seed": {"type": ["integer", "null"]},
                 "examples": {"type": ["integer", "null"]},
@@ -166,7 +169,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "grade": {"enum": [*GRADES, None],
                               "description": "the worst grade reached by any checked "
                                              "element (null when nothing was graded)"},
-                    "required": {"enum": list(GRADES[:4])},
+                    "required": {"enum": list(REQUIRED_GRADES)},
                     "examples": {"type": "integer", "minimum": 0},
                     "worst_ulps": _NUM,
                     "worst_budget": {**_NUM, "description": "worst error in units of "
@@ -313,18 +316,19 @@ def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n"
 
 
-def write(doc: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``doc`` to ``path`` atomically (a temporary file in the same folder, then a
-    rename): a reader never sees half a file, and a failed write leaves the old one."""
+def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then a
+    rename): a reader never sees half a file, and a failed write leaves the old one. The
+    file gets an ordinary file's mode (0666 less the umask), as ``open`` would give it."""
     p = Path(path)
-    if p.is_dir():
-        raise ResultsError(f"{p}: is a directory; give a file name such as {p / 'results.json'}")
-    text = dumps(doc)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        mask = os.umask(0)  # mkstemp makes the file private (0600)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, p)
     except BaseException:
         try:
@@ -333,6 +337,14 @@ def write(doc: dict[str, Any], path: str | os.PathLike) -> Path:
             pass
         raise
     return p
+
+
+def write(doc: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``doc`` to ``path`` atomically (:func:`atomic_write`)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ResultsError(f"{p}: is a directory; give a file name such as {p / 'results.json'}")
+    return atomic_write(p, dumps(doc).encode("utf-8"))
 
 
 def schema_text() -> str:

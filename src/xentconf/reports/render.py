@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shlex
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from xentconf.results import GRADES, VERDICTS, ResultsError, load, validate
+from xentconf.results import GRADES, VERDICTS, ResultsError, atomic_write, load, validate
 
 from . import views
 from .diff import Diff, diff
@@ -372,26 +371,7 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     html = render(docs, baseline, sources=[str(p) for p in paths],
                   baseline_sources=([str(p) for p in baseline_paths]
                                     if baseline_paths is not None else None))
-    data = html.encode("utf-8")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".tmp", dir=out)
+        return atomic_write(target, html.encode("utf-8"))
     except OSError as exc:
-        raise ReportError(f"{out}: cannot write the report ({exc.strerror or exc})") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        mask = os.umask(0)  # mkstemp makes the file private; give it a normal file's mode
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ReportError(f"{target}: cannot write the report "
-                              f"({exc.strerror or exc})") from exc
-        raise
-    return target
+        raise ReportError(f"{target}: cannot write the report ({exc.strerror or exc})") from exc
