@@ -5,17 +5,44 @@ import nox
 nox.options.sessions = ["tests", "lint"]
 
 
+#: The versions the tests were last checked with; `latest` runs without it.
+CONSTRAINTS = ("-c", "constraints.txt")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite in parallel (extra arguments go to pytest)."""
-    session.install(".[dev,onnxruntime]")
-    session.run("python", "-m", "pytest", "-n", "auto", "-q", *session.posargs)
+    """Run the test suite in parallel with the pinned versions (extra arguments go to
+    pytest)."""
+    session.install(*CONSTRAINTS, "-e", ".[dev,onnxruntime]")
+    session.run("python", "-m", "pytest", "-n", "auto", "-q", "--durations=15",
+                *session.posargs)
+
+
+@nox.session
+def latest(session: nox.Session) -> None:
+    """Run the test suite against the newest releases of every dependency (no
+    constraints), so that drift shows up here before it reaches CI's pinned run."""
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[dev,onnxruntime]")
+    session.run("python", "-m", "pip", "freeze", "--exclude-editable")
+    session.run("python", "-m", "pytest", "-n", "auto", "-q", "--durations=15",
+                *session.posargs)
+
+
+@nox.session(python="3.10")
+def py310(session: nox.Session) -> None:
+    """The oldest Python that requires-python admits: install, load the pytest plugin and
+    run the command-line tests."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-c", "import xentconf.conformance.plugin, xentconf.conformance."
+                "deviations, xentconf.cli")
+    session.run("python", "-m", "pytest", "-q", "tests/test_cli.py", "tests/test_cli_targets.py",
+                *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """Run ruff and check the import contracts between the parts."""
-    session.install("ruff", "import-linter>=2.16")
+    session.install(*CONSTRAINTS, "ruff", "import-linter>=2.16")
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
     # lint-imports reads the source statically; it only needs to find the package.
     session.run("lint-imports", env={"PYTHONPATH": "src"})
@@ -97,7 +124,7 @@ def bench(session: nox.Session) -> None:
 def bench_engine(session: nox.Session) -> None:
     """Run the engine's benchmark against torch with one thread (bench_engine.py); numba
     (the ``fast`` extra) gives the engine's compiled path, measured beside the numpy path."""
-    session.install(".[fast]", "torch==2.13.0")
+    session.install(".", "torch==2.13.0")
     session.run("python", "benchmarks/bench_engine.py", *session.posargs)
 
 

@@ -1,8 +1,8 @@
 """The engine's own exponential and summation order, and its two paths (numpy, compiled).
 
-The numpy path is tested always; the compiled kernel (numba, an optional extra) only where
-numba is installed: there it must give the numpy path's values bit for bit, and the same
-certified answers through the public API.
+Both paths are tested: the compiled kernel (numba, a dependency wherever numba has a wheel)
+must give the numpy path's values bit for bit, and the same certified answers through the
+public API.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from xentconf.oracle.fast import tf as fast_tf
 from xentconf.oracle.vexp import EXP_ABS, EXP_REL, U, exp_nonpos
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
-needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (optional "
-                                 "extra: pip install 'xentconf[fast]')")
+needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (a dependency "
+                                 "of xentconf wherever numba publishes a wheel)")
 
 
 def _exp_points() -> np.ndarray:

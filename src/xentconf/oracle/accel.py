@@ -1,7 +1,7 @@
-"""Optional compiled row kernel of the engine (numba), with the numpy path's exact answers.
+"""The engine's compiled row kernel (numba), with the numpy path's exact answers.
 
-``pip install 'xentconf[fast]'`` installs numba; without it (or with the environment variable
-``XENTCONF_ACCEL=0``) the engine uses its numpy path, which computes the very same float64
+numba is a dependency wherever it publishes a wheel; without it (or with the environment
+variable ``XENTCONF_ACCEL=0``) the engine uses its numpy path, which computes the very same float64
 values: both evaluate :func:`xentconf.oracle.vexp.exp_nonpos`'s operation sequence (plain
 ``+ − ×``, no fastmath, no contraction into fused multiply-adds) and both sum in the
 engine's fixed order (:data:`LANES`-wide chunks, a complete binary tree over the chunks
