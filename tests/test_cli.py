@@ -41,17 +41,20 @@ def test_version_main(capsys):
 def test_no_subcommand_subprocess():
     proc = run_module()
     assert proc.returncode == 2
-    assert proc.stderr.startswith("usage: xentconf")
+    assert proc.stderr.startswith("xentconf: ") and "COMMAND" in proc.stderr
+    assert proc.stderr.count("\n") == 1  # one line
 
 
 def test_no_subcommand_main(capsys):
     assert main([]) == 2
-    assert capsys.readouterr().err.startswith("usage: xentconf")
+    err = capsys.readouterr().err
+    assert err.startswith("xentconf: ") and "xentconf --help" in err
 
 
 def test_unknown_subcommand_main(capsys):
     assert main(["no-such-command"]) == 2
-    assert "usage: xentconf" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice: 'no-such-command'" in err and err.count("\n") == 1
 
 
 def test_oracle_without_case_main(capsys):

@@ -122,10 +122,21 @@ def test_attribute_missing_or_not_callable(module, capsys):
 def test_unknown_api(module, capsys):
     mod = module("def f(labels, logits):\n    pass\n")
     msg = error_of(capsys, ["--target", f"{mod}:f", "--api", "tf.nn.softmax"])
-    assert msg.startswith("unknown API id 'tf.nn.softmax'; use one of: "
-                          "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits, ")
+    assert msg.startswith("--api 'tf.nn.softmax': unknown API; use a TF id")
+    assert "nn_sparse" in msg  # the short names are offered too
     msg = error_of(capsys, ["--target", "reference", "--api", "tf.nn.softmax"])
-    assert msg.startswith("unknown API id 'tf.nn.softmax'")
+    assert msg.startswith("--api 'tf.nn.softmax': unknown API")
+
+
+def test_api_short_names_are_taken(module, capsys):
+    """`targets --api` takes the short names that `run` and the README use."""
+    mod = module("def f(labels, logits):\n    return logits\n")
+    assert main(["targets", "--target", f"{mod}:f", "--api", "nn_sparse", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["apis"]) == ["tf.nn.sparse_softmax_cross_entropy_with_logits"]
+    assert main(["targets", "--target", "reference", "--api", "keras_dense", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["apis"]) == ["tf.keras.losses.CategoricalCrossentropy"]
 
 
 def test_signature_that_does_not_fit(module, capsys):
@@ -180,13 +191,14 @@ def test_bad_unsupported_feature_and_deviations_file(module, capsys, tmp_path):
     mod = module("def f(labels, logits):\n    return logits\n")
     base = ["--target", f"{mod}:f", "--api", NN_SPARSE]
     assert "feature" in error_of(capsys, base + ["--unsupported", "teleport"])
-    assert "cannot read the deviations file" in error_of(
+    assert "missing.toml: no such file" in error_of(
         capsys, base + ["--deviations", str(tmp_path / "missing.toml")])
     bad = tmp_path / "bad.toml"
     bad.write_text("[[deviation]\n")
     assert "not valid TOML" in error_of(capsys, base + ["--deviations", str(bad)])
     noreason = tmp_path / "noreason.toml"
     noreason.write_text('[[deviation]]\nid = "x"\n')
-    assert "needs a string 'reason'" in error_of(capsys, base + ["--deviations", str(noreason)])
+    assert "give 'reason' as a non-empty string" in error_of(
+        capsys, base + ["--deviations", str(noreason)])
     assert "generic callable" in error_of(capsys, ["--target", "reference", "--unsupported",
                                                    "weights"])

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,8 @@ def _configure_targets(parser: argparse.ArgumentParser) -> None:
                         help="a target name, or package.module:attr (a generic callable, "
                         "imported from the current directory or sys.path; needs --api)")
     parser.add_argument("--api", metavar="ID",
-                        help="the TensorFlow API id whose signature the callable follows "
-                        "(with a target name: show only that API)")
+                        help="the API whose signature the callable follows, TF id or short "
+                        "name such as nn_sparse (with a target name: show only that API)")
     parser.add_argument("--profile", metavar="P",
                         help="the device profile the callable follows: cpu, gpu or xla")
     parser.add_argument("--keras", metavar="V",
@@ -106,31 +107,12 @@ def _configure_targets(parser: argparse.ArgumentParser) -> None:
 
 def _check_deviations_file(path: str) -> str | None:
     """A one-line problem with a known-deviations file, or None if it is usable."""
+    from xentconf.conformance.deviations import DeviationsError, load
+
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10: read it as text only
-        tomllib = None
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        return f"cannot read the deviations file {path}: {exc.strerror or exc}"
-    except UnicodeDecodeError:
-        return f"the deviations file {path} is not UTF-8 text"
-    if tomllib is None:
-        return None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        return f"the deviations file {path} is not valid TOML: {_one_line(str(exc))}"
-    entries = data.get("deviation", [])
-    if not isinstance(entries, list):
-        return f"the deviations file {path}: 'deviation' must be an array of tables " \
-               "([[deviation]])"
-    for i, entry in enumerate(entries):
-        missing = [k for k in ("id", "reason") if not isinstance(entry.get(k), str)]
-        if missing:
-            return f"the deviations file {path}: entry {i + 1} needs a string " \
-                   f"'{missing[0]}' (each [[deviation]] has an id pattern and a reason)"
+        load(path)
+    except DeviationsError as exc:
+        return str(exc)
     return None
 
 
@@ -176,7 +158,7 @@ def _print_info(info, verbose: bool, only_api: str | None = None) -> None:
 def _run_targets(args: argparse.Namespace) -> int:
     prefix = f"{PROG} targets"
     from xentconf.adapters.registry import available_targets, get_target, info_to_dict
-    from xentconf.protocol import TargetError
+    from xentconf.protocol import API_IDS, API_SHORT, TargetError, api_id, is_callable_target
 
     def fail(message: str) -> int:
         print(f"{prefix}: {_one_line(message)}", file=sys.stderr)
@@ -198,7 +180,7 @@ def _run_targets(args: argparse.Namespace) -> int:
 
     options = {k: getattr(args, k) for k in ("profile", "keras") if getattr(args, k) is not None}
     only_api = None
-    if (args.unsupported or args.deviations) and ":" not in args.target:
+    if (args.unsupported or args.deviations) and not is_callable_target(args.target):
         return fail("--unsupported and --deviations describe a generic callable "
                     "(package.module:attr); a built-in target declares its own")
     if args.unsupported:
@@ -208,19 +190,21 @@ def _run_targets(args: argparse.Namespace) -> int:
         if problem:
             return fail(problem)
         options["deviations"] = args.deviations
-    if ":" in args.target:
-        if args.api is None:
+    api = None
+    if args.api is not None:
+        api = api_id(args.api)
+        if api is None:
+            return fail(f"--api {args.api!r}: unknown API; use a TF id (e.g. "
+                        f"{API_IDS[2]}) or a short name ({', '.join(API_SHORT.values())})")
+    if is_callable_target(args.target):
+        if api is None:
             return fail(f"{args.target} is a generic callable: give the id of the API whose "
                         "signature it follows with --api ID")
-        options["api"] = args.api
+        options["api"] = api
         if "" not in sys.path and os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())  # as `python -m` would: find the user's module
-    elif args.api is not None:
-        from xentconf.protocol import API_IDS
-
-        if args.api not in API_IDS:
-            return fail(f"unknown API id {args.api!r}; use one of: {', '.join(API_IDS)}")
-        only_api = args.api
+    else:
+        only_api = api
     try:
         target = get_target(args.target, **options)
         info = target.info()
@@ -234,7 +218,7 @@ def _run_targets(args: argparse.Namespace) -> int:
             data["apis"] = {k: v for k, v in data["apis"].items() if k == only_api}
         print(json.dumps(data, indent=2))
     else:
-        _print_info(info, args.verbose or ":" in args.target, only_api)
+        _print_info(info, args.verbose or is_callable_target(args.target), only_api)
     return 0
 
 
@@ -286,80 +270,58 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "report OUT/index.html. Exit status: 0 the target conforms (declared deviations "
         "aside), 1 it does not, 2 usage error, 3 harness failure, 130 interrupted (results "
         "so far are kept).")
-    parser.add_argument("--target", required=True, metavar="T",
-                        help="built-in (tensorflow, keras, torch, jax, onnxruntime, reference), "
-                             "an entry-point name, or package.module:attr with --api")
-    parser.add_argument("--api", action="append", default=[], metavar="ID",
-                        help="API to test, TF id or short name (raw_sparse, nn_dense, ...); "
-                             "repeatable; default: all the target implements")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--profile", choices=("cpu", "gpu", "xla"),
-                        help="device profile of the target's mode (default: its first mode "
-                             "on the device)")
-    parser.add_argument("--accuracy", default="stable",
-                        choices=("exact", "faithful", "tf-precision", "stable"),
-                        help="grade every element must reach (default: stable)")
-    parser.add_argument("--examples", type=int, metavar="N",
-                        help="examples per test (default: 20 in the ci profile)")
-    parser.add_argument("--seed", type=int, metavar="S", help="random seed (default: "
-                        "derandomized, the same cases every run)")
+    from xentconf.conformance.options import add_run_arguments
+
+    add_run_arguments(parser)
     parser.add_argument("-n", "--workers", metavar="N", default=None,
                         help="parallel worker processes (a number or 'auto'; default: one)")
     parser.add_argument("--out", default="reports", metavar="DIR",
                         help="folder for results.json, junit.xml and index.html "
                              "(default: reports)")
-    parser.add_argument("--dtype", action="append", default=[],
-                        choices=("float16", "bfloat16", "float32", "float64"))
-    parser.add_argument("--feature", action="append", default=[], metavar="F",
-                        help="feature to test (basic, regimes, special_values, weights, ...); "
-                             "repeatable")
-    parser.add_argument("--keras", choices=("keras2", "keras3"),
-                        help="Keras semantics of the target")
-    parser.add_argument("--deviations", action="append", default=[], metavar="FILE",
-                        help="extra known-deviations file (TOML); repeatable")
-    parser.add_argument("--unsupported", default="", metavar="FEATURES",
-                        help="comma-separated features a callable target lacks")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="per-case time limit (default 60)")
-    parser.add_argument("--hypothesis", default="ci", choices=("ci", "dev", "thorough"),
-                        help="example profile (default ci: derandomized, bounded shrinking)")
-    parser.add_argument("--sweep", default="on", choices=("on", "off"),
-                        help="exhaustive float16/bfloat16 sweeps of the C = 2 sparse losses "
-                             "(default on)")
     parser.add_argument("--in-process", action="store_true",
-                        help="run the target in this process (no crash/timeout isolation)")
+                        help="run the target in this process (the same as --isolate none)")
     parser.add_argument("--no-report", action="store_true", help="skip OUT/index.html")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
+def _writable_folder(path: Path) -> str | None:
+    """Why ``path`` cannot take the run's files (created if missing), or None if it can."""
+    if path.exists() and not path.is_dir():
+        return "is a file; give a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc}); give a folder you can write to"
+    return None
+
+
 def _run_run(args: argparse.Namespace) -> int:
     prefix = f"{PROG} run"
-    out = Path(args.out).resolve()
-    if out.exists() and not out.is_dir():
-        print(f"{prefix}: --out {args.out} is a file; give a folder", file=sys.stderr)
-        return 2
-    if args.examples is not None and args.examples < 1:
-        print(f"{prefix}: --examples must be at least 1", file=sys.stderr)
-        return 2
-    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
-        print(f"{prefix}: -n {args.workers}: give a number of workers or 'auto'",
-              file=sys.stderr)
-        return 2
-    for d in args.deviations:
-        if not Path(d).is_file():
-            print(f"{prefix}: --deviations {d}: no such file", file=sys.stderr)
-            return 2
-    from xentconf.conformance.run import execute, pytest_args
 
-    pargs = pytest_args(
-        target=args.target, out=out, apis=args.api, device=args.device, profile=args.profile,
-        accuracy=args.accuracy, examples=args.examples, seed=args.seed, workers=args.workers,
-        dtypes=args.dtype, features=args.feature, keras=args.keras,
-        deviations=[str(Path(d).resolve()) for d in args.deviations], timeout=args.timeout,
-        hypothesis=args.hypothesis, sweep=args.sweep,
-        isolate="none" if args.in_process else "process", unsupported=args.unsupported,
-        verbose=args.verbose)
-    code = execute(pargs, out)
+    def fail(message: str) -> int:
+        print(f"{prefix}: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+    from xentconf.conformance.options import OPTIONS, UsageError, validate
+
+    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
+        return fail(f"-n {args.workers}: give a number of workers or 'auto'")
+    values = {o.name: getattr(args, o.name) for o in OPTIONS}
+    if args.in_process:
+        values["isolate"] = "none"
+    out = Path(args.out).resolve()
+    try:
+        run = validate(values, flag_prefix="--", results=str(out / "results.json"))
+    except UsageError as exc:
+        return fail(str(exc))
+    problem = _writable_folder(out)
+    if problem:
+        return fail(f"--out {args.out}: {problem}")
+    from xentconf.conformance.run import execute
+
+    code = execute(run, out, workers=args.workers, verbose=args.verbose)
     results_file = out / "results.json"
     if not args.no_report and code != 2 and results_file.is_file():
         from xentconf.reports import ReportError, write_report
@@ -402,15 +364,23 @@ SUBCOMMANDS: list[Subcommand] = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong, and where to read more)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser from ``SUBCOMMANDS``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Conformance suite and reference oracle for TensorFlow's "
         "softmax cross-entropy losses.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
     for command in SUBCOMMANDS:
         sub_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub_parser)

@@ -23,14 +23,16 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy only in annotations: the pytest plugin imports this at start-up
+    import numpy as np
 
 __all__ = [
     "API_IDS",
     "API_PARAMS",
     "API_SHORT",
+    "DEVICES",
     "DTYPES",
     "FEATURES",
     "KERAS_APIS",
@@ -47,6 +49,8 @@ __all__ = [
     "TargetError",
     "TargetInfo",
     "TargetOutputError",
+    "api_id",
+    "is_callable_target",
 ]
 
 #: The API ids of SPEC §1 (TensorFlow's own names).
@@ -86,6 +90,7 @@ API_PARAMS: dict[str, tuple[dict[str, Any], ...]] = {
 }
 
 PROFILES = ("cpu", "gpu", "xla")
+DEVICES = ("cpu", "cuda")
 KERAS_VARIANTS = ("keras2", "keras3")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 OUTPUTS = ("loss", "backprop", "grad_logits")
@@ -100,6 +105,18 @@ FEATURES: tuple[str, ...] = (
     "bad_labels", "special_values", "weights", "reduction", "label_smoothing", "ignore_class",
     "from_logits", "probabilities", "axis", "broadcast_labels", "grad", "backprop",
 )
+
+
+def api_id(name: str) -> str | None:
+    """The API id of a TF id or short name (``nn_sparse``), or None if it is neither."""
+    if name in API_SHORT:
+        return name
+    return next((a for a, short in API_SHORT.items() if short == name), None)
+
+
+def is_callable_target(name: str) -> bool:
+    """Whether a target name is a generic callable, ``package.module:attr`` (SPEC §4)."""
+    return ":" in name
 
 
 class TargetError(Exception):

@@ -141,34 +141,71 @@ def test_reference_conforms_on_every_api_with_two_workers(tmp_path):
     assert not (tmp_path / "out" / "index.html").exists()
 
 
+def _sigint_default() -> None:
+    # A shell runs a background job with SIGINT ignored, and an ignored signal stays
+    # ignored across exec: Python then installs no KeyboardInterrupt handler. Give the
+    # child the default disposition, as an interactive Ctrl-C would find it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_the_results_so_far(tmp_path):
     cmd = [sys.executable, "-m", "xentconf", "run", "--out", str(tmp_path / "out"),
            *callable_args("hang", "basic", "batch0", "rank1"), "--timeout", "600"]
     p = subprocess.Popen(cmd, env=env(), cwd=tmp_path, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
-    time.sleep(8)  # batch0 finishes at once; basic hangs
-    p.send_signal(signal.SIGINT)
-    out, _ = p.communicate(timeout=120)
+                         stderr=subprocess.STDOUT, text=True, preexec_fn=_sigint_default,
+                         start_new_session=True)  # its own group: killed whole on failure
+    try:
+        time.sleep(8)  # batch0 finishes at once; basic hangs
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=120)
+    finally:
+        try:  # whatever the run left behind (its sandbox child), or the run itself
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
     assert p.returncode == 130, out
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["run"]["interrupted"] is True
 
 
-@pytest.mark.parametrize("args, message", [
+# Every bad input of `xentconf run`: one line on stderr naming run's own option, exit 2.
+# Each is caught before pytest starts (pytest would print dots or a summary).
+USAGE_ERRORS = [
     (["--target", "no_such_target"], "unknown target 'no_such_target'"),
-    (["--target", "xent_targets:good"], "exactly one --xentconf-api"),
-    (["--target", "reference", "--api", "nope"], "unknown API"),
-    (["--target", "reference", "--feature", "colour"], "unknown feature"),
-    (["--target", "reference", "--examples", "0"], "at least 1"),
-    (["--target", "reference", "--accuracy", "perfect"], "invalid choice"),
+    (["--api", "nn_sparse"], "--target is required"),
+    (["--target", "xent_targets:good"], "exactly one --api"),
+    (["--target", "reference", "--api", "nope"], "--api 'nope': unknown API"),
+    (["--target", "reference", "--feature", "colour"], "--feature 'colour': unknown feature"),
+    (["--target", "reference", "--examples", "0"], "--examples 0: give at least 1"),
+    (["--target", "reference", "--examples", "many"], "--examples: invalid int value"),
+    (["--target", "reference", "--accuracy", "perfect"], "--accuracy 'perfect': unknown grade"),
+    (["--target", "reference", "--dtype", "float8"], "--dtype 'float8': unknown dtype"),
+    (["--target", "reference", "--timeout", "0"], "--timeout 0.0: give a positive number"),
     (["--target", "reference", "--deviations", "missing.toml"], "no such file"),
+    (["--target", "reference", "--device", "cuda"], "has no mode on device 'cuda'"),
+    (["--target", "xent_targets:good", "--api", NN, "--unsupported", "teleport"],
+     "--unsupported 'teleport': unknown feature"),
+    (["--target", "reference", "-n", "lots"], "-n lots: give a number of workers"),
+    (["--target", "reference", "--out", "/proc/xentconf-out"], "--out /proc/xentconf-out: "
+     "cannot write there"),
+    (["--target", "reference", "--out", "a-file/sub"], "--out a-file/sub: cannot write there"),
     (["--target", "reference", "--api", "raw_sparse", "--feature", "ignore_class"],
      "no tests selected"),
-])
+]
+
+
+@pytest.mark.parametrize("args, message", USAGE_ERRORS, ids=[m for _, m in USAGE_ERRORS])
 def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):
+    (tmp_path / "a-file").write_text("keep me")
     r = xrun(tmp_path, *args)
     assert r.returncode == 2, r.stdout + r.stderr
-    assert message in r.stdout + r.stderr
+    assert message in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr  # one line
+    assert r.stdout == "", r.stdout  # before pytest started
+    assert "--xentconf-" not in r.stderr  # run's own option names
+    assert (tmp_path / "a-file").read_text() == "keep me"
+    assert not (tmp_path / "out" / "results.json").exists()
 
 
 def test_out_must_not_be_a_file(tmp_path):
@@ -176,3 +213,12 @@ def test_out_must_not_be_a_file(tmp_path):
     r = xrun(tmp_path, "--target", "reference")
     assert r.returncode == 2 and "is a file" in r.stderr
     assert (tmp_path / "out").read_text() == "keep me"
+
+
+def test_every_output_file_gets_an_ordinary_mode(tmp_path):
+    r = xrun(tmp_path, *callable_args("good", "batch0"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("results.json", "junit.xml", "index.html"):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o666 & ~mask, name

@@ -18,7 +18,7 @@ import importlib.metadata
 from dataclasses import asdict
 from typing import Any
 
-from xentconf.protocol import Target, TargetError, TargetInfo
+from xentconf.protocol import Target, TargetError, TargetInfo, is_callable_target
 
 from .callable import CallableTarget, load_attribute, one_line
 
@@ -109,7 +109,7 @@ def get_target(name_or_spec: str, **options: Any) -> Target:
     ``package.module:attr`` (which needs ``api=``); ``options`` go to its constructor."""
     if not isinstance(name_or_spec, str) or not name_or_spec:
         raise TargetError(f"target must be a name or package.module:attr, not {name_or_spec!r}")
-    if ":" in name_or_spec:
+    if is_callable_target(name_or_spec):
         if "api" not in options:
             raise TargetError(f"{name_or_spec} is a generic callable: give the id of the API "
                               "whose signature it follows (api=...)")

@@ -1,12 +1,14 @@
 """``xentconf run``: a conformance run as one command, driving the pytest plugin.
 
-:func:`execute` runs pytest in this process on the conformance suite only — with an
-empty configuration of its own, so the caller's ``pytest.ini``, ``conftest.py`` files and
-``addopts`` cannot change the run — and writes ``OUT/results.json`` and
-``OUT/junit.xml``. Exit status: 0 when the target conforms (known deviations aside), 1 when
-it does not, 2 on usage errors (a message on stderr says what to fix), 3 when the
-harness itself failed (pytest's internal error), 130 when interrupted (the results file
-then holds what was done).
+:func:`execute` takes a validated :class:`~xentconf.conformance.options.RunConfig`,
+resolves the target before pytest starts (a target that cannot serve is a usage error,
+exit 2), then runs pytest in this process on the conformance suite only — with an empty
+configuration of its own, so the caller's ``pytest.ini``, ``conftest.py`` files and
+``addopts`` cannot change the run — handing the plugin the config as an object. It writes
+``OUT/results.json`` and ``OUT/junit.xml``. Exit status: 0 when the target conforms
+(known deviations aside), 1 when it does not, 2 on usage errors (a message on stderr says
+what to fix), 3 when the harness itself failed (pytest's internal error), 130 when
+interrupted (the results file then holds what was done).
 """
 
 from __future__ import annotations
@@ -14,52 +16,22 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
+from .options import RunConfig, UsageError, resolve_target
+
 __all__ = ["EXIT_CONFORMS", "EXIT_FAILS", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_USAGE",
-           "execute",
-           "pytest_args"]
+           "execute", "pytest_args"]
 
 EXIT_CONFORMS, EXIT_FAILS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-def pytest_args(*, target: str, out: Path, apis: Sequence[str] = (), device: str = "cpu",
-                profile: str | None = None, accuracy: str = "stable",
-                examples: int | None = None, seed: int | None = None,
-                workers: str | None = None, dtypes: Sequence[str] = (),
-                features: Sequence[str] = (), keras: str | None = None,
-                deviations: Sequence[str] = (), timeout: float | None = None,
-                hypothesis: str = "ci", sweep: str = "on", isolate: str = "process",
-                unsupported: str = "", verbose: int = 0) -> list[str]:
-    """The pytest command line of a conformance run (without the config file options)."""
+def pytest_args(*, out: Path, workers: str | None = None, verbose: int = 0) -> list[str]:
+    """pytest's own command line for a conformance run (the run itself travels as an
+    object, not as options)."""
     args = ["-p", "no:cacheprovider", "-p", "no:xentconf", "-p", "xentconf.conformance.plugin",
-            "--xentconf-target", target, "--xentconf-device", device,
-            "--xentconf-accuracy", accuracy, "--xentconf-hypothesis", hypothesis,
-            "--xentconf-sweep", sweep, "--xentconf-isolate", isolate,
-            "--xentconf-results", str(out / "results.json"),
             "--junitxml", str(out / "junit.xml"), "-o", "junit_family=xunit2",
             "-o", "junit_suite_name=xentconf"]
-    for a in apis:
-        args += ["--xentconf-api", a]
-    for d in dtypes:
-        args += ["--xentconf-dtype", d]
-    for f in features:
-        args += ["--xentconf-feature", f]
-    for d in deviations:
-        args += ["--xentconf-deviations", d]
-    if profile:
-        args += ["--xentconf-profile", profile]
-    if examples is not None:
-        args += ["--xentconf-examples", str(examples)]
-    if seed is not None:
-        args += ["--xentconf-seed", str(seed)]
-    if keras:
-        args += ["--xentconf-keras", keras]
-    if timeout is not None:
-        args += ["--xentconf-timeout", str(timeout)]
-    if unsupported:
-        args += ["--xentconf-unsupported", unsupported]
     if workers not in (None, "0", "1"):
         args += ["-n", str(workers), "--dist", "load"]
     args += ["-v"] * verbose or ["-q"]
@@ -68,11 +40,30 @@ def pytest_args(*, target: str, out: Path, apis: Sequence[str] = (), device: str
     return args
 
 
-def execute(args: list[str], out: Path) -> int:
-    """Run pytest with ``args`` on the suite alone; map its exit status (module docstring)."""
+def execute(run: RunConfig, out: Path, *, workers: str | None = None,
+            verbose: int = 0) -> int:
+    """Resolve the target, then run pytest on the suite alone; map its exit status (module
+    docstring). A target that cannot serve prints one line and returns 2."""
     import pytest
 
-    out.mkdir(parents=True, exist_ok=True)
+    from .plugin import Carried
+    from .sandbox import Sandbox
+
+    probe = Sandbox(run.spec, timeout=run.timeout, isolate=run.isolate)
+    try:
+        resolve_target(run, probe)
+    except UsageError as exc:
+        print(f"xentconf run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        probe.close()
+    from .suite import planned
+
+    if not planned(run):
+        print("xentconf run: no tests selected: the target implements none of the chosen "
+              "APIs, dtypes and features", file=sys.stderr)
+        return EXIT_USAGE
+    args = pytest_args(out=out, workers=workers, verbose=verbose)
     with tempfile.TemporaryDirectory(prefix="xentconf-run-") as tmp:
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n", encoding="utf-8")
@@ -80,7 +71,8 @@ def execute(args: list[str], out: Path) -> int:
         cwd = os.getcwd()
         try:
             os.chdir(tmp)  # no conftest.py of the caller's is picked up
-            code = pytest.main([*args, "-c", str(ini), "--rootdir", tmp, suite])
+            code = pytest.main([*args, "-c", str(ini), "--rootdir", tmp, suite],
+                               plugins=[Carried(run)])
         finally:
             os.chdir(cwd)
     code = int(code)
@@ -90,10 +82,6 @@ def execute(args: list[str], out: Path) -> int:
         return EXIT_FAILS
     if code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INTERRUPTED
-    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print("xentconf run: no tests selected: the target implements none of the chosen "
-              "APIs, dtypes and features", file=sys.stderr)
-        return EXIT_USAGE
-    if code == pytest.ExitCode.USAGE_ERROR:
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         return EXIT_USAGE
     return EXIT_INTERNAL

@@ -59,23 +59,37 @@ def _specs(run) -> list[TestSpec]:
     return out
 
 
+def _pins(run) -> list:
+    return [d for d in run.deviations if d.pinned is not None and _pin_applies(run, d)]
+
+
+def _shards(run) -> list:
+    shards = []
+    if run.sweep and (not run.features or "sweep" in run.features):
+        for api in SWEEP_APIS:
+            if api not in run.apis:
+                continue
+            for dtype in SWEEP_DTYPES:
+                if dtype in run.dtypes and dtype in run.info.apis[api].dtypes:
+                    shards += sweep_shards(run.target_name, run.device, api, dtype)
+    return shards
+
+
+def planned(run) -> int:
+    """How many tests a resolved run will collect (0: the selection is empty)."""
+    return len(_specs(run)) + len(_pins(run)) + len(_shards(run))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run = get_run(metafunc.config)
     if "xentconf_test" in metafunc.fixturenames:
         specs = _specs(run)
         metafunc.parametrize("xentconf_test", specs, ids=[s.id for s in specs])
     if "xentconf_pinned" in metafunc.fixturenames:
-        pins = [d for d in run.deviations if d.pinned is not None and _pin_applies(run, d)]
+        pins = _pins(run)
         metafunc.parametrize("xentconf_pinned", pins, ids=[d.id for d in pins])
     if "xentconf_shard" in metafunc.fixturenames:
-        shards = []
-        if run.sweep and (not run.features or "sweep" in run.features):
-            for api in SWEEP_APIS:
-                if api not in run.apis:
-                    continue
-                for dtype in SWEEP_DTYPES:
-                    if dtype in run.dtypes and dtype in run.info.apis[api].dtypes:
-                        shards += sweep_shards(run.target_name, run.device, api, dtype)
+        shards = _shards(run)
         metafunc.parametrize("xentconf_shard", shards, ids=[s.id for s in shards])
 
 
@@ -102,7 +116,7 @@ def xentconf_checker(request):
     run = get_run(request.config)
     sandbox = Sandbox(run.spec, timeout=run.timeout, isolate=run.isolate)
     if run.info is None:  # an xdist worker: load the target's info in this process
-        from .plugin import resolve_target
+        from .options import resolve_target
 
         resolve_target(run, sandbox)
     checker = Checker(
@@ -110,7 +124,7 @@ def xentconf_checker(request):
         profile=run.profile, keras=run.info.keras, accuracy=run.accuracy,
         deviations=run.deviations,
         support_of=lambda api, feature: _support(run.info, api, feature),
-        callable_spec=":" in run.spec.name, target_options=run.spec.kwargs)
+        callable_spec=run.callable_target, target_options=run.spec.kwargs)
     yield checker
     sandbox.close()
 
