@@ -10,6 +10,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+# every test here runs pytest in a subprocess (seconds each)
+pytestmark = pytest.mark.slow
+
 RAW = "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits"
 
 

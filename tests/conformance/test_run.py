@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# every test here runs `xentconf run` in a subprocess (seconds each)
+pytestmark = pytest.mark.slow
+
 TARGETS = Path(__file__).parent / "targets"
 NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
 

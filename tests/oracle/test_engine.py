@@ -262,6 +262,7 @@ def test_float64_outputs_agree(seed, reduction):
         assert _same(o.rounded64, f[name].rounded64), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_large_c_agrees(dtype):
     """C = 256,000 (two rows: a dominant label and a random one)."""

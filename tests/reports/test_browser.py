@@ -13,9 +13,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 FAILING_ID = "alpha-cpu-float32-nn_sparse-special_values"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run "
-                             "installs it)")
+                             "installs it)")]
 
 
 @pytest.fixture
