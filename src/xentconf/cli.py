@@ -98,8 +98,8 @@ def _configure_targets(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keras", metavar="V",
                         help="the Keras semantics the target follows: keras2 or keras3")
     parser.add_argument("--unsupported", metavar="FEATURES",
-                        help="comma-separated features the callable lacks (skipped, not "
-                             "failed), e.g. backprop,weights")
+                        help="comma-separated features and dtypes the callable lacks "
+                             "(skipped, not failed), e.g. weights,bfloat16")
     parser.add_argument("--deviations", metavar="FILE",
                         help="the callable's known-deviations file (TOML, [[deviation]] "
                              "tables with id and reason)")

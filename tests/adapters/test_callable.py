@@ -228,7 +228,7 @@ def test_prepare_refuses_other_setups(module):
     ({"api": "tf.nn.nope"}, "unknown API id 'tf.nn.nope'; use one of: tf.raw_ops"),
     ({"api": NN_SPARSE, "profile": "tpu"}, "unknown profile 'tpu'; use one of: cpu, gpu, xla"),
     ({"api": NN_SPARSE, "keras": "keras1"}, "unknown Keras variant"),
-    ({"api": NN_SPARSE, "unsupported": ["wings"]}, "unknown feature 'wings'"),
+    ({"api": NN_SPARSE, "unsupported": ["wings"]}, "unknown feature or dtype 'wings'"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(TargetError, match=message):

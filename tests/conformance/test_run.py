@@ -225,3 +225,15 @@ def test_every_output_file_gets_an_ordinary_mode(tmp_path):
     os.umask(mask)
     for name in ("results.json", "junit.xml", "index.html"):
         assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_declared_dtypes_are_skipped_and_the_callables_version_is_recorded(tmp_path):
+    r = xrun(tmp_path, *callable_args("good", "batch0", examples=2),
+             "--dtype", "float16", "--dtype", "bfloat16", "--unsupported", "bfloat16")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    verdicts = {o["dtype"]: (o["verdict"], o["message"]) for o in doc["outcomes"]}
+    assert verdicts["float16"][0] == verdicts["float32"][0] == "pass"
+    assert verdicts["bfloat16"][0] == "skip" and "declares bfloat16 unsupported" in \
+        verdicts["bfloat16"][1]
+    assert doc["run"]["target"]["version"] == "0.3.1"  # the module's __version__

@@ -38,7 +38,9 @@ def test_every_feature_generates_judgeable_cases(api, feature):
         case = data.draw(cases(api, dtype, feature, keras=keras))
         assert case.api == api and case.feature == feature
         exp = expect(case, keras)  # raises OracleInputError if the case is meaningless
-        raised.append(exp.raises is not None)
+        # TF rejects a sparse call with no class (C = 0: "Must have at least one class")
+        if not (feature == "batch0" and "classes0" in case.tags and "sparse" in api.lower()):
+            raised.append(exp.raises is not None)
         if exp.raises is None:
             for o in exp.outputs.values():
                 assert o.rounded64.shape == o.shape

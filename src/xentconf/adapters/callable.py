@@ -30,6 +30,7 @@ import numpy as np
 from xentconf.protocol import (
     API_IDS,
     API_PARAMS,
+    DTYPES,
     FEATURES,
     KERAS_APIS,
     KERAS_VARIANTS,
@@ -161,11 +162,18 @@ def _check_choice(value: object, choices: Iterable[str], what: str) -> None:
 
 
 def _version_of(spec: str) -> str | None:
+    """The version of the callable's top-level package: its installed distribution's, else
+    its ``__version__``, else None."""
     top = spec.partition(":")[0].split(".")[0]
     try:
         return importlib.metadata.version(top)
     except (importlib.metadata.PackageNotFoundError, ValueError):
+        pass
+    try:
+        version = getattr(importlib.import_module(top), "__version__", None)
+    except Exception:  # the callable's own import error is reported by resolve()
         return None
+    return None if version is None else str(version)
 
 
 def _as_array(value: Any, what: str) -> np.ndarray:
@@ -229,8 +237,8 @@ class CallableTarget(Target):
     """A Python callable ``package.module:attr`` that follows the signature of ``api``.
 
     ``profile`` is the device profile its behaviour follows (it runs on the CPU); ``keras``
-    the Keras semantics (Keras APIs only); ``unsupported`` features are skipped;
-    ``deviations`` is the path of a known-deviations file.
+    the Keras semantics (Keras APIs only); ``unsupported`` features and dtypes are skipped
+    (declared, never failed); ``deviations`` is the path of a known-deviations file.
     """
 
     def __init__(self, spec: str, api: str, profile: str = "cpu", keras: str = "keras2",
@@ -242,11 +250,12 @@ class CallableTarget(Target):
         _check_choice(profile, PROFILES, "profile")
         _check_choice(keras, KERAS_VARIANTS, "Keras variant")
         unsupported = frozenset(unsupported)
-        for feature in sorted(unsupported):
-            _check_choice(feature, FEATURES, "feature")
+        for name in sorted(unsupported):
+            _check_choice(name, FEATURES + DTYPES, "feature or dtype")
         self.profile = profile
         self.keras = keras
-        self.unsupported = unsupported | {"grad"}
+        self.dtypes = tuple(d for d in DTYPES if d not in unsupported)
+        self.unsupported = (unsupported - set(DTYPES)) | {"grad"}
         self.deviations = deviations
         self._obj: Any = None
 
@@ -273,7 +282,8 @@ class CallableTarget(Target):
             version=_version_of(self.name),
             modes=(Mode("cpu", self.profile, "the callable, called in this process",
                         available, reason),),
-            apis={self.api: ApiSupport(native=native, unsupported=self.unsupported)},
+            apis={self.api: ApiSupport(native=native, unsupported=self.unsupported,
+                                       dtypes=self.dtypes)},
             keras=self.keras if self.api in KERAS_APIS else None,
             deviations=self.deviations,
             description=f"generic callable following {self.api}",

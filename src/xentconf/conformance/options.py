@@ -85,8 +85,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("feature", "a feature to test (basic, regimes, special_values, weights, ...; "
            "default: all)", metavar="F", repeat=True),
     Option("keras", "the Keras semantics the target follows", choices=KERAS_VARIANTS),
-    Option("unsupported", "comma-separated features a callable target lacks (skipped, not "
-           "failed), e.g. weights,large_classes", metavar="FEATURES", default=""),
+    Option("unsupported", "comma-separated features and dtypes a callable target lacks "
+           "(declared: skipped, never failed), e.g. weights,large_classes,bfloat16",
+           metavar="LIST", default=""),
     Option("hypothesis", "the example profile (ci: derandomized, bounded shrinking)",
            choices=tuple(HYPOTHESIS_PROFILES), default="ci"),
     Option("examples", "examples per test (default: the profile's, 20 in ci)", metavar="N",
@@ -233,7 +234,7 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
     sweep = choice("sweep", value("sweep"), what="sweep setting") == "on"
     unsupported = [u.strip() for u in (value("unsupported") or "").split(",") if u.strip()]
     for u in unsupported:
-        choice("unsupported", u, FEATURES, "feature")
+        choice("unsupported", u, FEATURES + DTYPES, "feature or dtype")
 
     dev_files = []
     for f in value("deviations"):

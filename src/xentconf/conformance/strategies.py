@@ -185,10 +185,13 @@ def _specials(rng, x: np.ndarray, labels=None) -> np.ndarray:
     n, c = x.shape
     x = x.copy()
     for i in range(n):
-        kind = rng.integers(0, 6)
+        kind = rng.integers(0, 7)
         if kind == 0:
             continue
-        value = [math.inf, -math.inf, math.nan, math.inf, -math.inf][kind - 1]
+        if kind == 6 and c >= 2:  # two +inf logits in one row (TF: NaN)
+            x[i, rng.choice(c, 2, replace=False)] = math.inf
+            continue
+        value = [math.inf, -math.inf, math.nan, math.inf, -math.inf, math.inf][kind - 1]
         at_label = labels is not None and rng.random() < 0.5
         j = int(labels[i]) if at_label and 0 <= labels[i] < c else int(rng.integers(0, c))
         x[i, j] = value
@@ -258,8 +261,8 @@ def _shape_for(feature: str, draw, large: bool) -> tuple[tuple[int, ...], int]:
         return (draw(st.integers(1, 3)),), draw(st.integers(50_000, 70_000))
     c = draw(st.one_of(st.just(1), st.integers(2, 12)) if feature == "basic"
              else st.integers(2, 12))
-    if feature == "batch0":
-        return (0,), c
+    if feature == "batch0":  # an empty batch, or rows of no class (C = 0)
+        return ((0,), c) if draw(st.booleans()) else ((draw(st.integers(1, 4)),), 0)
     if feature == "rank1":
         return (), c
     if feature == "rank3+":
@@ -321,9 +324,10 @@ def _weighting(draw, rng, feature: str, store: dict, tags: list, *, weight_name:
 def _keras_prediction(draw, rng, feature: str, logits, tags: list, *, n: int, c: int,
                       dt: str, bshape: tuple, axis: int = -1):
     """(from_logits, y_pred): logits, or probability rows of some kind for the Keras
-    probability path (``basic`` draws either; ``probabilities`` and ``batch0`` use it)."""
-    from_logits = feature not in ("basic", "probabilities", "batch0") or \
-        (feature == "basic" and draw(st.booleans()))
+    probability path (``basic``, ``weights`` and ``reduction`` draw either; ``probabilities``
+    and ``batch0`` use it)."""
+    from_logits = feature not in ("basic", "probabilities", "batch0", "weights", "reduction") \
+        or (feature in ("basic", "weights", "reduction") and draw(st.booleans()))
     if from_logits:
         return True, logits
     kind = draw(st.sampled_from(("softmax", "onehot", "zeros", "unnormalised"))) \
@@ -344,7 +348,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     if short == "raw_sparse" and len(bshape) != 1:
         bshape = (max(bshape[0] if bshape else 1, 1),)
     n = int(np.prod(bshape)) if bshape else 1
-    tags: list[str] = []
+    tags: list[str] = ["classes0"] if c == 0 else []
     y = _labels(rng, n, c)
     regime = "moderate"
     if feature == "regimes" or (feature in ("large_classes", "from_logits")
@@ -356,12 +360,16 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
         x = _specials(rng, x, y)
         tags.append("inf_nan")
     if feature == "bad_labels":
-        bad = draw(st.sampled_from(("minus_one", "classes", "far", "extreme")))
+        bad = draw(st.sampled_from(("minus_one", "classes", "far", "extreme",
+                                    "minus_hundred", "beyond_int32")))
         tags.append(bad)
         k = int(rng.integers(0, n)) if n else 0
-        ldt = _label_dtype(rng)
+        # -100 is many frameworks' "ignore" label; beyond_int32 needs an int64 array
+        ldt = np.dtype(np.int64) if bad == "beyond_int32" else _label_dtype(rng)
         if n:
-            y[k] = {"minus_one": -1, "classes": c, "far": c + 1000,
+            y[k] = {"minus_one": -1, "classes": c, "far": c + 1000, "minus_hundred": -100,
+                    "beyond_int32": 2**31 + int(rng.integers(0, c)) if rng.random() < 0.5
+                    else -(2**31) - 1,
                     "extreme": int(np.iinfo(ldt).max if rng.random() < 0.5
                                    else np.iinfo(ldt).min)}[bad]
     else:
@@ -426,7 +434,7 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     if short == "raw_dense" and len(bshape) != 1:
         bshape = (max(bshape[0] if bshape else 1, 1),)
     n = int(np.prod(bshape)) if bshape else 1
-    tags: list[str] = []
+    tags: list[str] = ["classes0"] if c == 0 else []
     label_kind = draw(st.sampled_from(("onehot", "soft")))
     regime = "moderate"
     if feature == "regimes":
@@ -502,6 +510,8 @@ def _invalid_case(draw, rng, api: str, dt: str, keras: str):
     kinds = ["logits_rank", "batch_mismatch", "labels_rank"]
     if sparse:
         kinds.append("label_dtype")
+    if short == "nn_sparse":  # [B,1] labels: tf.nn raises (compat.v1 and Keras squeeze)
+        kinds.append("labels_B1")
     if short.startswith("v1") or short.startswith("keras"):
         kinds += ["reduction_name", "weights_shape"]
     kind = draw(st.sampled_from(kinds))
@@ -513,6 +523,8 @@ def _invalid_case(draw, rng, api: str, dt: str, keras: str):
         y = np.concatenate([y, y[:1]])
     elif kind == "labels_rank":
         y = y[:, None, None] if sparse else y[None]
+    elif kind == "labels_B1":
+        y = y[:, None]
     elif kind == "label_dtype":
         y = y.astype(draw(st.sampled_from((np.float32, np.uint8, np.int16))))
     names = {"raw_sparse": ("features", "labels"), "raw_dense": ("features", "labels"),

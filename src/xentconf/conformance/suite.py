@@ -51,7 +51,8 @@ def _specs(run) -> list[TestSpec]:
                 support = _support(info, api, feature)
                 reason = ""
                 if dtype not in sup.dtypes:
-                    reason = f"{run.target_name} does not support {dtype} for {API_SHORT[api]}"
+                    reason = f"{run.target_name} declares {dtype} unsupported for " \
+                             f"{API_SHORT[api]}"
                 elif support == "unsupported":
                     reason = f"{run.target_name} declares {feature} unsupported for " \
                              f"{API_SHORT[api]}"
