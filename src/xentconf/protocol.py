@@ -25,6 +25,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from xentconf.vocabulary import (
+    API_IDS,
+    API_SHORT,
+    DEVICES,
+    DTYPES,
+    KERAS_APIS,
+    KERAS_VARIANTS,
+    PROFILES,
+    RAW_OPS,
+)
+
 if TYPE_CHECKING:  # numpy only in annotations: the pytest plugin imports this at start-up
     import numpy as np
 
@@ -53,46 +64,29 @@ __all__ = [
     "is_callable_target",
 ]
 
-#: The API ids of SPEC §1 (TensorFlow's own names).
-API_IDS: tuple[str, ...] = (
-    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits",
-    "tf.raw_ops.SoftmaxCrossEntropyWithLogits",
-    "tf.nn.sparse_softmax_cross_entropy_with_logits",
-    "tf.nn.softmax_cross_entropy_with_logits",
-    "tf.compat.v1.losses.sparse_softmax_cross_entropy",
-    "tf.compat.v1.losses.softmax_cross_entropy",
-    "tf.keras.losses.SparseCategoricalCrossentropy",
-    "tf.keras.losses.CategoricalCrossentropy",
-)
-RAW_OPS = API_IDS[:2]
-
-#: Short names of the APIs, used in test ids ``<target>-<device>-<dtype>-<api>-<feature>``.
-API_SHORT: dict[str, str] = dict(zip(API_IDS, (
-    "raw_sparse", "raw_dense", "nn_sparse", "nn_dense", "v1_sparse", "v1_dense",
-    "keras_sparse", "keras_dense")))
-KERAS_APIS = API_IDS[6:]
-
 #: TensorFlow's parameter names (and defaults) of each API; for the Keras classes the
 #: first mapping is the constructor's, the second the call's.
 API_PARAMS: dict[str, tuple[dict[str, Any], ...]] = {
-    API_IDS[0]: ({"features": None, "labels": None},),
-    API_IDS[1]: ({"features": None, "labels": None},),
-    API_IDS[2]: ({"labels": None, "logits": None},),
-    API_IDS[3]: ({"labels": None, "logits": None, "axis": -1},),
-    API_IDS[4]: ({"labels": None, "logits": None, "weights": 1.0,
-                  "reduction": "weighted_sum_by_nonzero_weights"},),
-    API_IDS[5]: ({"onehot_labels": None, "logits": None, "weights": 1.0, "label_smoothing": 0,
-                  "reduction": "weighted_sum_by_nonzero_weights"},),
-    API_IDS[6]: ({"from_logits": False, "ignore_class": None, "reduction": "auto"},
-                 {"y_true": None, "y_pred": None, "sample_weight": None}),
-    API_IDS[7]: ({"from_logits": False, "label_smoothing": 0.0, "axis": -1, "reduction": "auto"},
-                 {"y_true": None, "y_pred": None, "sample_weight": None}),
+    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits": ({"features": None, "labels": None},),
+    "tf.raw_ops.SoftmaxCrossEntropyWithLogits": ({"features": None, "labels": None},),
+    "tf.nn.sparse_softmax_cross_entropy_with_logits": ({"labels": None, "logits": None},),
+    "tf.nn.softmax_cross_entropy_with_logits": ({"labels": None, "logits": None,
+                                                 "axis": -1},),
+    "tf.compat.v1.losses.sparse_softmax_cross_entropy": (
+        {"labels": None, "logits": None, "weights": 1.0,
+         "reduction": "weighted_sum_by_nonzero_weights"},),
+    "tf.compat.v1.losses.softmax_cross_entropy": (
+        {"onehot_labels": None, "logits": None, "weights": 1.0, "label_smoothing": 0,
+         "reduction": "weighted_sum_by_nonzero_weights"},),
+    "tf.keras.losses.SparseCategoricalCrossentropy": (
+        {"from_logits": False, "ignore_class": None, "reduction": "auto"},
+        {"y_true": None, "y_pred": None, "sample_weight": None}),
+    "tf.keras.losses.CategoricalCrossentropy": (
+        {"from_logits": False, "label_smoothing": 0.0, "axis": -1, "reduction": "auto"},
+        {"y_true": None, "y_pred": None, "sample_weight": None}),
 }
+assert tuple(API_PARAMS) == API_IDS
 
-PROFILES = ("cpu", "gpu", "xla")
-DEVICES = ("cpu", "cuda")
-KERAS_VARIANTS = ("keras2", "keras3")
-DTYPES = ("float16", "bfloat16", "float32", "float64")
 OUTPUTS = ("loss", "backprop", "grad_logits")
 
 #: Features a call can exercise; a target declares each as native, composed or unsupported

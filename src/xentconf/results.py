@@ -41,6 +41,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from xentconf.vocabulary import GRADES, REQUIRED_GRADES
+
 __all__ = [
     "GRADES",
     "REQUIRED_GRADES",
@@ -64,9 +66,6 @@ SCHEMA_VERSION = 1
 #: Verdicts, from best to worst for display order.
 VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
 #: Grades of SPEC §3, best first.
-GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
-#: The grades a run can require (every grade but ``fail``), best first.
-REQUIRED_GRADES = GRADES[:4]
 
 # numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
 _NUM = {"type": ["number", "string", "null"], "pattern": "^(inf|-inf|nan)$"}

@@ -180,16 +180,6 @@ def tape_call(tf, fn, api: str, tensors: dict, statics: dict, upstream) -> dict:
     return result
 
 
-_TF_FUNCTIONS = dict(zip(API_IDS[:6], (
-    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits",
-    "tf.raw_ops.SoftmaxCrossEntropyWithLogits",
-    "tf.nn.sparse_softmax_cross_entropy_with_logits",
-    "tf.nn.softmax_cross_entropy_with_logits",
-    "tf.compat.v1.losses.sparse_softmax_cross_entropy",
-    "tf.compat.v1.losses.softmax_cross_entropy",
-)))
-
-
 def tape_source(api: str, args: dict, upstream, fn: str, device: str, jit: bool = False,
                 to_numpy: str = "np.asarray({}.numpy())") -> list[str]:
     """Source lines doing what :func:`split_args` + :func:`tape_call` do for one call
@@ -362,7 +352,7 @@ class TensorFlowTarget(Target):
                       f"{src.kwargs(init, 'init')})"]
             fn = "loss_fn"
         else:
-            fn = _TF_FUNCTIONS[call.api]
+            fn = call.api  # the API id is TensorFlow's own name of the function
         lines.append("")
         lines += tape_source(call.api, dict(call.args), call.upstream, fn,
                              f"tf.device({device!r})", jit)

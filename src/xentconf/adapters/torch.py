@@ -56,6 +56,7 @@ import numpy as np
 
 from ..protocol import (
     API_IDS,
+    DTYPES,
     KERAS_APIS,
     RAW_OPS,
     ApiSupport,
@@ -73,7 +74,6 @@ __all__ = ["INSTALL_HINT", "TorchTarget"]
 
 INSTALL_HINT = "torch is not installed (pip install torch==2.13.0)"
 
-_DTYPES = ("float16", "bfloat16", "float32", "float64")
 _BASE = {"rank1", "rank3+", "batch0", "special_values", "grad"}
 
 #: How each API is realised: features torch computes itself, features the adapter
@@ -477,7 +477,7 @@ class TorchTarget(Target):
     def info(self) -> TargetInfo:
         apis = {api: ApiSupport(native=frozenset(n), composed=frozenset(c),
                                 unsupported=frozenset(u),
-                                dtypes=() if api in KERAS_APIS else _DTYPES,
+                                dtypes=() if api in KERAS_APIS else DTYPES,
                                 notes=note if api in KERAS_APIS or "bad_labels" not in n
                                 else f"{note}; {_BAD_LABELS_NOTE}")
                 for api, (n, c, u, note) in _SUPPORT.items()}

@@ -54,8 +54,7 @@ from xentconf.protocol import API_IDS, API_SHORT, DTYPES, KERAS_VARIANTS
 
 __all__ = ["FEATURES_OF", "REGIMES", "Case", "cases", "dtype_of", "upstream_for"]
 
-_R = dict(zip(("raw_sparse", "raw_dense", "nn_sparse", "nn_dense", "v1_sparse", "v1_dense",
-               "keras_sparse", "keras_dense"), API_IDS))
+_R = {short: api for api, short in API_SHORT.items()}
 _COMMON = ("basic", "regimes", "special_values", "large_classes", "batch0")
 
 #: The features (test columns) of each API.

@@ -3,12 +3,13 @@
 ``tf`` mirrors TensorFlow's namespace; every entry returns an
 :class:`~xentconf.oracle.expectation.Expectation` (exact values, correctly rounded values,
 error budgets — or the error TensorFlow raises). ``oracle_call`` evaluates a call given as
-data. This package imports nothing else of xentconf.
+data. This package imports nothing else of xentconf but its shared words
+(:mod:`xentconf.vocabulary`).
 """
 
+from xentconf.vocabulary import API_IDS, BUDGET_GRADES, GRADES, KERAS_APIS, PROFILES
+
 from .api import (
-    API_IDS,
-    KERAS_APIS,
     CategoricalCrossentropy,
     SoftmaxCrossEntropyWithLogits,
     SparseCategoricalCrossentropy,
@@ -21,10 +22,10 @@ from .api import (
     tf,
 )
 from .exact import OracleUncertain
-from .expectation import BUDGET_GRADES, GRADES, Expectation, OutputExpectation
+from .expectation import Expectation, OutputExpectation
 from .formats import FORMATS, Format
 from .plan import Raises
-from .semantics import PROFILES, OracleInputError
+from .semantics import OracleInputError
 
 __all__ = [
     "API_IDS",

@@ -18,6 +18,8 @@ from __future__ import annotations
 import inspect
 from types import SimpleNamespace
 
+from xentconf.vocabulary import API_IDS, KERAS_APIS
+
 from . import semantics as S
 from .evaluate import evaluate
 from .expectation import Expectation
@@ -185,29 +187,23 @@ def build(evaluator, tier: str) -> SimpleNamespace:
         )),
     )
 
-    API_IDS: dict[str, object] = {
-        "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits": SparseSoftmaxCrossEntropyWithLogits,
-        "tf.raw_ops.SoftmaxCrossEntropyWithLogits": SoftmaxCrossEntropyWithLogits,
-        "tf.nn.sparse_softmax_cross_entropy_with_logits": sparse_softmax_cross_entropy_with_logits,
-        "tf.nn.softmax_cross_entropy_with_logits": softmax_cross_entropy_with_logits,
-        "tf.compat.v1.losses.sparse_softmax_cross_entropy": sparse_softmax_cross_entropy,
-        "tf.compat.v1.losses.softmax_cross_entropy": softmax_cross_entropy,
-        "tf.keras.losses.SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
-        "tf.keras.losses.CategoricalCrossentropy": CategoricalCrossentropy,
-    }
-    KERAS_APIS = ("tf.keras.losses.SparseCategoricalCrossentropy",
-                  "tf.keras.losses.CategoricalCrossentropy")
+    # in the order of vocabulary.API_IDS
+    entries: dict[str, object] = dict(zip(API_IDS, (
+        SparseSoftmaxCrossEntropyWithLogits, SoftmaxCrossEntropyWithLogits,
+        sparse_softmax_cross_entropy_with_logits, softmax_cross_entropy_with_logits,
+        sparse_softmax_cross_entropy, softmax_cross_entropy,
+        SparseCategoricalCrossentropy, CategoricalCrossentropy)))
 
 
     def oracle_call(api: str, args: dict, init: dict | None = None, *, profile: str = "cpu",
                     keras: str = "keras2", upstream=None) -> Expectation:
         """Evaluate one call given as data: the API id, its arguments, Keras constructor kwargs."""
-        if not isinstance(api, str) or api not in API_IDS:
+        if not isinstance(api, str) or api not in entries:
             raise S.OracleInputError(
                 f"api: {api!r} is not a known API id; choose one of {', '.join(API_IDS)}")
         if not isinstance(args, dict):
             raise S.OracleInputError("args: must be a mapping of argument names to values")
-        entry = API_IDS[api]
+        entry = entries[api]
         if api in KERAS_APIS:
             _bind(entry, init or {}, "init")
             fn = entry(**(init or {}), keras=keras)
@@ -222,7 +218,7 @@ def build(evaluator, tier: str) -> SimpleNamespace:
 
 
 
-    return SimpleNamespace(tf=tf, API_IDS=API_IDS, oracle_call=oracle_call, tier=tier,
+    return SimpleNamespace(tf=tf, oracle_call=oracle_call, tier=tier,
                            SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
                            CategoricalCrossentropy=CategoricalCrossentropy)
 
@@ -243,11 +239,8 @@ def _bind(fn, kwargs: dict, what: str) -> None:
         raise S.OracleInputError(f"{what}: missing required argument {missing[0]!r}")
 
 
-KERAS_APIS = ("tf.keras.losses.SparseCategoricalCrossentropy",
-              "tf.keras.losses.CategoricalCrossentropy")
 EXACT = build(evaluate, "exact")
 tf = EXACT.tf
-API_IDS = EXACT.API_IDS
 oracle_call = EXACT.oracle_call
 SparseCategoricalCrossentropy = EXACT.SparseCategoricalCrossentropy
 CategoricalCrossentropy = EXACT.CategoricalCrossentropy

@@ -70,10 +70,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from .api import API_IDS, KERAS_APIS, oracle_call
+from xentconf.vocabulary import API_IDS, KERAS_APIS, KERAS_VARIANTS, PROFILES
+
+from .api import oracle_call
 from .exact import OracleUncertain
 from .formats import FORMATS, round_fraction
-from .semantics import PROFILES, OracleInputError
+from .semantics import OracleInputError
 
 __all__ = ["CaseError", "EXACT_DIGITS", "parse_case", "run_case"]
 
@@ -81,7 +83,6 @@ __all__ = ["CaseError", "EXACT_DIGITS", "parse_case", "run_case"]
 EXACT_DIGITS = 30
 
 TOP_KEYS = ("api", "args", "init", "keras", "profile", "upstream", "description")
-KERAS_VARIANTS = ("keras2", "keras3")
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 DTYPES = (*FORMATS, *INT_DTYPES, "bool")
 ARRAY_KEYS = ("dtype", "data", "shape")

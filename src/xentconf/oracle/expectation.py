@@ -20,9 +20,6 @@ from .exact import certify, decimal_string, to_float64
 from .formats import Format, ulp_array
 from .plan import Raises
 
-GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
-BUDGET_GRADES = ("faithful", "tf-precision", "stable")
-
 
 class OutputExpectation:
     """One output of an API call: per-element exact values, roundings and budgets."""

@@ -8,12 +8,13 @@ return the same correctly rounded values; this one is built for large batches, l
 and exhaustive sweeps.
 """
 
+from xentconf.vocabulary import API_IDS
+
 from .api import build
 from .engine import evaluate_fast
 
 FAST = build(evaluate_fast, "fast")
 tf = FAST.tf
-API_IDS = FAST.API_IDS
 oracle_call = FAST.oracle_call
 SparseCategoricalCrossentropy = FAST.SparseCategoricalCrossentropy
 CategoricalCrossentropy = FAST.CategoricalCrossentropy

@@ -28,6 +28,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from xentconf.vocabulary import DTYPES, KERAS_VARIANTS, PROFILES
+
 from .exact import frac as _frac
 from .formats import FORMATS, Format, round_fraction, round_to_format
 from .plan import Plan, Precision, Raises, Reduction, Rows
@@ -48,7 +50,6 @@ __all__ = [
     "plan_keras_dense",
 ]
 
-PROFILES = ("cpu", "gpu", "xla")
 COMPAT_V1_REDUCTIONS = (
     "none",
     "weighted_sum",
@@ -61,8 +62,8 @@ KERAS3_REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean",
                      "mean_with_sample_weight")
 KERAS_EPSILON = 1e-7
 
-F16, BF16, F32, F64 = (FORMATS[k] for k in ("float16", "bfloat16", "float32", "float64"))
-FLOAT_DTYPES = {"float16", "bfloat16", "float32", "float64"}
+F16, BF16, F32, F64 = (FORMATS[k] for k in DTYPES)
+FLOAT_DTYPES = set(DTYPES)
 INT_LABEL_DTYPES = {"int32", "int64"}
 IAE = "InvalidArgumentError"
 
@@ -742,7 +743,7 @@ def _keras_reduction_error(reduction, variant: str) -> Raises | None:
 
 
 def _keras_validate(reduction, variant):
-    if variant not in ("keras2", "keras3"):
+    if variant not in KERAS_VARIANTS:
         raise OracleInputError(f"keras: {variant!r} is not one of keras2, keras3")
     if reduction is not None and not isinstance(reduction, str):
         raise OracleInputError(f"reduction: must be a string or None, got {reduction!r}")

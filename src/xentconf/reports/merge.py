@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xentconf.results import GRADES, VERDICTS
+from xentconf.vocabulary import API_SHORT, DTYPES
 
 __all__ = [
     "API_SHORT",
@@ -38,18 +39,7 @@ class ReportError(Exception):
     """The inputs cannot make a report; the one-line message says what is wrong."""
 
 
-#: The APIs of SPEC §1 in their order, with the short names the outcome ids use.
-API_SHORT: dict[str, str] = {
-    "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits": "raw_sparse",
-    "tf.raw_ops.SoftmaxCrossEntropyWithLogits": "raw_dense",
-    "tf.nn.sparse_softmax_cross_entropy_with_logits": "nn_sparse",
-    "tf.nn.softmax_cross_entropy_with_logits": "nn_dense",
-    "tf.compat.v1.losses.sparse_softmax_cross_entropy": "v1_sparse",
-    "tf.compat.v1.losses.softmax_cross_entropy": "v1_dense",
-    "tf.keras.losses.SparseCategoricalCrossentropy": "keras_sparse",
-    "tf.keras.losses.CategoricalCrossentropy": "keras_dense",
-}
-_DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
+_DTYPE_ORDER = DTYPES
 
 #: Verdicts meaning "the target got it wrong or did not answer".
 FAILING = frozenset({"fail", "crash", "timeout", "error"})
