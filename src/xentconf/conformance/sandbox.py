@@ -27,7 +27,7 @@ import multiprocessing
 import signal
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,6 @@ class Result:
     raised: Raised | None = None
     text: str = ""
     seconds: float = 0.0
-    notes: list = field(default_factory=list)
 
 
 def load_target(spec: TargetSpec):
@@ -172,7 +171,6 @@ class Sandbox:
         self._local = _Local(spec) if not isolate else None
         self._proc = None
         self._conn = None
-        self.restarts = 0
 
     # -------------------------------------------------------------- child management
 
@@ -228,7 +226,6 @@ class Sandbox:
         if self._proc is None or not self._proc.is_alive():
             if self._proc is not None:
                 self._kill()
-                self.restarts += 1
             problem = self._start()
             if problem is not None:
                 return "error", problem

@@ -14,7 +14,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from . import vexp
-from .accel import LANES, SEG
+from .vexp import LANES, SEG
 
 clamp, sh, inv_ln2 = vexp.CLAMP, vexp.SH, vexp.INV_LN2
 ln2_hi, ln2_lo = vexp.LN2_HI, vexp.LN2_LO

@@ -4,9 +4,9 @@ numba is a dependency wherever it publishes a wheel; without it (or with the env
 variable ``XENTCONF_ACCEL=0``) the engine uses its numpy path, which computes the very same float64
 values: both evaluate :func:`xentconf.oracle.vexp.exp_nonpos`'s operation sequence (plain
 ``+ − ×``, no fastmath, no contraction into fused multiply-adds) and both sum in the
-engine's fixed order (:data:`LANES`-wide chunks, a complete binary tree over the chunks
-with zero padding, then the lanes pairwise; see ``engine.lane_sum``). numba is imported
-only when the kernel is first asked for.
+engine's fixed order (:data:`~xentconf.oracle.vexp.LANES`-wide chunks, a complete binary
+tree over the chunks with zero padding, then the lanes pairwise; see ``engine.lane_sum``).
+numba is imported only when the kernel is first asked for.
 
 The kernel computes, per row of a float32 or float64 ``[N, C]`` array (and its labels): the
 labelled logit ``x_y``, TF's bad-row rule
@@ -20,9 +20,6 @@ all exact, which is the rule for float32 logits). It reads each row from memory 
 from __future__ import annotations
 
 import os
-
-LANES = 8  # width of the chunks the engine sums as vectors (its summation order)
-SEG = 1024  # elements per segment: a power of two times LANES; scratch = a few SEG arrays
 
 _STATE: dict = {}
 

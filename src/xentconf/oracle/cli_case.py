@@ -74,7 +74,7 @@ from xentconf.vocabulary import API_IDS, KERAS_APIS, KERAS_VARIANTS, PROFILES
 
 from .api import oracle_call
 from .exact import OracleUncertain
-from .formats import FORMATS, round_fraction
+from .formats import FORMATS, float_text, round_fraction
 from .semantics import OracleInputError
 
 __all__ = ["CaseError", "EXACT_DIGITS", "parse_case", "run_case"]
@@ -461,23 +461,13 @@ def _json_kind(v) -> str:
 # --------------------------------------------------------------------------- the answer
 
 
-def _fstr(x: float) -> str:
-    """A float as a bit-exact string: ``float.hex``, or ``nan`` / ``inf`` / ``-inf``."""
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x.hex()
-
-
 def _output(out) -> dict:
     return {
         "dtype": out.dtype.name,
         "shape": list(out.shape),
         "exact": out.exact_strings(EXACT_DIGITS),
-        "rounded": [_fstr(v) for v in out.rounded64.ravel().tolist()],
-        "budgets": {k: [_fstr(v) for v in np.asarray(b, dtype=np.float64).ravel().tolist()]
+        "rounded": [float_text(v) for v in out.rounded64.ravel().tolist()],
+        "budgets": {k: [float_text(v) for v in np.asarray(b, dtype=np.float64).ravel().tolist()]
                     for k, b in out.budgets.items()},
     }
 

@@ -45,18 +45,24 @@ import numpy as np
 
 from . import accel as _accel
 from . import budgets as _budgets
-from .accel import LANES
 from .evaluate import evaluate as _exact_evaluate
 from .evaluate import row_exact
 from .exact import certify as _certify_exact
 from .expectation import Expectation, OutputExpectation
 from .formats import FORMATS, Format, round_to_format
 from .plan import Plan
-from .vexp import exp_nonpos
+from .vexp import LANES, exp_nonpos
 
 U = 2.0 ** -53
 C_FN = 4 * U  # np.exp / np.log1p relative error bound
 ETA = 2.0 ** -1060  # absolute slack for exponentials that underflow
+# Every radius is itself computed in float64: a sum or product of n non-negative rounded
+# terms comes out at least (1 − u)^n times its exact value, so a radius multiplied by SLACK
+# bounds the exact radius again for any n ≤ MAX_OPS, more operations than any radius here
+# is built from ((1 − u)^-n ≤ e^{1.01·n·u} = 1.00006 for n = 2^39).
+MAX_OPS = 2**39
+SLACK = 1.0001
+assert (1 - U) ** -MAX_OPS <= SLACK
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
 KERNEL_BLOCK_ROWS = 1 << 16  # and at most this many (bounds the row-level temporaries)
@@ -309,10 +315,10 @@ class _RowSums:
             # Σ_{j≠k} e_j·rel(e_j) with rel(e_j) = C_FN + |dlo_j| (exp(d + dlo) =
             # exp(d)(1 + dlo + …)), plus one rounding per summation level and the
             # absolute slack of underflowed terms
-            self.t_rad = (C_FN * t + terr * 1.0001) * 1.0001 + t * lev * U * 1.0001 + c * ETA
+            self.t_rad = (C_FN * t + terr * SLACK) * SLACK + t * lev * U * SLACK + c * ETA
             logs = np.log1p(t)
             self.logs = logs
-            self.logs_rad = self.t_rad / np.maximum(1 + t - self.t_rad, 1.0) * 1.0001 + \
+            self.logs_rad = self.t_rad / np.maximum(1 + t - self.t_rad, 1.0) * SLACK + \
                 C_FN * logs
             self.s = 1 + t
             self.s_rad = self.t_rad + U * self.s
@@ -327,7 +333,7 @@ def sparse_loss_rows(c: int, stats) -> tuple:
         a = -dy
         alo = np.where(np.isfinite(xy), -dylo, 0.0)
         L = sums.logs + a
-        rad = sums.logs_rad + U * np.abs(L) + np.abs(alo) * 1.0001
+        rad = sums.logs_rad + U * np.abs(L) + np.abs(alo) * SLACK
         rad = np.where(np.isinf(a), 0.0, rad)
     return L, rad
 
@@ -343,7 +349,7 @@ class _Rows:
         self.bad, self.m, self.k, self.terr = bad, m, k, terr
         self.d, self.dlo, self.e = d, dlo, e
         with np.errstate(all="ignore"):
-            rel_e = C_FN + np.abs(dlo) * 1.0001
+            rel_e = C_FN + np.abs(dlo) * SLACK
             self.rel_e = np.where((d == -np.inf) | (d == 0), 0.0, rel_e)
         sums = _RowSums(c, t, terr)
         self.levels = sums.levels
@@ -356,7 +362,7 @@ class _Rows:
         with np.errstate(all="ignore"):
             p = self.e / self.s[:, None]
             rel = self.rel_e + (self.s_rad / self.s)[:, None] + U
-            return p, p * rel * 1.0001 + ETA
+            return p, p * rel * SLACK + ETA
 
     def sparse_loss(self, labels: np.ndarray):
         lab = np.clip(labels, 0, max(self.c - 1, 0))
@@ -375,7 +381,7 @@ class _Rows:
                                ey * self.rel_e[idx, lab] + U * (1 - ey) + self.t_rad + U * num)
             bpy = -num / self.s
             bpy_rad = np.abs(bpy) * (num_rad / np.where(num > 0, num, 1.0) + self.s_rad / self.s
-                                     + U) * 1.0001
+                                     + U) * SLACK
             bpy_rad = np.where(num > 0, bpy_rad, num_rad / self.s)
             bp, rad = p.copy(), prad.copy()
             bp[idx, lab] = bpy
@@ -385,7 +391,7 @@ class _Rows:
     def dense_loss(self, y: np.ndarray, y_rad: np.ndarray, xla: bool):
         with np.errstate(all="ignore"):
             a = self.logs[:, None] - self.d  # +inf where d = -inf
-            a_rad = self.logs_rad[:, None] + U * a + np.abs(self.dlo) * 1.0001
+            a_rad = self.logs_rad[:, None] + U * a + np.abs(self.dlo) * SLACK
             term = y * a
             if xla:
                 term = np.where(y == 0, 0.0, term)
@@ -393,7 +399,7 @@ class _Rows:
             tr = np.where(fin, np.abs(y) * a_rad + U * np.abs(term) + y_rad * a, 0.0)
             L, lev = pairwise_sum(term)
             mag, _ = pairwise_sum(np.where(fin, np.abs(term), 0.0))
-            rad = tr.sum(axis=1) * 1.0001 + lev * U * mag * 1.0001
+            rad = tr.sum(axis=1) * SLACK + lev * U * mag * SLACK
             big = (np.abs(np.where(fin, term, 0.0)) > 1e300).any(axis=1)
             rad = np.where(np.isfinite(L), rad, 0.0)
             rad = np.where(big, np.inf, rad)
@@ -454,13 +460,13 @@ class _RowsDD:
             ke[idx, self.k] = 0.0
             th, tl, terr = dd.dd_sum(kh, kl)
             self.th, self.tl = th, tl
-            self.t_rad = (terr + ke.sum(axis=1)) * 1.0001
+            self.t_rad = (terr + ke.sum(axis=1)) * SLACK
             lh, ll, lerr = dd.dd_log1p(th, tl)
             self.lh, self.ll = lh, ll
-            self.log_rad = (lerr + self.t_rad / np.maximum(1 + th - self.t_rad, 1.0)) * 1.0001
+            self.log_rad = (lerr + self.t_rad / np.maximum(1 + th - self.t_rad, 1.0)) * SLACK
             sh, sl = dd.dd_add_d(th, tl, 1.0)
             self.sh, self.sl = sh, sl
-            self.s_rad = (self.t_rad + dd.ADD_D_REL * sh) * 1.0001
+            self.s_rad = (self.t_rad + dd.ADD_D_REL * sh) * SLACK
 
     def p(self):
         dd = self.dd
@@ -468,7 +474,7 @@ class _RowsDD:
             sh, sl = self.sh[:, None], self.sl[:, None]
             ph, pl = dd.dd_div(self.eh, self.el, sh, sl)
             rel_s = (self.s_rad / self.sh)[:, None]
-            rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + self.eerr / sh) * 1.0001
+            rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + self.eerr / sh) * SLACK
         return ph, pl, rad
 
     def sparse_loss(self, labels):
@@ -479,7 +485,7 @@ class _RowsDD:
         with np.errstate(all="ignore"):
             fin = np.isfinite(ah)
             Lh, Ll = dd.dd_add(self.lh, self.ll, np.where(fin, ah, 0.0), np.where(fin, al, 0.0))
-            rad = (self.log_rad + dd.ADD_REL * np.abs(Lh)) * 1.0001
+            rad = (self.log_rad + dd.ADD_REL * np.abs(Lh)) * SLACK
             Lh = np.where(fin, Lh, np.inf)
             Ll = np.where(fin, Ll, 0.0)
             rad = np.where(fin, rad, 0.0)
@@ -498,9 +504,9 @@ class _RowsDD:
             n_rad = eye + self.t_rad + dd.ADD_REL * (np.abs(oh) + np.abs(nh))
             nh = np.where(is_k, self.th, nh)
             nl = np.where(is_k, self.tl, nl)
-            n_rad = np.where(is_k, self.t_rad, n_rad) * 1.0001
+            n_rad = np.where(is_k, self.t_rad, n_rad) * SLACK
             bh, bl = dd.dd_div(-nh, -nl, self.sh, self.sl)
-            b_rad = (np.abs(bh) * (dd.DIV_REL + self.s_rad / self.sh) + n_rad / self.sh) * 1.0001
+            b_rad = (np.abs(bh) * (dd.DIV_REL + self.s_rad / self.sh) + n_rad / self.sh) * SLACK
             ph[idx, lab], pl[idx, lab], prad[idx, lab] = bh, bl, b_rad
         return ph, pl, prad
 
@@ -528,7 +534,7 @@ class _RowsDD:
             tl = np.where(fin_d, tl, 0.0)
             t_rad = np.where(fin_d, t_rad, 0.0)
             Lh, Ll, serr = dd.dd_sum(th, tl)
-            rad = (t_rad.sum(axis=1) + serr) * 1.0001
+            rad = (t_rad.sum(axis=1) + serr) * SLACK
             sp = special.sum(axis=1)  # NaN, ±inf or 0 by IEEE rules
             Lh = np.where(sp != 0, sp, np.where(np.isnan(sp), np.nan, Lh))
             Ll = np.where(np.isfinite(Lh), Ll, 0.0)
@@ -543,7 +549,7 @@ class _RowsDD:
         ph, pl, prad = self.p()
         with np.errstate(all="ignore"):
             bh, bl = dd.dd_sub(ph, pl, y, np.zeros_like(y))
-            rad = (prad + dd.ADD_REL * np.abs(bh)) * 1.0001
+            rad = (prad + dd.ADD_REL * np.abs(bh)) * SLACK
             fin = np.isfinite(y)
             bh = np.where(fin, bh, -y)
             bl = np.where(fin, bl, 0.0)
@@ -573,18 +579,18 @@ class _ProbRows:
         others[idx, lab] = 0.0
         with np.errstate(all="ignore"):
             so, lev = pairwise_sum(others)  # Σ_{j≠y} c_j, positive terms
-            so_rad = so * lev * U * 1.0001
+            so_rad = so * lev * U * SLACK
             q = so / cy
-            q_rad = (so_rad / cy + U * q) * 1.0001
+            q_rad = (so_rad / cy + U * q) * SLACK
             L = np.log1p(q)
-            L_rad = q_rad / np.maximum(1 + q - q_rad, 1.0) * 1.0001 + C_FN * L
+            L_rad = q_rad / np.maximum(1 + q - q_rad, 1.0) * SLACK + C_FN * L
             s = cy + so
             s_rad = so_rad + U * s
             inv_s = 1 / s
-            inv_s_rad = inv_s * (s_rad / s + U) * 1.0001
+            inv_s_rad = inv_s * (s_rad / s + U) * SLACK
             # j = y: 1/S − 1/c_y = −(Σ_{j≠y} c_j) / (S c_y), no cancellation
             gy = -so / (s * cy)
-            gy_rad = np.abs(gy) * (lev * U + s_rad / s + 3 * U) * 1.0001
+            gy_rad = np.abs(gy) * (lev * U + s_rad / s + 3 * U) * SLACK
             g = np.broadcast_to(inv_s[:, None], self.cl.shape).copy()
             grad_rad = np.broadcast_to(inv_s_rad[:, None], self.cl.shape).copy()
             g[idx, lab] = gy
@@ -600,9 +606,9 @@ class _ProbRows:
         with np.errstate(all="ignore"):
             s, lev = pairwise_sum(x)
             mag, _ = pairwise_sum(np.abs(x))
-            s_rad = lev * U * mag * 1.0001
+            s_rad = lev * U * mag * SLACK
             q = x / s[:, None]
-            q_rad = np.abs(q) * ((s_rad / np.abs(s))[:, None] + U) * 1.0001
+            q_rad = np.abs(q) * ((s_rad / np.abs(s))[:, None] + U) * SLACK
             unsure = (np.abs(q - self.lo) <= q_rad) | (np.abs(q - self.hi) <= q_rad)
             row_unsure = unsure.any(axis=1) | (s_rad >= np.abs(s)) | ~np.isfinite(s) | \
                 ~np.isfinite(x).all(axis=1)
@@ -610,12 +616,12 @@ class _ProbRows:
             passes = (q >= self.lo) & (q <= self.hi)
             c_rad = np.where(passes, q_rad, 0.0)
             lc = np.log(c)
-            lc_rad = c_rad / np.maximum(c - c_rad, self.lo / 2) * 1.0001 + C_FN * np.abs(lc)
+            lc_rad = c_rad / np.maximum(c - c_rad, self.lo / 2) * SLACK + C_FN * np.abs(lc)
             term = -y * lc
             tr = np.abs(y) * lc_rad + y_rad * np.abs(lc) + U * np.abs(term)
             L, lev2 = pairwise_sum(term)
             tmag, _ = pairwise_sum(np.abs(term))
-            L_rad = tr.sum(axis=1) * 1.0001 + lev2 * U * tmag * 1.0001
+            L_rad = tr.sum(axis=1) * SLACK + lev2 * U * tmag * SLACK
             # gradient: G_k = (H_k − Σ_j H_j q_j) / S with H_j = −Y_j [pass_j] / c_j
             h = np.where(passes, -y / c, 0.0)
             h_rad = np.where(passes, np.abs(h) * (c_rad / c + U) + y_rad / c, 0.0)
@@ -627,7 +633,7 @@ class _ProbRows:
             num_rad = h_rad + hq_rad[:, None] + U * np.abs(num)
             g = num / s[:, None]
             g_rad = (num_rad / np.abs(s)[:, None] + np.abs(g) * ((s_rad / np.abs(s))[:, None]
-                                                                   + U)) * 1.0001
+                                                                   + U)) * SLACK
             L_rad = np.where(row_unsure, np.inf, L_rad)
             g_rad = np.where(row_unsure[:, None], np.inf, g_rad)
             # y may be non-finite (then the exact tier decides the row)
@@ -653,7 +659,7 @@ def _smoothed(rows, lo: int, hi: int):
     exact_eps = Fraction(eps) == rows.smoothing
     with np.errstate(all="ignore"):
         ys = y * (1 - eps) + eps / cs
-        rad = (np.abs(y * (1 - eps)) * 2 * U + abs(eps / cs) * U + U * np.abs(ys)) * 1.0001
+        rad = (np.abs(y * (1 - eps)) * 2 * U + abs(eps / cs) * U + U * np.abs(ys)) * SLACK
         if not exact_eps:
             rad = np.full_like(ys, np.inf)
         rad = np.where(np.isfinite(ys), rad, 0.0)
@@ -805,7 +811,7 @@ class Engine:
             cl = np.array([b for _, b in cs], dtype=np.float64)
         with np.errstate(all="ignore"):
             vh, vl = dd.dd_mul(ch, cl, Lh[idx], Ll[idx]) if idx.size else (np.zeros(0),) * 2
-            vr = (np.abs(ch) * R[idx] + dd.MUL_REL * np.abs(vh)) * 1.0001 if idx.size \
+            vr = (np.abs(ch) * R[idx] + dd.MUL_REL * np.abs(vh)) * SLACK if idx.size \
                 else np.zeros(0)
             spec = ch * Lh[idx] if idx.size else np.zeros(0)  # IEEE specials (0·inf, NaN)
             nonfin = ~np.isfinite(spec)
@@ -825,11 +831,11 @@ class Engine:
             return self._exact_loss_scalar()
         with np.errstate(all="ignore"):
             sh, sl, serr = dd.dd_sum(vh, vl)
-            srad = (vr.sum() + serr) * 1.0001
+            srad = (vr.sum() + serr) * SLACK
             if denom is not None:
                 dh, dl = _frac_to_dd(denom)
                 rh, rl = dd.dd_div(sh, sl, dh, dl)
-                rrad = (srad / abs(dh) + abs(rh) * (dd.DIV_REL + 2.0 ** -104)) * 1.0001
+                rrad = (srad / abs(dh) + abs(rh) * (dd.DIV_REL + 2.0 ** -104)) * SLACK
             else:
                 rh, rl, rrad = sh, sl, srad
         rounded, ok = certify_dd_f64(np.array([rh]), np.array([rl]), np.array([rrad]))
@@ -873,7 +879,7 @@ class Engine:
             with np.errstate(all="ignore"):
                 vh, vl = dd.dd_mul(np.broadcast_to(g_h, bh.shape), np.broadcast_to(g_l, bh.shape),
                                    bh, bl)
-                vr = (np.abs(g_h) * br + dd.MUL_REL * np.abs(vh)) * 1.0001
+                vr = (np.abs(g_h) * br + dd.MUL_REL * np.abs(vh)) * SLACK
                 spec = g_h * bh
                 nonfin = ~np.isfinite(spec)
                 vh = np.where(nonfin, spec, vh)
@@ -940,7 +946,7 @@ class Engine:
         with np.errstate(all="ignore"):
             s, lev = pairwise_sum(vals[None, :]) if vals.size else (np.zeros(1), 0)
             s = s[0]
-            srad = vr.sum() * 1.0001 + lev * U * np.nansum(np.abs(vals)) * 1.0001
+            srad = vr.sum() * SLACK + lev * U * np.nansum(np.abs(vals)) * SLACK
         denom = red.denom if red.kind == "div" else None
         if denom is not None and not isinstance(denom, float) and denom == 0:
             v = np.nan if red.zero_denominator == "nan" else 0.0
@@ -951,7 +957,7 @@ class Engine:
                 return self._exact_loss_scalar()
             with np.errstate(all="ignore"):
                 res = s / dv
-                rrad = srad / abs(dv) + abs(res) * (dr / abs(dv) + U) * 1.0001
+                rrad = srad / abs(dv) + abs(res) * (dr / abs(dv) + U) * SLACK
         else:
             res, rrad = s, srad
         if not math.isfinite(res):
@@ -1022,7 +1028,7 @@ class Engine:
             np.add.at(grad, red.index, rad + np.abs(t) * U * 2)
             counts = np.bincount(red.index, minlength=n)
             grad += np.abs(gam) * U * np.maximum(counts - 1, 0)
-        return gam, grad * 1.0001
+        return gam, grad * SLACK
 
     def _gamma_exact(self, rows_needed) -> dict:
         """Exact γ_r for the given rows (special values by IEEE rules)."""

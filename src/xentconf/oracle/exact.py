@@ -57,7 +57,7 @@ from mpmath.libmp import (
     to_str,
 )
 
-from .formats import Format, round_fraction, round_mpf
+from .formats import Format, float_text, round_fraction, round_mpf
 
 __all__ = [
     "Const",
@@ -486,8 +486,8 @@ def decimal_string(value, digits: int = 30) -> str:
     """The exact value as a decimal string with ``digits`` significant digits."""
     if isinstance(value, Const):
         v = value.v
-        if isinstance(v, float):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        if isinstance(v, float):  # non-finite
+            return float_text(v)
         if v == 0:
             return "0"
         m = _mpf_of_fraction(v, int(digits * 3.33) + 30)

@@ -99,10 +99,6 @@ class Expectation:
     outputs: dict[str, OutputExpectation] = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
-    @property
-    def must_raise(self) -> bool:
-        return self.raises is not None
-
     def __getitem__(self, name: str) -> OutputExpectation:
         return self.outputs[name]
 

@@ -188,9 +188,15 @@ def ulp_array(x: np.ndarray, fmt: Format) -> np.ndarray:
     return np.where(np.isfinite(x), out, np.nan)
 
 
-def to_dtype(values, fmt: Format) -> np.ndarray:
-    """Array of exactly representable float64 values converted (exactly) to ``fmt``'s dtype."""
-    return np.asarray(values, dtype=np.float64).astype(fmt.dtype)
+def float_text(x: float) -> str:
+    """A float as bit-exact text: ``float.hex`` (``-0x0.0p+0`` keeps the sign of zero), or
+    ``nan`` / ``inf`` / ``-inf`` — the spelling of the case and results formats."""
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x.hex()
 
 
 def round_to_format(x: np.ndarray, fmt: Format) -> np.ndarray:

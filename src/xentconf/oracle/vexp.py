@@ -45,6 +45,9 @@ from __future__ import annotations
 import numpy as np
 
 U = 2.0 ** -53
+# The engine's summation order, shared by its numpy path and the compiled kernel:
+LANES = 8  # width of the chunks the engine sums as vectors
+SEG = 1024  # elements per segment of the kernel: a power of two times LANES
 EXP_REL = 3 * U  # relative error bound of exp_nonpos (derived above)
 EXP_ABS = 2.0 ** -1074  # absolute slack (≥ the 2**-1075 derived; that one is not a float64)
 CLAMP = -800.0
