@@ -22,17 +22,12 @@ from hypothesis import strategies as st
 
 from xentconf.oracle import semantics as S
 from xentconf.oracle import tf as exact_tf
-from xentconf.oracle.engine import (
-    Engine,
-    _Rows,
-    certify_ball,
-    evaluate_fast,
-    pairwise_sum,
-    round_to_format,
-)
+from xentconf.oracle.certify import certify_ball, pairwise_sum
+from xentconf.oracle.engine import Engine, evaluate_fast
 from xentconf.oracle.evaluate import evaluate
 from xentconf.oracle.fast import tf as fast_tf
-from xentconf.oracle.formats import FORMATS, round_fraction
+from xentconf.oracle.formats import FORMATS, round_fraction, round_to_format
+from xentconf.oracle.rows import _Rows
 
 DT = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32,
       "float64": np.float64}

@@ -13,9 +13,11 @@ import mpmath
 import numpy as np
 import pytest
 
+from xentconf.oracle import certify as C
 from xentconf.oracle import engine as E
+from xentconf.oracle import rows as R
 from xentconf.oracle.fast import tf as fast_tf
-from xentconf.oracle.vexp import EXP_ABS, EXP_REL, U, exp_nonpos
+from xentconf.oracle.vexp import EXP_ABS, EXP_REL, LANES, U, exp_nonpos
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (a dependency "
@@ -66,9 +68,9 @@ def _tree(v: list) -> float:
 def test_lane_sum_is_the_documented_tree(c):
     rng = np.random.default_rng(c)
     a = np.exp(rng.standard_normal((3, c)) * 20)
-    s, lev = E.lane_sum(a)
-    assert lev == E.lane_levels(c)
-    lanes = E.LANES
+    s, lev = R.lane_sum(a)
+    assert lev == R.lane_levels(c)
+    lanes = LANES
     nch = -(-c // lanes)
     npow = 1 << (nch - 1).bit_length()
     for i in range(3):
@@ -92,9 +94,9 @@ def test_float32_shift_rule_is_sound():
     with np.errstate(over="ignore"):
         x = np.array(rows).astype(np.float32)
     x[~np.isfinite(x)] = 0
-    bad, m, _k = E._row_max(x)
-    maybe = E._inexact_shift_rows(x, bad)
-    _s, err = E.two_sum(x.astype(np.float64), -m[:, None])
+    bad, m, _k = R._row_max(x)
+    maybe = R._inexact_shift_rows(x, bad)
+    _s, err = C.two_sum(x.astype(np.float64), -m[:, None])
     exact_rows = ~maybe & ~bad
     assert exact_rows.sum() > 100 and maybe.sum() > 10
     assert not err[exact_rows].any()
@@ -142,7 +144,7 @@ def test_kernel_matches_the_numpy_path_bit_for_bit():
     for x in _adversarial_blocks():
         lab = rng.integers(0, x.shape[1], x.shape[0])
         a = kern(np.ascontiguousarray(x), lab)
-        b = E.sparse_row_stats(x, lab, accel=False)
+        b = R.sparse_row_stats(x, lab, accel=False)
         assert np.array_equal(a[0], b[0])
         good = ~a[0]
         assert np.array_equal(a[5], b[5], equal_nan=True)
@@ -185,7 +187,7 @@ def test_float32_rounding_shortcut_matches_round_to_format():
         [2.0 ** -149 * 0.5, 2.0 ** -149 * 0.75, 2.0 ** -150, 1 + 2.0 ** -24, 1 + 3 * 2.0 ** -24],
         [0.0, -0.0, np.inf, -np.inf, np.nan],
     ])
-    assert np.array_equal(E._round(x, f32), round_to_format(x, f32), equal_nan=True)
+    assert np.array_equal(C._round(x, f32), round_to_format(x, f32), equal_nan=True)
 
 
 def test_float32_logits_are_not_copied_to_float64():

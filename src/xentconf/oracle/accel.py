@@ -5,7 +5,7 @@ variable ``XENTCONF_ACCEL=0``) the engine uses its numpy path, which computes th
 values: both evaluate :func:`xentconf.oracle.vexp.exp_nonpos`'s operation sequence (plain
 ``+ − ×``, no fastmath, no contraction into fused multiply-adds) and both sum in the
 engine's fixed order (:data:`~xentconf.oracle.vexp.LANES`-wide chunks, a complete binary
-tree over the chunks with zero padding, then the lanes pairwise; see ``engine.lane_sum``).
+tree over the chunks with zero padding, then the lanes pairwise; see ``rows.lane_sum``).
 numba is imported only when the kernel is first asked for.
 
 The kernel computes, per row of a float32 or float64 ``[N, C]`` array (and its labels): the

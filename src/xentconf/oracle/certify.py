@@ -1,0 +1,125 @@
+"""Certification for the vectorized tier: float64 values with a-priori error bounds.
+
+A value computed in float64 with radius ``rad`` is *certified* when both ends of
+``value ± rad`` round to the same value of the output format (:func:`certify_ball`;
+:func:`certify_dd_f64` for double-double values and float64 outputs); error-free sums
+(:func:`two_sum`) and the pairwise sum give the pieces their bounds. The error model and
+the constants below are derived in :mod:`xentconf.oracle.engine`'s docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .formats import FORMATS, Format, round_to_format
+
+U = 2.0 ** -53
+C_FN = 4 * U  # np.exp / np.log1p relative error bound
+ETA = 2.0 ** -1060  # absolute slack for exponentials that underflow
+# Every radius is itself computed in float64: a sum or product of n non-negative rounded
+# terms comes out at least (1 − u)^n times its exact value, so a radius multiplied by SLACK
+# bounds the exact radius again for any n ≤ MAX_OPS, more operations than any radius here
+# is built from ((1 − u)^-n ≤ e^{1.01·n·u} = 1.00006 for n = 2^39).
+MAX_OPS = 2**39
+SLACK = 1.0001
+assert (1 - U) ** -MAX_OPS <= SLACK
+F64 = FORMATS["float64"]
+
+
+# --------------------------------------------------------------------------- rounding
+
+
+F32 = FORMATS["float32"]
+
+
+def _round(x: np.ndarray, fmt: Format) -> np.ndarray:
+    """:func:`round_to_format`, with float32 by the hardware cast (one IEEE rounding, ties
+    to even, overflow to ±inf) where the result is a normal float32, zero or not finite;
+    the float32-subnormal range keeps the scaled rounding (immune to flush-to-zero)."""
+    if fmt is not F32:
+        return round_to_format(x, fmt)
+    with np.errstate(all="ignore"):
+        out = x.astype(np.float32).astype(np.float64)
+        tiny = (np.abs(x) < 2.0 ** -126) & (x != 0)
+        if tiny.any():
+            out[tiny] = round_to_format(x[tiny], fmt)
+    return out
+
+
+def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format):
+    """(rounded, ok): ok where both ends of ``mid ± rad`` round alike in ``fmt``.
+
+    The ends are widened by two float64 roundings so that forming them cannot move them
+    inward. Non-finite ``mid`` with zero radius is taken as exact (NaN, ±inf).
+    """
+    mid = np.asarray(mid, dtype=np.float64)
+    rad = np.asarray(rad, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        # a zero radius means mid is exact: nothing to widen
+        w = np.where(rad == 0, 0.0, rad * (1 + 4 * U) + 4 * U * np.abs(mid) + 2.0 ** -1074)
+        lo = _round(mid - w, fmt)
+        hi = _round(mid + w, fmt)
+        special = ~np.isfinite(mid) & (rad == 0)
+        ok = ((lo == hi) | special) & np.isfinite(rad)
+        if fmt is F64:
+            ok &= rad == 0  # float64 outputs are certified by the double-double path only
+        rounded = np.where(special, mid, _round(mid, fmt))
+    return rounded, ok
+
+
+# --------------------------------------------------------------------------- sums
+
+
+def pairwise_sum(a: np.ndarray):
+    """Sum along the last axis in a fixed pairwise order; returns (sum, levels).
+
+    Each level adds two partial sums with one rounding, so for non-negative terms the
+    relative error is at most ``levels · u``; in general ``levels · u · Σ|a|``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    n = a.shape[-1]
+    if n == 0:
+        return np.zeros(a.shape[:-1]), 0
+    levels = 0
+    while a.shape[-1] > 1:
+        m = a.shape[-1]
+        if m % 2:
+            a = np.concatenate([a, np.zeros(a.shape[:-1] + (1,))], axis=-1)
+        a = a[..., 0::2] + a[..., 1::2]
+        levels += 1
+    return a[..., 0], levels
+
+
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    err = (a - (s - bb)) + (b - bb)
+    return s, err
+
+
+def certify_dd_f64(hi: np.ndarray, lo: np.ndarray, rad: np.ndarray):
+    """(rounded, ok) for float64 outputs of double-double values ``hi + lo ± rad``.
+
+    A normalised dd has ``|lo| ≤ ulp(hi)/2``, so the float64 rounding is ``hi`` exactly
+    when ``lo ± rad`` stays strictly inside the half-ulps around ``hi`` (the one below a
+    power of two is half as wide). Anything else — a tie, a straddle — is not certified.
+    """
+    hi = np.asarray(hi, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        special = ~np.isfinite(hi)
+        ahi = np.abs(hi)
+        up = np.spacing(ahi)
+        pow2 = (np.frexp(ahi)[0] == 0.5) & (ahi >= 2.0 ** -1021)
+        down = np.where(pow2, up / 2, up)
+        sgn = np.where(hi < 0, -1.0, 1.0)
+        w = rad * (1 + 2.0 ** -50) + 2.0 ** -1074 * (rad > 0)
+        dev_hi = sgn * lo + w
+        dev_lo = sgn * lo - w
+        shrink = 1 - 2.0 ** -50
+        ok = (dev_hi < up / 2 * shrink) & (dev_lo > -down / 2 * shrink) & (hi != 0)
+        ok |= (hi == 0) & (lo == 0) & (rad == 0)
+        ok |= special & (rad == 0)
+        ok &= np.isfinite(rad)
+    return np.where(ok, hi, np.nan), ok
+
+

@@ -1,0 +1,493 @@
+"""Row evaluators of the vectorized tier: per-row losses, softmaxes and gradients of a
+plan's rows, each value with its a-priori radius (derived in :mod:`xentconf.oracle.engine`'s
+docstring), in float64 (:class:`_Rows`), double-double for float64 outputs
+(:class:`_RowsDD`), and Keras probability rows (:class:`_ProbRows`); the sparse row
+statistics come from the compiled kernel (:mod:`xentconf.oracle.accel`) or the numpy path,
+bit for bit alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import accel as _accel
+from .certify import C_FN, ETA, SLACK, U, pairwise_sum, two_sum
+from .vexp import LANES, exp_nonpos
+
+# --------------------------------------------------------------------------- rows
+
+
+class _Workspace:
+    """Scratch arrays reused across the row blocks of one engine call. Fresh temporaries
+    for every block cost page faults: glibc's malloc gives a freed heap top back to the
+    system, and the next block's arrays fault it in again."""
+
+    def __init__(self):
+        self._bufs: dict = {}
+
+    def get(self, name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self._bufs.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(max(size, 1), dtype=dtype)
+            self._bufs[name] = buf
+        return buf[:size].reshape(shape)
+
+
+def lane_sum(a: np.ndarray, ws: _Workspace | None = None):
+    """Sum along the last axis in the engine's fixed order; returns (sum, levels).
+
+    The row is cut into chunks of ``LANES`` (the last one zero padded); the chunks are
+    added as vectors in a complete binary tree (zero padded to a power of two), then the
+    lanes pairwise. Adding a zero is exact, so the compiled kernel's segment-by-segment
+    evaluation of the same tree gives the same bits. Each level adds one rounding, so for
+    non-negative terms the relative error is at most ``levels · u``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    ws = ws or _Workspace()
+    n, c = a.shape
+    nch = max(1, -(-c // LANES))
+    if nch * LANES != c:
+        pad = ws.get("pad", (n, nch * LANES))
+        pad[:, :c] = a
+        pad[:, c:] = 0.0
+        a = pad
+    v = a.reshape(n, nch, LANES)
+    levels = 0
+    while v.shape[1] > 1:
+        m = v.shape[1]
+        h = m // 2
+        nxt = ws.get(f"h{levels % 2}", (n, h + m % 2, LANES))
+        np.add(v[:, 0:2 * h:2], v[:, 1:2 * h:2], out=nxt[:, :h])
+        if m % 2:  # the last chunk plus a zero chunk
+            np.add(v[:, m - 1], 0.0, out=nxt[:, h])
+        v = nxt
+        levels += 1
+    v = v[:, 0, :]
+    while v.shape[1] > 1:
+        v = v[:, 0::2] + v[:, 1::2]
+        levels += 1
+    return v[:, 0], levels
+
+
+def lane_levels(c: int) -> int:
+    """The ``levels`` of :func:`lane_sum` for rows of ``c`` elements."""
+    nch = max(1, -(-c // LANES))
+    return (nch - 1).bit_length() + (LANES - 1).bit_length()
+
+
+def _shift_rows(x: np.ndarray):
+    """TF's per-row rules and the exact shift: (bad, k, d, d_lo, finite, neg).
+
+    ``bad`` rows (a NaN, a +inf, or no finite logit) are NaN by TF's rules; ``k`` is a
+    maximum; ``d + d_lo = x − max x`` exactly (``two_sum``), ``d = −inf`` for −inf logits.
+    """
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(x)
+        bad = np.isnan(x).any(axis=1) | (x == np.inf).any(axis=1) | ~finite.any(axis=1)
+        xm = np.where(finite, x, -np.inf)
+        k = np.argmax(xm, axis=1)
+        m = np.where(bad, 0.0, xm.max(axis=1))
+        d, dlo = two_sum(x, -m[:, None])
+        neg = x == -np.inf
+        d = np.where(neg, -np.inf, np.where(bad[:, None], 0.0, d))
+        dlo = np.where(finite & ~bad[:, None] & np.isfinite(d), dlo, 0.0)  # overflow: −inf
+    return bad, k, d, dlo, finite, neg
+
+
+def _row_max(xs: np.ndarray):
+    """TF's per-row rules: (bad, m, k). ``bad`` rows (a NaN, a +inf, or no finite logit)
+    are NaN by TF's rules; ``m`` is the maximum (0 in bad rows), ``k`` its first index."""
+    with np.errstate(all="ignore"):
+        m = xs.max(axis=1).astype(np.float64)  # NaN and +inf win; all −inf stays −inf
+        bad = ~np.isfinite(m)
+        k = np.argmax(xs, axis=1)
+    return bad, np.where(bad, 0.0, m), k
+
+
+def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray, ws: _Workspace | None = None):
+    """Rows where ``x − m`` might not be exact in float64 (the rest need no two_sum).
+
+    float16 values always subtract exactly (spans ≤ 40 bits). For float32, ``x − m`` is a
+    multiple of ``g = min(ulp(x), ulp(m)) ≥ min(|x|, |m|)·2**-24`` of magnitude ≤ 2·max|x|,
+    so it has fewer than 53 bits when max|x| < 2**28·min|x| (over the nonzero entries; a
+    zero on either side subtracts exactly).
+    """
+    if xs.dtype == np.float16:
+        return np.zeros(xs.shape[0], dtype=bool)
+    if xs.dtype != np.float32:
+        return ~bad
+    with np.errstate(all="ignore"):
+        ax = np.abs(xs, out=None if ws is None else ws.get("abs", xs.shape, np.float32))
+        big = ax.max(axis=1)
+        small = np.min(ax, axis=1, where=ax > 0, initial=np.inf)
+        exact = big < small * np.float32(2.0 ** 28)
+        exact |= big == 0
+    return ~exact & ~bad
+
+
+def _numpy_rows(xs: np.ndarray, keep: bool, ws: _Workspace | None = None):
+    """The numpy path: (bad, m, k, t, terr) and, with ``keep``, (d, dlo, e) per element.
+
+    ``d + dlo = x − m`` exactly (``two_sum`` where needed, ``d = −inf`` for −inf logits,
+    0 in bad rows), ``e = exp_nonpos(d)``, ``t = Σ_{j≠k} e_j`` and ``terr = Σ_{j≠k}
+    e_j·|dlo_j|`` by :func:`lane_sum` (``terr = 0`` in rows without a rounding error).
+    """
+    n, c = xs.shape
+    bad, m, k = _row_max(xs)
+    idx = np.arange(n)
+    with np.errstate(all="ignore"):
+        d = np.subtract(xs, m[:, None], dtype=np.float64,
+                        out=None if keep or ws is None else ws.get("d", (n, c)))
+        if bad.any():
+            d[bad] = 0.0
+        rows = np.flatnonzero(_inexact_shift_rows(xs, bad, None if keep else ws))
+        dlo_r = np.zeros((0, c))
+        if rows.size:
+            xr = np.asarray(xs[rows], dtype=np.float64)
+            _s, err = two_sum(xr, -m[rows, None])
+            # x − m overflowing to −inf (float64 rows spanning more than the float64
+            # maximum): exp is exactly 0 there and the low part is meaningless (NaN)
+            dlo_r = np.where(np.isfinite(xr) & np.isfinite(_s), err, 0.0)
+        e = exp_nonpos(d, out=None if keep else d)
+        e[idx, k] = 0.0  # exp(0) = 1 is left out of the sum (log1p keeps its precision)
+        t, _lev = lane_sum(e, None if keep else ws)
+        terr = np.zeros(n)
+        nz = (dlo_r != 0).any(axis=1)
+        if nz.any():
+            terr[rows[nz]] = lane_sum(e[rows[nz]] * np.abs(dlo_r[nz]))[0]
+        e[idx, k] = 1.0
+        t[bad] = 0.0
+        terr[bad] = 0.0
+    if not keep:
+        return (bad, m, k, t, terr), None
+    dlo = np.zeros((n, c))
+    dlo[rows] = dlo_r
+    return (bad, m, k, t, terr), (d, dlo, e)
+
+
+def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool,
+                     ws: _Workspace | None = None):
+    """(bad, m, k, t, terr, x_y) of a block of rows: compiled kernel or numpy, the same
+    bits (``labels`` already clipped to [0, C))."""
+    if accel and xs.dtype in (np.float32, np.float64):
+        return _accel.kernel()(np.ascontiguousarray(xs), labels)
+    xy = np.asarray(xs[np.arange(xs.shape[0]), labels], dtype=np.float64)
+    return _numpy_rows(xs, keep=False, ws=ws)[0] + (xy,)
+
+
+class _RowSums:
+    """Row-level values and bounds from ``t`` and ``terr`` (shared by both paths)."""
+
+    def __init__(self, c: int, t: np.ndarray, terr: np.ndarray):
+        lev = lane_levels(c)
+        self.levels = lev
+        self.t = t
+        with np.errstate(all="ignore"):
+            # Σ_{j≠k} e_j·rel(e_j) with rel(e_j) = C_FN + |dlo_j| (exp(d + dlo) =
+            # exp(d)(1 + dlo + …)), plus one rounding per summation level and the
+            # absolute slack of underflowed terms
+            self.t_rad = (C_FN * t + terr * SLACK) * SLACK + t * lev * U * SLACK + c * ETA
+            logs = np.log1p(t)
+            self.logs = logs
+            self.logs_rad = self.t_rad / np.maximum(1 + t - self.t_rad, 1.0) * SLACK + \
+                C_FN * logs
+            self.s = 1 + t
+            self.s_rad = self.t_rad + U * self.s
+
+
+def sparse_loss_rows(c: int, stats) -> tuple:
+    """(L, rad) per row of the sparse loss ``log1p(t) + (m − x_y)`` (both non-negative)."""
+    _bad, m, _k, t, terr, xy = stats
+    sums = _RowSums(c, t, terr)
+    with np.errstate(all="ignore"):
+        dy, dylo = two_sum(xy, -m)
+        a = -dy
+        alo = np.where(np.isfinite(xy), -dylo, 0.0)
+        L = sums.logs + a
+        rad = sums.logs_rad + U * np.abs(L) + np.abs(alo) * SLACK
+        rad = np.where(np.isinf(a), 0.0, rad)
+    return L, rad
+
+
+class _Rows:
+    """Float64 values and bounds of a block of logits rows (sparse or dense)."""
+
+    def __init__(self, x: np.ndarray):
+        n, c = x.shape
+        self.n, self.c = n, c
+        self.x = x
+        (bad, m, k, t, terr), (d, dlo, e) = _numpy_rows(x, keep=True)
+        self.bad, self.m, self.k, self.terr = bad, m, k, terr
+        self.d, self.dlo, self.e = d, dlo, e
+        with np.errstate(all="ignore"):
+            rel_e = C_FN + np.abs(dlo) * SLACK
+            self.rel_e = np.where((d == -np.inf) | (d == 0), 0.0, rel_e)
+        sums = _RowSums(c, t, terr)
+        self.levels = sums.levels
+        self.t, self.t_rad = sums.t, sums.t_rad
+        self.logs, self.logs_rad = sums.logs, sums.logs_rad
+        self.s, self.s_rad = sums.s, sums.s_rad
+
+    def p(self):
+        """(mid, rad) of softmax, [N, C]."""
+        with np.errstate(all="ignore"):
+            p = self.e / self.s[:, None]
+            rel = self.rel_e + (self.s_rad / self.s)[:, None] + U
+            return p, p * rel * SLACK + ETA
+
+    def sparse_loss(self, labels: np.ndarray):
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        xy = np.asarray(self.x[np.arange(self.n), lab], dtype=np.float64)
+        return sparse_loss_rows(self.c, (self.bad, self.m, self.k, self.t, self.terr, xy))
+
+    def sparse_bp(self, labels: np.ndarray):
+        idx = np.arange(self.n)
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        p, prad = self.p()
+        with np.errstate(all="ignore"):
+            ey = self.e[idx, lab]
+            is_k = lab == self.k
+            num = np.where(is_k, self.t, (1 - ey) + self.t)
+            num_rad = np.where(is_k, self.t_rad,
+                               ey * self.rel_e[idx, lab] + U * (1 - ey) + self.t_rad + U * num)
+            bpy = -num / self.s
+            bpy_rad = np.abs(bpy) * (num_rad / np.where(num > 0, num, 1.0) + self.s_rad / self.s
+                                     + U) * SLACK
+            bpy_rad = np.where(num > 0, bpy_rad, num_rad / self.s)
+            bp, rad = p.copy(), prad.copy()
+            bp[idx, lab] = bpy
+            rad[idx, lab] = bpy_rad
+        return bp, rad
+
+    def dense_loss(self, y: np.ndarray, y_rad: np.ndarray, xla: bool):
+        with np.errstate(all="ignore"):
+            a = self.logs[:, None] - self.d  # +inf where d = -inf
+            a_rad = self.logs_rad[:, None] + U * a + np.abs(self.dlo) * SLACK
+            term = y * a
+            if xla:
+                term = np.where(y == 0, 0.0, term)
+            fin = np.isfinite(term)
+            tr = np.where(fin, np.abs(y) * a_rad + U * np.abs(term) + y_rad * a, 0.0)
+            L, lev = pairwise_sum(term)
+            mag, _ = pairwise_sum(np.where(fin, np.abs(term), 0.0))
+            rad = tr.sum(axis=1) * SLACK + lev * U * mag * SLACK
+            big = (np.abs(np.where(fin, term, 0.0)) > 1e300).any(axis=1)
+            rad = np.where(np.isfinite(L), rad, 0.0)
+            rad = np.where(big, np.inf, rad)
+        return L, rad
+
+    def dense_bp(self, y: np.ndarray, y_rad: np.ndarray):
+        p, prad = self.p()
+        with np.errstate(all="ignore"):
+            bp = p - y
+            rad = prad + y_rad + U * np.abs(bp)
+            rad = np.where(np.isfinite(bp), rad, 0.0)
+        return bp, rad
+
+
+class _RowsDD:
+    """Double-double values and bounds of a block of logits rows (float64 outputs)."""
+
+    def __init__(self, x: np.ndarray):
+        from . import dd
+
+        self.dd = dd
+        n, c = x.shape
+        self.n, self.c = n, c
+        self.bad, self.k, self.dh, self.dl, _finite, self.neg = _shift_rows(x)
+        with np.errstate(all="ignore"):
+            eh, el, eerr = dd.dd_exp(self.dh, self.dl)
+            self.eh, self.el, self.eerr = eh, el, eerr
+            idx = np.arange(n)
+            kh, kl, ke = eh.copy(), el.copy(), eerr.copy()
+            kh[idx, self.k] = 0.0
+            kl[idx, self.k] = 0.0
+            ke[idx, self.k] = 0.0
+            th, tl, terr = dd.dd_sum(kh, kl)
+            self.th, self.tl = th, tl
+            self.t_rad = (terr + ke.sum(axis=1)) * SLACK
+            lh, ll, lerr = dd.dd_log1p(th, tl)
+            self.lh, self.ll = lh, ll
+            self.log_rad = (lerr + self.t_rad / np.maximum(1 + th - self.t_rad, 1.0)) * SLACK
+            sh, sl = dd.dd_add_d(th, tl, 1.0)
+            self.sh, self.sl = sh, sl
+            self.s_rad = (self.t_rad + dd.ADD_D_REL * sh) * SLACK
+
+    def p(self):
+        dd = self.dd
+        with np.errstate(all="ignore"):
+            sh, sl = self.sh[:, None], self.sl[:, None]
+            ph, pl = dd.dd_div(self.eh, self.el, sh, sl)
+            rel_s = (self.s_rad / self.sh)[:, None]
+            rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + self.eerr / sh) * SLACK
+        return ph, pl, rad
+
+    def sparse_loss(self, labels):
+        dd = self.dd
+        idx = np.arange(self.n)
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        ah, al = -self.dh[idx, lab], -self.dl[idx, lab]
+        with np.errstate(all="ignore"):
+            fin = np.isfinite(ah)
+            Lh, Ll = dd.dd_add(self.lh, self.ll, np.where(fin, ah, 0.0), np.where(fin, al, 0.0))
+            rad = (self.log_rad + dd.ADD_REL * np.abs(Lh)) * SLACK
+            Lh = np.where(fin, Lh, np.inf)
+            Ll = np.where(fin, Ll, 0.0)
+            rad = np.where(fin, rad, 0.0)
+        return Lh, Ll, rad
+
+    def sparse_bp(self, labels):
+        dd = self.dd
+        idx = np.arange(self.n)
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        ph, pl, prad = self.p()
+        with np.errstate(all="ignore"):
+            eyh, eyl, eye = self.eh[idx, lab], self.el[idx, lab], self.eerr[idx, lab]
+            is_k = lab == self.k
+            oh, ol = dd.dd_sub(np.ones(self.n), np.zeros(self.n), eyh, eyl)  # 1 − e_y ≥ 0
+            nh, nl = dd.dd_add(oh, ol, self.th, self.tl)
+            n_rad = eye + self.t_rad + dd.ADD_REL * (np.abs(oh) + np.abs(nh))
+            nh = np.where(is_k, self.th, nh)
+            nl = np.where(is_k, self.tl, nl)
+            n_rad = np.where(is_k, self.t_rad, n_rad) * SLACK
+            bh, bl = dd.dd_div(-nh, -nl, self.sh, self.sl)
+            b_rad = (np.abs(bh) * (dd.DIV_REL + self.s_rad / self.sh) + n_rad / self.sh) * SLACK
+            ph[idx, lab], pl[idx, lab], prad[idx, lab] = bh, bl, b_rad
+        return ph, pl, prad
+
+    def dense_loss(self, y, xla: bool):
+        dd = self.dd
+        with np.errstate(all="ignore"):
+            fin_d = np.isfinite(self.dh)
+            ah, al = dd.dd_sub(np.broadcast_to(self.lh[:, None], self.dh.shape),
+                               np.broadcast_to(self.ll[:, None], self.dh.shape),
+                               np.where(fin_d, self.dh, 0.0), np.where(fin_d, self.dl, 0.0))
+            a_rad = self.log_rad[:, None] + dd.ADD_REL * np.abs(ah)
+            th, tl = dd.dd_mul_d(ah, al, y)
+            t_rad = np.abs(y) * a_rad + dd.MUL_D_REL * np.abs(th)
+            # IEEE specials from the float64 view: y·(+inf) for −inf logits, NaN labels
+            special = np.where(fin_d, y * 0.0, y * np.inf)
+            if xla:
+                special = np.where(y == 0, 0.0, special)
+            # a finite logit whose shift overflowed to −inf (a float64 row spanning more
+            # than the float64 maximum): exactly 0 for a zero label; otherwise the exact
+            # tier decides (the term is finite but beyond this arithmetic)
+            over = ~fin_d & ~self.neg & ~self.bad[:, None]
+            special = np.where(over & (y == 0), 0.0, special)
+            over_row = (over & (y != 0)).any(axis=1)
+            th = np.where(fin_d, th, 0.0)
+            tl = np.where(fin_d, tl, 0.0)
+            t_rad = np.where(fin_d, t_rad, 0.0)
+            Lh, Ll, serr = dd.dd_sum(th, tl)
+            rad = (t_rad.sum(axis=1) + serr) * SLACK
+            sp = special.sum(axis=1)  # NaN, ±inf or 0 by IEEE rules
+            Lh = np.where(sp != 0, sp, np.where(np.isnan(sp), np.nan, Lh))
+            Ll = np.where(np.isfinite(Lh), Ll, 0.0)
+            rad = np.where(np.isfinite(Lh), rad, 0.0)
+            big = (np.abs(th) > 1e300).any(axis=1) | ~np.isfinite(y).all(axis=1) | over_row
+            rad = np.where(big, np.inf, rad)
+            Lh = np.where(over_row & ~np.isnan(sp), 0.0, Lh)  # any finite stand-in: rad = inf
+        return Lh, Ll, rad
+
+    def dense_bp(self, y):
+        dd = self.dd
+        ph, pl, prad = self.p()
+        with np.errstate(all="ignore"):
+            bh, bl = dd.dd_sub(ph, pl, y, np.zeros_like(y))
+            rad = (prad + dd.ADD_REL * np.abs(bh)) * SLACK
+            fin = np.isfinite(y)
+            bh = np.where(fin, bh, -y)
+            bl = np.where(fin, bl, 0.0)
+            rad = np.where(fin, rad, 0.0)
+        return bh, bl, rad
+
+
+class _ProbRows:
+    """Float64 values and bounds of a block of Keras probability rows."""
+
+    def __init__(self, x: np.ndarray, clip):
+        lo, hi = (float(b) for b in clip)  # exact: the bounds are float values
+        self.lo, self.hi = lo, hi
+        self.x = x
+        self.n, self.c = x.shape
+        with np.errstate(all="ignore"):
+            self.nan = np.isnan(x).any(axis=1)
+            self.cl = np.clip(x, lo, hi)  # exact; ±inf clip to the bounds
+            self.passes = (x >= lo) & (x <= hi)
+
+    def sparse(self, labels: np.ndarray):
+        """Loss (mid, rad) and unit-coefficient gradient (mid, rad) of −log(c_y / Σ c)."""
+        idx = np.arange(self.n)
+        lab = np.clip(labels, 0, max(self.c - 1, 0))
+        cy = self.cl[idx, lab]
+        others = self.cl.copy()
+        others[idx, lab] = 0.0
+        with np.errstate(all="ignore"):
+            so, lev = pairwise_sum(others)  # Σ_{j≠y} c_j, positive terms
+            so_rad = so * lev * U * SLACK
+            q = so / cy
+            q_rad = (so_rad / cy + U * q) * SLACK
+            L = np.log1p(q)
+            L_rad = q_rad / np.maximum(1 + q - q_rad, 1.0) * SLACK + C_FN * L
+            s = cy + so
+            s_rad = so_rad + U * s
+            inv_s = 1 / s
+            inv_s_rad = inv_s * (s_rad / s + U) * SLACK
+            # j = y: 1/S − 1/c_y = −(Σ_{j≠y} c_j) / (S c_y), no cancellation
+            gy = -so / (s * cy)
+            gy_rad = np.abs(gy) * (lev * U + s_rad / s + 3 * U) * SLACK
+            g = np.broadcast_to(inv_s[:, None], self.cl.shape).copy()
+            grad_rad = np.broadcast_to(inv_s_rad[:, None], self.cl.shape).copy()
+            g[idx, lab] = gy
+            grad_rad[idx, lab] = gy_rad
+            g = np.where(self.passes, g, 0.0)
+            grad_rad = np.where(self.passes, grad_rad, 0.0)
+        return (L, L_rad), (g, grad_rad)
+
+    def dense(self, y: np.ndarray, y_rad: np.ndarray):
+        """Loss and gradient of −Σ Y_j log clip(x_j / Σ x); rows whose clip decisions or
+        sums are not certain get an infinite radius (the exact tier decides them)."""
+        x = self.x
+        with np.errstate(all="ignore"):
+            s, lev = pairwise_sum(x)
+            mag, _ = pairwise_sum(np.abs(x))
+            s_rad = lev * U * mag * SLACK
+            q = x / s[:, None]
+            q_rad = np.abs(q) * ((s_rad / np.abs(s))[:, None] + U) * SLACK
+            unsure = (np.abs(q - self.lo) <= q_rad) | (np.abs(q - self.hi) <= q_rad)
+            row_unsure = unsure.any(axis=1) | (s_rad >= np.abs(s)) | ~np.isfinite(s) | \
+                ~np.isfinite(x).all(axis=1)
+            c = np.clip(q, self.lo, self.hi)
+            passes = (q >= self.lo) & (q <= self.hi)
+            c_rad = np.where(passes, q_rad, 0.0)
+            lc = np.log(c)
+            lc_rad = c_rad / np.maximum(c - c_rad, self.lo / 2) * SLACK + C_FN * np.abs(lc)
+            term = -y * lc
+            tr = np.abs(y) * lc_rad + y_rad * np.abs(lc) + U * np.abs(term)
+            L, lev2 = pairwise_sum(term)
+            tmag, _ = pairwise_sum(np.abs(term))
+            L_rad = tr.sum(axis=1) * SLACK + lev2 * U * tmag * SLACK
+            # gradient: G_k = (H_k − Σ_j H_j q_j) / S with H_j = −Y_j [pass_j] / c_j
+            h = np.where(passes, -y / c, 0.0)
+            h_rad = np.where(passes, np.abs(h) * (c_rad / c + U) + y_rad / c, 0.0)
+            hq, lev3 = pairwise_sum(h * q)
+            hq_mag, _ = pairwise_sum(np.abs(h * q))
+            hq_rad = (np.abs(h) * q_rad + h_rad * np.abs(q)).sum(axis=1) + \
+                (lev3 + 1) * U * hq_mag
+            num = h - hq[:, None]
+            num_rad = h_rad + hq_rad[:, None] + U * np.abs(num)
+            g = num / s[:, None]
+            g_rad = (num_rad / np.abs(s)[:, None] + np.abs(g) * ((s_rad / np.abs(s))[:, None]
+                                                                   + U)) * SLACK
+            L_rad = np.where(row_unsure, np.inf, L_rad)
+            g_rad = np.where(row_unsure[:, None], np.inf, g_rad)
+            # y may be non-finite (then the exact tier decides the row)
+            bad_y = ~np.isfinite(y).all(axis=1)
+            L_rad = np.where(bad_y, np.inf, L_rad)
+            g_rad = np.where(bad_y[:, None], np.inf, g_rad)
+        return (L, L_rad), (g, g_rad)
+
+
