@@ -325,7 +325,5 @@ class Budgets:
         parts = self._bp_parts(self._row_gammas())
         out = {}
         for k, v in self._combine(parts).items():
-            if plan.grad_perm is not None:
-                v = np.transpose(v.reshape(plan.moved_shape), np.argsort(plan.grad_perm))
-            out[k] = v.reshape(plan.grad_shape)
+            out[k] = plan.grad_from_rows(v)
         return out

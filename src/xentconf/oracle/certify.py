@@ -3,7 +3,7 @@
 A value computed in float64 with radius ``rad`` is *certified* when both ends of
 ``value ± rad`` round to the same value of the output format (:func:`certify_ball`;
 :func:`certify_dd_f64` for double-double values and float64 outputs); error-free sums
-(:func:`two_sum`) and the pairwise sum give the pieces their bounds. The error model and
+(``dd.two_sum``) and the pairwise sum give the pieces their bounds. The error model and
 the constants below are derived in :mod:`xentconf.oracle.engine`'s docstring.
 """
 
@@ -88,13 +88,6 @@ def pairwise_sum(a: np.ndarray):
         a = a[..., 0::2] + a[..., 1::2]
         levels += 1
     return a[..., 0], levels
-
-
-def two_sum(a, b):
-    s = a + b
-    bb = s - a
-    err = (a - (s - bb)) + (b - bb)
-    return s, err
 
 
 def certify_dd_f64(hi: np.ndarray, lo: np.ndarray, rad: np.ndarray):

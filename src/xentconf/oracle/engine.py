@@ -507,10 +507,9 @@ class Engine:
     def _rows_from_exact(self, name: str) -> np.ndarray:
         o = self.exact[name]
         plan = self.plan
-        v = o.rounded64
-        if name == "grad_logits" and plan.grad_perm is not None:
-            v = np.transpose(v, plan.grad_perm)
-        return v.reshape(plan.rows.n, plan.rows.c)
+        if name == "grad_logits":
+            return plan.grad_to_rows(o.rounded64)
+        return o.rounded64.reshape(plan.rows.n, plan.rows.c)
 
     def _fallback_grad(self, rounded, ok, lo, *, gam_exact: bool, fmt: Format) -> None:
         plan = self.plan
@@ -522,13 +521,6 @@ class Engine:
             form = row_exact(plan.rows, r).grad(g)[int(j)]
             rounded[bi, j] = _certify_exact(form, fmt)
             self.fallbacks += 1
-
-
-def _to_grad_shape(plan: Plan, rows_arr: np.ndarray) -> np.ndarray:
-    v = rows_arr
-    if plan.grad_perm is not None:
-        v = np.transpose(v.reshape(plan.moved_shape), np.argsort(plan.grad_perm))
-    return v.reshape(plan.grad_shape)
 
 
 class FastOutput(OutputExpectation):
@@ -569,7 +561,7 @@ def evaluate_fast(plan: Plan, upstream=None) -> Expectation:
         e_g = exact.outputs["grad_logits"]
         outs["grad_logits"] = FastOutput(
             "grad_logits", plan.grad_format, e_g.shape, lambda: e_g.forms, bud.grad,
-            lambda: _to_grad_shape(plan, eng.grad_rows(True)))
+            lambda: plan.grad_from_rows(eng.grad_rows(True)))
     result = Expectation(plan.api, plan.profile, outputs=outs, notes=list(plan.notes))
     result.engine = eng
     return result

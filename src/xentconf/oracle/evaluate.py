@@ -416,11 +416,7 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
         flat = grad_rows()
         arr = np.empty(len(flat), dtype=object)
         arr[:] = flat
-        if plan.grad_perm is not None:
-            arr = arr.reshape(plan.moved_shape)
-            inv = np.argsort(plan.grad_perm)
-            arr = np.transpose(arr, inv)
-        return list(arr.reshape(plan.grad_shape).ravel())
+        return list(plan.grad_from_rows(arr).ravel())
 
     bud = _budgets.Budgets(plan, lambda: np.array([float(u) for u in ups]))
     outputs = {

@@ -441,6 +441,14 @@ def _same(a: float, b: float) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
+def _ziv(value, prec: int):
+    """Ziv's strategy: the ends ``(lo, hi)`` of ``value``'s enclosure at working precision
+    ``prec``, then twice that, … up to ``MAX_PREC``; the caller stops when they decide."""
+    while prec <= MAX_PREC:
+        yield value.ends(prec)
+        prec *= 2
+
+
 def certify(value, fmt: Format) -> float:
     """The exact value correctly rounded to ``fmt`` (a float64 holding it), via Ziv."""
     if isinstance(value, Const):
@@ -448,15 +456,12 @@ def certify(value, fmt: Format) -> float:
         if isinstance(v, float):
             return v
         return round_fraction(v, fmt)
-    prec = fmt.p + 24
-    while prec <= MAX_PREC:
-        lo, hi = value.ends(prec)
+    for lo, hi in _ziv(value, fmt.p + 24):
         a, b = round_mpf(lo, fmt), round_mpf(hi, fmt)
         if a == b:  # also +0 == -0: the sign of a zero result is not judged
             if a == 0:
                 return -0.0 if (lo[0] and lo[1]) or (hi[0] and hi[1]) else 0.0
             return a
-        prec *= 2
     raise OracleUncertain(f"could not round {value!r} to {fmt.name} within {MAX_PREC} bits")
 
 
@@ -468,9 +473,7 @@ def enclosure(value, rel_digits: int = 30) -> tuple[tuple, tuple] | float:
             return v
         m = _mpf_of_fraction(v, int(rel_digits * 3.33) + 20)
         return m, m
-    prec = int(rel_digits * 3.33) + 24
-    while prec <= MAX_PREC:
-        lo, hi = value.ends(prec)
+    for lo, hi in _ziv(value, int(rel_digits * 3.33) + 24):
         if lo == hi:
             return lo, hi
         # stop when the width is ≤ |lo| * 10**-(rel_digits+2)
@@ -478,7 +481,6 @@ def enclosure(value, rel_digits: int = 30) -> tuple[tuple, tuple] | float:
         if lo[1] and lo[0] == hi[0] and mpf_mul(width, from_int(10 ** (rel_digits + 2)), 64,
                                                 round_ceiling) <= mpf_abs(lo):
             return lo, hi
-        prec *= 2
     return value.ends(MAX_PREC)
 
 
@@ -516,14 +518,11 @@ def compare_to(value, r: float) -> int:
             return 0
         return (v > r) - (v < r)
     q = from_float(r)
-    prec = 64
-    while prec <= MAX_PREC:
-        lo, hi = value.ends(prec)
+    for lo, hi in _ziv(value, 64):
         if mpf_cmp(lo, q) > 0:
             return 1
         if mpf_cmp(hi, q) < 0:
             return -1
-        prec *= 2
     return 0
 
 
@@ -534,14 +533,11 @@ def sign_of(value) -> int:
         if isinstance(v, float) and math.isnan(v):
             raise ValueError("NaN has no sign")
         return (v > 0) - (v < 0)
-    prec = 64
-    while prec <= MAX_PREC:
-        lo, hi = value.ends(prec)
+    for lo, hi in _ziv(value, 64):
         if lo[0] == 0 and lo[1]:
             return 1
         if hi[0] == 1 and hi[1]:
             return -1
-        prec *= 2
     raise OracleUncertain(f"could not decide the sign of {value!r}")
 
 

@@ -163,3 +163,22 @@ class Plan:
     backprop_shape: tuple | None = None  # raw ops: backprop output shape
     grad_available: bool = True
     notes: list = field(default_factory=list)
+
+    def grad_from_rows(self, rows_arr):
+        """A gradient laid out by rows (``[N, C]``, or flat) in the logits' own layout."""
+        import numpy as np
+
+        v = rows_arr
+        if self.grad_perm is not None:
+            v = np.transpose(v.reshape(self.moved_shape), np.argsort(self.grad_perm))
+        return v.reshape(self.grad_shape)
+
+    def grad_to_rows(self, grad_arr):
+        """A gradient in the logits' layout as ``[N, C]`` rows (:meth:`grad_from_rows`'s
+        inverse)."""
+        import numpy as np
+
+        v = grad_arr
+        if self.grad_perm is not None:
+            v = np.transpose(v, self.grad_perm)
+        return v.reshape(self.rows.n, self.rows.c)

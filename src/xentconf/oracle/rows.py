@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from . import accel as _accel
-from .certify import C_FN, ETA, SLACK, U, pairwise_sum, two_sum
+from .certify import C_FN, ETA, SLACK, U, pairwise_sum
+from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
 from .vexp import LANES, exp_nonpos
 
 # --------------------------------------------------------------------------- rows
