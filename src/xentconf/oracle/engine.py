@@ -61,6 +61,7 @@ from .rows import (
     sparse_loss_rows,
     sparse_row_stats,
 )
+from .semantics import upstream_values
 
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
@@ -412,21 +413,7 @@ class Engine:
             self.fallbacks += 1
 
     def _upstream_floats(self) -> np.ndarray:
-        red = self.plan.reduction
-        if self.upstream is None:
-            return np.ones(red.shape)
-        arr = np.asarray(self.upstream)
-        if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
-            from .semantics import OracleInputError
-
-            raise OracleInputError(f"upstream: must be numeric, got dtype {arr.dtype}")
-        try:
-            return np.broadcast_to(arr.astype(np.float64), red.shape)
-        except ValueError:
-            from .semantics import OracleInputError
-
-            raise OracleInputError(f"upstream: shape {tuple(arr.shape)} does not match the "
-                                   f"output shape {tuple(red.shape)}") from None
+        return upstream_values(self.upstream, self.plan.reduction.shape)
 
     def _gammas(self):
         """(γ_r, rad) float64 per row: ∂(Σ upstream·loss)/∂L_r, with an error bound."""

@@ -323,23 +323,9 @@ def row_exact(rows, r: int) -> RowExact:
 
 
 def _upstream_fracs(upstream, shape: tuple) -> list:
-    if upstream is None:
-        return [Fraction(1)] * int(np.prod(shape, dtype=np.int64))
-    arr = np.asarray(upstream)
-    if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
-        from .semantics import OracleInputError
+    from .semantics import upstream_values
 
-        raise OracleInputError(f"upstream: must be numeric, got dtype {arr.dtype}")
-    if tuple(arr.shape) != tuple(shape):
-        try:
-            arr = np.broadcast_to(arr, shape)
-        except ValueError:
-            from .semantics import OracleInputError
-
-            raise OracleInputError(
-                f"upstream: shape {tuple(arr.shape)} does not match the output shape "
-                f"{tuple(shape)}") from None
-    return [frac(v) for v in arr.astype(np.float64).ravel().tolist()]
+    return [frac(v) for v in upstream_values(upstream, shape).ravel().tolist()]
 
 
 def exact_gammas(red, ups: list, rows=None) -> dict:

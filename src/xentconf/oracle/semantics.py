@@ -79,6 +79,21 @@ class OracleInputError(ValueError):
     """Bad input to the oracle itself (not a TensorFlow error case)."""
 
 
+def upstream_values(upstream, shape: tuple) -> np.ndarray:
+    """The upstream gradient of a loss output of ``shape`` as float64 (ones when None),
+    broadcast to that shape; OracleInputError when it is not numeric or does not fit."""
+    if upstream is None:
+        return np.ones(shape)
+    arr = np.asarray(upstream)
+    if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
+        raise OracleInputError(f"upstream: must be numeric, got dtype {arr.dtype}")
+    try:
+        return np.broadcast_to(arr.astype(np.float64), shape)
+    except ValueError:
+        raise OracleInputError(f"upstream: shape {tuple(arr.shape)} does not match the "
+                               f"output shape {tuple(shape)}") from None
+
+
 # --------------------------------------------------------------------------- helpers
 
 
