@@ -93,6 +93,19 @@ def _smoothed(rows, lo: int, hi: int):
     return ys, rad
 
 
+def _row_rules(rows, lo: int, hi: int, bad, mid, *others, cols: bool = False) -> tuple:
+    """TF's row rules on values of rows lo:hi: a bad row (a NaN or +inf logit, no finite
+    logit, or a NaN row of the device profile) is NaN, a row Keras ignores is 0; the other
+    arrays (radii, low parts) become 0 in both. ``cols``: the arrays are [rows, C]."""
+    bad = bad | rows.nan_rows[lo:hi]
+    ign = rows.ignored[lo:hi]
+    if cols:
+        bad, ign = bad[:, None], ign[:, None]
+    skip = ign | bad
+    return (np.where(ign, 0.0, np.where(bad, np.nan, mid)),
+            *(np.where(skip, 0.0, a) for a in others))
+
+
 def _block_rows(n: int, c: int) -> int:
     return max(1, min(n, BLOCK_BYTES // max(8 * max(c, 1), 1)))
 
@@ -183,13 +196,8 @@ class Engine:
             step = _block_rows(n, c)
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            (m, r), _g, bad0 = self._block(lo, hi, need_grad=False)
-            bad = bad0 | rows.nan_rows[lo:hi]
-            m = np.where(bad, np.nan, m)
-            r = np.where(bad, 0.0, r)
-            ign = rows.ignored[lo:hi]
-            L[lo:hi] = np.where(ign, 0.0, m)
-            R[lo:hi] = np.where(ign, 0.0, r)
+            (m, r), _g, bad = self._block(lo, hi, need_grad=False)
+            L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, bad, m, r)
         self._ws = _Workspace()  # release the scratch
         self._loss_rows = (L, R)
         return self._loss_rows
@@ -216,11 +224,7 @@ class Engine:
                 else:
                     h, l_, r = blk.dense_loss(rows.y[lo:hi].astype(np.float64),
                                               rows.xla_zero_labels)
-                bad = blk.bad | rows.nan_rows[lo:hi]
-                ign = rows.ignored[lo:hi]
-                Lh[lo:hi] = np.where(ign, 0.0, np.where(bad, np.nan, h))
-                Ll[lo:hi] = np.where(ign | bad, 0.0, l_)
-                R[lo:hi] = np.where(ign | bad, 0.0, r)
+                Lh[lo:hi], Ll[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, blk.bad, h, l_, r)
         self._dd_rows = (Lh, Ll, R)
         return self._dd_rows
 
@@ -312,11 +316,7 @@ class Engine:
                 vh = np.where(nonfin, spec, vh)
                 vl = np.where(nonfin, 0.0, vl)
                 vr = np.where(nonfin, 0.0, vr)
-            bad = (blk.bad | rows.nan_rows[lo:hi])[:, None]
-            ign = rows.ignored[lo:hi, None]
-            vh = np.where(ign, 0.0, np.where(bad, np.nan, vh))
-            vl = np.where(ign | bad, 0.0, vl)
-            vr = np.where(ign | bad, 0.0, vr)
+            vh, vl, vr = _row_rules(rows, lo, hi, blk.bad, vh, vl, vr, cols=True)
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)
             if not ok.all():
@@ -479,12 +479,7 @@ class Engine:
                 val = g * bp
                 vr = np.abs(g) * rad + grad_rad[lo:hi, None] * np.abs(bp) + U * np.abs(val)
                 vr = np.where(np.isfinite(val), vr, 0.0)
-            bad = (bad0 | rows.nan_rows[lo:hi])[:, None]
-            val = np.where(bad, np.nan, val)
-            vr = np.where(bad, 0.0, vr)
-            ign = rows.ignored[lo:hi, None]
-            val = np.where(ign, 0.0, val)
-            vr = np.where(ign, 0.0, vr)
+            val, vr = _row_rules(rows, lo, hi, bad0, val, vr, cols=True)
             rounded, ok = certify_ball(val, vr, fmt)
             if not ok.all():
                 self._fallback_grad(rounded, ok, lo, gam_exact=with_gamma, fmt=fmt)
