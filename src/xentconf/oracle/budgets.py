@@ -60,6 +60,7 @@ import math
 
 import numpy as np
 
+from .certify import SLACK, U, frac_to_float
 from .formats import Format
 from .plan import Plan
 
@@ -74,6 +75,32 @@ def g(n) -> np.ndarray:
 
 def _ffloat(v) -> float:
     return float(v)
+
+
+def row_gammas(red, n: int, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """γ_r = ∂(Σ upstream·output)/∂L_r per row in float64, with an absolute error bound
+    (``div_no_nan``'s 0 for a zero denominator); ``evaluate.exact_gammas`` is the same rule
+    on exact Fractions. ``up`` holds the upstream gradient (one value per output element)."""
+    cv, cr = red.floats()
+    denom = red.denom if red.kind == "div" else None
+    u = up if red.kind == "none" else np.full(cv.shape, up[0] if up.size else 1.0)
+    with np.errstate(all="ignore"):
+        t = u * cv
+        rad = np.abs(t) * U + np.abs(u) * cr
+        if denom is not None:
+            if denom == 0:
+                t, rad = np.zeros_like(t), np.zeros_like(t)
+            else:
+                dv, dr = frac_to_float(denom)
+                t = t / dv
+                rad = rad / abs(dv) + np.abs(t) * (U + dr / abs(dv))
+        gam = np.zeros(n)
+        grad = np.zeros(n)
+        np.add.at(gam, red.index, t)
+        np.add.at(grad, red.index, rad + np.abs(t) * U * 2)
+        counts = np.bincount(red.index, minlength=n)
+        grad += np.abs(gam) * U * np.maximum(counts - 1, 0)
+    return gam, grad * SLACK
 
 
 class _RowStats:
@@ -283,21 +310,7 @@ class Budgets:
             return np.nan_to_num(-(st.Y * np.log(st.cl)).sum(axis=1))
 
     def _row_gammas(self) -> np.ndarray:
-        red = self.plan.reduction
-        n = self.plan.rows.n
-        gam = np.zeros(n)
-        w = red.floats()[0]
-        if red.kind == "none":
-            u = self.up
-        else:
-            u = np.full(w.shape, self.up[0] if self.up.size else 1.0)
-        t = u * w
-        if red.kind == "div":
-            den = _ffloat(red.denom)
-            t = t / den if den != 0 else np.zeros_like(t)
-        with np.errstate(invalid="ignore"):
-            np.add.at(gam, red.index, t)
-        return gam
+        return row_gammas(self.plan.reduction, self.plan.rows.n, self.up)[0]
 
     def _bp_parts(self, gam: np.ndarray | None):
         st = self.stats

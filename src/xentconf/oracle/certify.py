@@ -9,6 +9,9 @@ the constants below are derived in :mod:`xentconf.oracle.engine`'s docstring.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from .formats import FORMATS, Format, round_to_format
@@ -116,3 +119,11 @@ def certify_dd_f64(hi: np.ndarray, lo: np.ndarray, rad: np.ndarray):
     return np.where(ok, hi, np.nan), ok
 
 
+def frac_to_float(v) -> tuple[float, float]:
+    """(float64 value, its absolute error bound) of an exact coefficient."""
+    if isinstance(v, float):
+        return v, 0.0
+    f = float(v)
+    if math.isfinite(f) and Fraction(f) == v:
+        return f, 0.0
+    return f, abs(f) * U

@@ -46,7 +46,7 @@ import numpy as np
 
 from . import accel as _accel
 from . import budgets as _budgets
-from .certify import F64, SLACK, U, certify_ball, certify_dd_f64, pairwise_sum
+from .certify import F64, SLACK, U, certify_ball, certify_dd_f64, frac_to_float, pairwise_sum
 from .evaluate import evaluate as _exact_evaluate
 from .evaluate import row_exact
 from .exact import certify as _certify_exact
@@ -108,16 +108,6 @@ def _row_rules(rows, lo: int, hi: int, bad, mid, *others, cols: bool = False) ->
 
 def _block_rows(n: int, c: int) -> int:
     return max(1, min(n, BLOCK_BYTES // max(8 * max(c, 1), 1)))
-
-
-def _frac_to_float(v) -> tuple[float, float]:
-    """(float64 value, its absolute error bound) of an exact coefficient."""
-    if isinstance(v, float):
-        return v, 0.0
-    f = float(v)
-    if math.isfinite(f) and Fraction(f) == v:
-        return f, 0.0
-    return f, abs(f) * U
 
 
 def _frac_to_dd(v) -> tuple[float, float]:
@@ -379,7 +369,7 @@ class Engine:
             v = np.nan if red.zero_denominator == "nan" else 0.0
             return np.array(v).reshape(())
         if denom is not None:
-            dv, dr = _frac_to_float(denom)
+            dv, dr = frac_to_float(denom)
             if isinstance(denom, float) or not math.isfinite(s):
                 return self._exact_loss_scalar()
             with np.errstate(all="ignore"):
@@ -418,30 +408,12 @@ class Engine:
     def _gammas(self):
         """(γ_r, rad) float64 per row: ∂(Σ upstream·loss)/∂L_r, with an error bound."""
         red = self.plan.reduction
-        n = self.plan.rows.n
-        cv, cr = red.floats()
+        cv = red.floats()[0]
         up = self._upstream_floats().ravel()
         denom = red.denom if red.kind == "div" else None
         if isinstance(denom, float) or not np.isfinite(cv).all() or not np.isfinite(up).all():
             raise _Fallback  # special coefficients: the exact tier applies IEEE rules
-        u = up if red.kind == "none" else np.full(cv.shape, up[0] if up.size else 1.0)
-        with np.errstate(all="ignore"):
-            t = u * cv
-            rad = np.abs(t) * U + np.abs(u) * cr
-            if denom is not None:
-                if denom == 0:
-                    t, rad = np.zeros_like(t), np.zeros_like(t)
-                else:
-                    dv, dr = _frac_to_float(denom)
-                    t = t / dv
-                    rad = rad / abs(dv) + np.abs(t) * (U + dr / abs(dv))
-            gam = np.zeros(n)
-            grad = np.zeros(n)
-            np.add.at(gam, red.index, t)
-            np.add.at(grad, red.index, rad + np.abs(t) * U * 2)
-            counts = np.bincount(red.index, minlength=n)
-            grad += np.abs(gam) * U * np.maximum(counts - 1, 0)
-        return gam, grad * SLACK
+        return _budgets.row_gammas(red, self.plan.rows.n, up)
 
     def _gamma_exact(self, rows_needed) -> dict:
         """Exact γ_r for the given rows (special values by IEEE rules)."""
