@@ -4,10 +4,10 @@ Adapter tests run against the real framework. Without it installed they skip, sa
 why — unless ``XENTCONF_REQUIRE_TARGET`` names the target (the ``conformance-<target>``
 nox sessions set it), in which case a missing framework is a failure.
 
-``judge`` compares a runner's outputs with the oracle's expectation for the same call:
-shapes, dtypes, NaN/inf placement, and every finite element within the ``stable``
-budget (or the grade asked for). It is a small, strict stand-in for the conformance
-engine's verdicts, so that each adapter is shown to translate conventions faithfully.
+``judge`` holds a runner's outputs to the oracle's expectation for the same call with the
+conformance suite's own verdict (``xentconf.conformance.verdict.judge``): shapes, dtypes,
+NaN/inf placement, and every finite element within the ``stable`` budget (or the grade
+asked for), so that each adapter is shown to translate conventions faithfully.
 
 ``check_snippets`` runs a target's ``snippet`` sources (the standalone reproducer code)
 in a separate ``python -I`` process where xentconf cannot be imported, and holds each
@@ -16,7 +16,6 @@ one to its runner's outputs bit for bit.
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import re
@@ -27,6 +26,7 @@ import tempfile
 import numpy as np
 import pytest
 
+from xentconf.conformance import verdict
 from xentconf.oracle import oracle_call
 from xentconf.protocol import KERAS_APIS, Call
 
@@ -50,30 +50,14 @@ def expectation(call: Call, *, profile: str = "cpu", keras: str = "keras2"):
 
 def judge(outputs: dict, call: Call, *, profile: str = "cpu", keras: str = "keras2",
           grade: str = "stable", names=None) -> None:
-    """Assert that ``outputs`` (a runner's result for ``call``) conform to the oracle."""
+    """Assert that ``outputs`` (a runner's result for ``call``) conform to the oracle: the
+    conformance suite's own verdict (shapes, dtypes, NaN and inf placement, every element
+    within the ``grade`` budget)."""
     exp = expectation(call, profile=profile, keras=keras)
     assert exp.raises is None, f"oracle expects {exp.raises}, target returned {outputs}"
-    for name in names or [n for n in outputs if n in exp.outputs]:
-        o = exp.outputs[name]
-        got = np.asarray(outputs[name])
-        assert got.shape == o.shape, f"{name}: shape {got.shape} != expected {o.shape}"
-        assert got.dtype == o.dtype, f"{name}: dtype {got.dtype} != expected {o.dtype}"
-        want = o.rounded64
-        g64 = got.astype(np.float64)
-        bud = o.budgets[grade] if grade != "exact" else np.zeros(o.shape)
-        for idx in np.ndindex(o.shape):
-            w, v = float(want[idx]), float(g64[idx])
-            if math.isnan(w):
-                assert math.isnan(v), f"{name}{list(idx)}: expected NaN, got {v}"
-            elif math.isinf(w):
-                assert v == w, f"{name}{list(idx)}: expected {w}, got {v}"
-            elif grade == "exact":  # bit-identical to the correctly rounded truth (±0 aside)
-                assert v == w, f"{name}{list(idx)}: got {v!r}, correctly rounded {w!r}"
-            else:
-                err = abs(v - float(o.exact64[idx])) if math.isfinite(v) else math.inf
-                assert err <= bud[idx], (
-                    f"{name}{list(idx)}: got {v!r}, exact {float(o.exact64[idx])!r}, error "
-                    f"{err:.3g} > {grade} budget {bud[idx]:.3g}")
+    names = tuple(names or [n for n in outputs if n in exp.outputs])
+    v = verdict.judge(exp, {n: np.asarray(outputs[n]) for n in names}, grade, outputs=names)
+    assert v.ok, v.message
 
 
 def expect_raises(runner, call: Call, *, profile: str = "cpu", keras: str = "keras2") -> None:
