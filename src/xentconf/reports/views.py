@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "ArgView",
     "Comparison",
@@ -48,41 +50,31 @@ def truncate(text: str, limit: int = MAX_TEXT) -> tuple[str, bool]:
     return text[:limit], True
 
 
-def _round_f32(v: float) -> float:
+def _bf16(v: float) -> float:
+    """``v`` rounded to bfloat16 (through float32: a double rounding, which can at worst
+    make :func:`_shortest` print one digit more than needed)."""
     try:
-        return struct.unpack("<f", struct.pack("<f", v))[0]
+        bits = struct.unpack("<I", struct.pack("<f", v))[0]
     except OverflowError:
         return math.copysign(math.inf, v)
-
-
-def _round_f16(v: float) -> float:
-    try:
-        return struct.unpack("<e", struct.pack("<e", v))[0]
-    except OverflowError:
-        return math.copysign(math.inf, v)
-
-
-def _round_bf16(v: float) -> float:
-    # only used to test a printed decimal for round trip, so rounding through float32
-    # first (a double rounding) can at worst pick one more digit than needed
-    bits = struct.unpack("<I", struct.pack("<f", _round_f32(v)))[0]
     bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
     return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
-_ROUND = {"float32": (_round_f32, 9), "float16": (_round_f16, 5),
-          "bfloat16": (_round_bf16, 4)}
-
-
 def _shortest(v: float, dtype: str) -> str:
-    if dtype not in _ROUND:
-        return repr(v)
-    rnd, digits = _ROUND[dtype]
-    for d in range(1, digits + 1):
-        s = f"{v:.{d}g}"
-        if rnd(float(s)) == v:
-            return s
-    return f"{v:.{digits}g}"
+    """The fewest decimal digits that read back as ``v`` in ``dtype``."""
+    if dtype in ("float16", "float32", "float64"):
+        x = np.dtype(dtype).type(v)
+        if 1e-4 <= abs(v) < 1e6:
+            return np.format_float_positional(x, unique=True, trim="-")
+        return np.format_float_scientific(x, unique=True, trim="-")
+    if dtype == "bfloat16":  # numpy has no shortest printing for ml_dtypes' bfloat16
+        for d in range(1, 5):
+            s = f"{v:.{d}g}"
+            if _bf16(float(s)) == v:
+                return s
+        return f"{v:.4g}"
+    return repr(v)
 
 
 def parse_number(leaf: Any) -> float | None:
