@@ -516,6 +516,5 @@ def evaluate_fast(plan: Plan, upstream=None) -> Expectation:
         outs["grad_logits"] = FastOutput(
             "grad_logits", plan.grad_format, e_g.shape, lambda: e_g.forms, bud.grad,
             lambda: plan.grad_from_rows(eng.grad_rows(True)))
-    result = Expectation(plan.api, plan.profile, outputs=outs, notes=list(plan.notes))
-    result.engine = eng
-    return result
+    return Expectation(plan.api, plan.profile, outputs=outs, notes=list(plan.notes),
+                       engine=eng)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -98,6 +99,7 @@ class Expectation:
     raises: Raises | None = None
     outputs: dict[str, OutputExpectation] = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    engine: Any = None  # the vectorized tier's Engine (its path and fallback count), if used
 
     def __getitem__(self, name: str) -> OutputExpectation:
         return self.outputs[name]
