@@ -234,6 +234,9 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="OLD", nargs="+", action="extend",
                         help="earlier results file(s) to compare with, merged the same way")
     parser.add_argument("--out", metavar="DIR", help="folder to write index.html into")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also (or only) write the standing table, one row per target "
+                             "run, as Markdown to FILE ('-': standard output)")
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -247,16 +250,21 @@ def _run_report(args: argparse.Namespace) -> int:
         hint = " (files after --baseline are baselines: put RESULTS first)" \
             if args.baseline else ""
         return fail(f"no RESULTS given: name the results.json files to report on{hint}")
-    if args.out is None:
-        return fail("give the folder to write the report into with --out DIR")
+    if args.out is None and args.markdown is None:
+        return fail("give the folder to write the report into with --out DIR (or a file for "
+                    "the standing table with --markdown FILE)")
     # Imported here so that the CLI starts without jinja2 for the other subcommands.
-    from xentconf.reports import ReportError, write_report
+    from xentconf.reports import ReportError, write_markdown, write_report
 
     try:
-        path = write_report(args.results, args.out, baseline_paths=args.baseline)
+        if args.markdown is not None:
+            text = write_markdown(args.results, args.markdown)
+            if args.markdown == "-":
+                print(text, end="")
+        if args.out is not None:
+            print(write_report(args.results, args.out, baseline_paths=args.baseline))
     except ReportError as exc:
         return fail(str(exc))
-    print(path)
     return 0
 
 

@@ -339,6 +339,24 @@ def _load_all(paths: Sequence[str | os.PathLike], what: str) -> list[dict[str, A
     return docs
 
 
+def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike) -> str:
+    """Write the standing table of the results files ``paths`` (Markdown) to ``target``
+    (``-``: return it only) and return it; :class:`ReportError` for unusable input."""
+    from .markdown import standing_table
+
+    if not paths:
+        raise ReportError("no results files given: name at least one results.json written "
+                          "by xentconf run")
+    text = standing_table(_load_all(paths, ""), [str(p) for p in paths])
+    if str(target) != "-":
+        try:
+            atomic_write(target, text.encode("utf-8"))
+        except OSError as exc:
+            raise ReportError(f"{target}: cannot write the table ({exc.strerror or exc})") \
+                from exc
+    return text
+
+
 def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                  baseline_paths: Sequence[str | os.PathLike] | None = None) -> Path:
     """Render the results files ``paths`` (compared with ``baseline_paths`` if given) into
