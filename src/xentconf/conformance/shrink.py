@@ -8,8 +8,8 @@ kind of failure persists, tries in turn:
 * fewer rows: one index (the failing row first), then halves, along each batch dimension;
 * fewer classes: blocks of columns removed, never a column a label names (sparse labels
   are renumbered, ``C`` itself stays "C"), never below the feature's floor of classes;
-* simpler values: elements of the float arrays set to 0 (in blocks, then one by one), then
-  to a nearby small integer or ±1.
+* simpler values: integer labels set to 0; elements of the float arrays set to 0 (in
+  blocks, then one by one), then to ±1 or a nearby small integer.
 
 Every step keeps what it reached, so it can stop at any time (``deadline``); each try is
 one call of the target.
@@ -193,7 +193,23 @@ def _simple(v: np.ndarray) -> np.ndarray:
         return np.isfinite(f) & (f == np.round(f)) & (np.abs(f) <= 8)
 
 
+def _label_candidates(case: Case) -> Iterator[Case]:
+    """Integer labels toward 0: all at once, then one by one."""
+    for name in _LABELS:
+        y = case.args.get(name)
+        if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu" or not y.size:
+            continue
+        todo = np.flatnonzero(y.reshape(-1) != 0)
+        if todo.size > 1:
+            yield _with(case, **{name: np.zeros_like(y)})
+        for i in todo[:SINGLE_VALUES]:
+            flat = y.reshape(-1).copy()
+            flat[i] = 0
+            yield _with(case, **{name: flat.reshape(y.shape)})
+
+
 def _value_candidates(case: Case) -> Iterator[Case]:
+    yield from _label_candidates(case)
     for name in _float_arrays(case):
         a = case.args[name]
         todo = np.flatnonzero(a.reshape(-1).astype(np.float64) != 0)  # NaN included
