@@ -225,6 +225,20 @@ def test_two_bugs_in_one_feature_give_two_minimal_counterexamples(tmp_path):
     assert "2 distinct failures" in report and "Failure 2:" in report
 
 
+def test_two_kinds_of_failure_in_one_feature_are_both_reported(tmp_path):
+    r = xrun(tmp_path, *callable_args("two_kinds", "basic", examples=20))
+    assert r.returncode == 1, r.stdout + r.stderr
+    fs = outcomes(tmp_path)["basic"]["failures"]
+    kinds = {f["kind"]: f for f in fs}
+    assert set(kinds) == {"dtype-shape", "outside-budget"}, [f["message"] for f in fs]
+    wide = kinds["dtype-shape"]["counterexample"]["args"]["logits"]["shape"]
+    narrow = kinds["outside-budget"]["counterexample"]["args"]["logits"]["shape"]
+    assert wide == [1, 7] and narrow == [1, 1]  # the smallest C of each branch, one row
+    for f in fs:
+        p = run_script(tmp_path, f["reproducer"])
+        assert p.returncode == 1 and "MISMATCH" in p.stdout, p.stdout + p.stderr
+
+
 def test_a_crash_is_reported_beside_another_failure(tmp_path):
     # crash_far wraps -1 around and aborts on labels far out of range: the abort is a
     # failure of its own (kind crash), never hidden behind the wrapping

@@ -19,6 +19,7 @@ counterexample and reproducer.
 from __future__ import annotations
 
 import builtins
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -380,10 +381,15 @@ class Checker:
             if seen.failure != "timeout" and time.perf_counter() < share:
                 seen = self._simplify(spec, seen, share)
             shrunk.append(seen)
-        failures = [self._failure_record(spec, s) for s in shrunk]
-        worst = max(failures, key=lambda f: _VERDICTS_ORDER.index(f["verdict"]))
-        failures.remove(worst)
-        failures.insert(0, worst)
+        failures, cases = [], set()
+        for s in shrunk:  # two case tags of one kind may shrink to the same case
+            same = (s.failure, json.dumps(case_json(s.case.api, s.case.args, s.case.init,
+                                                    profile=self.profile, keras=self.keras)))
+            if same not in cases:
+                cases.add(same)
+                failures.append(self._failure_record(spec, s))
+        failures.sort(key=lambda f: (-_VERDICTS_ORDER.index(f["verdict"]), order[f["kind"]]))
+        worst = failures[0]
         out = self._outcome(spec, rec, worst["verdict"], worst["message"], t0)
         for k in ("counterexample", "expected", "actual", "reproducer"):
             out[k] = worst[k]
@@ -566,6 +572,7 @@ class Checker:
         case = Case(shard.api, shard.dtype, "sweep", one, {}, ("sweep",), row)
         seen = self.check_case(spec, case, _Record())
         seen.kind = "fail" if seen.kind == "pass" else seen.kind
+        seen.failure = seen.failure or _kind_of(exp, answer, v)  # the row alone may pass
         rec.samples = [_finite(v.worst_budget)]
         cid = devmod.case_id(spec.id, v.tags)
         matches = devmod.matching(self.deviations, cid, self.keras, self.profile)
