@@ -80,3 +80,13 @@ def test_dense_labels_keep_their_classes_and_the_axis():
     assert lab.shape == lg.shape and lab.shape[0] == 1  # one class, on axis 0 still
     assert lab.shape[1] == 1  # one row (batch dimension 1)
     assert np.count_nonzero(lg) == 1 and abs(float(lg[lab != 0][0])) == 1.0
+
+
+def test_rank_drops_to_the_floor():
+    x = np.random.default_rng(4).standard_normal((2, 3, 2, 4))  # batch [2, 3, 2]
+    y = np.zeros((2, 3, 2), np.int64)
+    case = Case(NN, "float64", "rank3+", {"labels": y, "logits": x})
+    best, _ = shrink(case, lambda c: True, min_rank=2)
+    assert best.args["logits"].shape == (1, 1, 1) and best.args["labels"].shape == (1, 1)
+    best, _ = shrink(case, lambda c: c.args["logits"].ndim == 4, min_rank=2)
+    assert best.args["logits"].shape == (1, 1, 1, 1)  # the rank the predicate needs

@@ -51,6 +51,7 @@ FAILURES_CAP = 5  # distinct failures reported per test
 PER_KIND = 2  # of them, at most this many of one kind (with different case tags)
 HYPOTHESIS_SHARE = 0.6  # of the shrink budget for hypothesis; the rest shrinks arrays
 MIN_CLASSES = {"large_classes": 50_000}  # the feature's floor of classes
+MIN_BATCH_RANK = {"rank3+": 2, "rank1": 0}  # the feature's floor of batch dimensions
 _FAILING = ("fail", "crash", "timeout", "error")
 _VERDICT_OF = {"crash": "crash", "timeout": "timeout", "error": "error"}
 
@@ -418,7 +419,8 @@ class Checker:
                 first_row = int(flat)
         try:
             _, got = simplify(seen.case, fails, deadline, first_row=first_row,
-                              min_classes=MIN_CLASSES.get(spec.feature, 1))
+                              min_classes=MIN_CLASSES.get(spec.feature, 1),
+                              min_rank=MIN_BATCH_RANK.get(spec.feature, 1))
         except Exception:  # noqa: BLE001 - the case hypothesis found stands
             return seen
         return got if got is not None else seen

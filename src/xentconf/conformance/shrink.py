@@ -6,6 +6,7 @@ never an element value, and a smaller draw gives different values (the bug may v
 kind of failure persists, tries in turn:
 
 * fewer rows: one index (the failing row first), then halves, along each batch dimension;
+  then a lower rank (a batch dimension of size 1 dropped, down to the feature's floor);
 * fewer classes: blocks of columns removed, never a column a label names (sparse labels
   are renumbered, ``C`` itself stays "C"), never below the feature's floor of classes;
 * simpler values: integer labels set to 0; elements of the float arrays set to 0 (in
@@ -124,6 +125,24 @@ def _row_candidates(case: Case, lay: _Layout, first_row: int | None) -> Iterator
         yield _take_rows(case, lay, dim, np.arange(half, n))
 
 
+def _rank_candidates(case: Case, lay: _Layout, min_rank: int) -> Iterator[Case]:
+    """A batch dimension of size 1 dropped (down to ``min_rank`` batch dimensions)."""
+    if len(lay.batch) <= min_rank or "axis" in case.args or "axis" in case.init:
+        return  # (an axis argument would need renumbering: keep the rank)
+    for dim, n in enumerate(lay.batch):
+        if n != 1:
+            continue
+        out = {}
+        x = np.moveaxis(case.args[lay.logits], lay.axis, -1)
+        out[lay.logits] = np.moveaxis(np.squeeze(x, dim), -1, lay.axis - (dim < lay.axis))
+        for k in lay.full:
+            y = np.moveaxis(case.args[k], lay.axis, -1)
+            out[k] = np.moveaxis(np.squeeze(y, dim), -1, lay.axis - (dim < lay.axis))
+        for k in lay.rows:
+            out[k] = np.squeeze(case.args[k], dim)
+        yield _with(case, **out)
+
+
 def _drop_classes(case: Case, lay: _Layout, drop: np.ndarray) -> Case:
     keep = np.setdiff1d(np.arange(lay.classes), drop)
     out = {}
@@ -238,11 +257,12 @@ def _value_candidates(case: Case) -> Iterator[Case]:
 
 
 def simplify(case: Case, fails: Callable[[Case], object], deadline: float, *,
-             min_classes: int = 1, first_row: int | None = None,
+             min_classes: int = 1, min_rank: int = 1, first_row: int | None = None,
              max_calls: int = 2000) -> tuple[Case, object]:
     """The smallest case reached while ``fails(case)`` (one target call) returns something
     true (what it returned for the case kept is returned with it), before ``deadline``
-    (``time.perf_counter()``)."""
+    (``time.perf_counter()``). ``min_classes`` and ``min_rank`` (batch dimensions) are the
+    feature's floors."""
     best, got = case, None
     calls = 0
 
@@ -250,6 +270,7 @@ def simplify(case: Case, fails: Callable[[Case], object], deadline: float, *,
         lay = _layout(c)
         if lay is not None and c.feature != "batch0":
             yield _row_candidates(c, lay, first_row)
+            yield _rank_candidates(c, lay, min_rank)
             yield _class_candidates(c, lay, min_classes)
         yield _value_candidates(c)
 
