@@ -340,7 +340,7 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def expand_array(value: dict[str, Any]) -> dict[str, Any]:
-    """An ARRAY with ``"data"`` (flat, row-major): a compact one (``"fill"`` and
+    """An ARRAY with ``"data"`` (nested lists, row-major): a compact one (``"fill"`` and
     ``"entries"``) expanded, any other returned as is."""
     if not isinstance(value, dict) or "fill" not in value or "data" in value:
         return value
@@ -348,12 +348,20 @@ def expand_array(value: dict[str, Any]) -> dict[str, Any]:
     size = 1
     for n in shape:
         size *= int(n)
-    data = [value["fill"]] * size
+    data: Any = [value["fill"]] * size
     for k, v in value.get("entries") or ():
         if 0 <= int(k) < size:
             data[int(k)] = v
+    def nest(flat: list, dims: list) -> list:  # row-major nested lists
+        if len(dims) <= 1:
+            return flat
+        step = 1
+        for n in dims[1:]:
+            step *= int(n)
+        return [nest(flat[i * step:(i + 1) * step], dims[1:]) for i in range(int(dims[0]))]
+
     out = {k: v for k, v in value.items() if k not in ("fill", "entries")}
-    out["data"] = data
+    out["data"] = nest(data, list(shape)) if shape else value["fill"]
     return out
 
 
