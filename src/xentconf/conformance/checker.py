@@ -8,8 +8,9 @@ deviation is recorded, not raised. A real failure is classified by its kind
 (:data:`~xentconf.results.FAILURE_KINDS`) and case tags, and raises an exception class of
 its own per distinct (kind, tags), so that hypothesis (``report_multiple_bugs``) shrinks
 each distinct failure separately: a crash or a timeout is never hidden behind another
-failure. Up to :data:`FAILURES_CAP` classes are made per test (every kind gets one before
-a kind gets a second). Once most of the shrink budget is spent, new examples are rejected
+failure. Every kind gets a class of its own; a kind gets another for other case tags while
+fewer than :data:`FAILURES_CAP` classes exist (at most :data:`PER_KIND` per kind). Once
+:data:`HYPOTHESIS_SHARE` of the shrink budget is spent, new examples are rejected
 and only the failures already seen are replayed (their outcome is remembered, so a crash
 is not re-run). Each minimal failure is then shrunk on its arrays (:mod:`.shrink`) for the
 rest of the budget, and becomes one entry of the outcome's ``failures``, with its own
