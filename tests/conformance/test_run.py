@@ -290,3 +290,32 @@ def test_a_target_wrong_everywhere_writes_small_results(tmp_path):
     for name in ("results.json", "junit.xml"):
         size = (tmp_path / "out" / name).stat().st_size
         assert size <= 2_000_000, (name, size)
+    # every reproducer of every failure shows the discrepancy and exits 1
+    scripts = [f["reproducer"] for o in failing for f in o["failures"]]
+    codes = run_scripts(tmp_path, scripts)
+    assert codes == [1] * len(scripts), codes
+
+
+def run_scripts(tmp_path, scripts: list[str]) -> list:
+    """The exit status of each script, run one after another in one process without
+    xentconf importable (each in a fresh namespace, as ``python script.py`` would)."""
+    (tmp_path / "scripts.json").write_text(json.dumps(scripts))
+    driver = """
+import contextlib, io, json, sys
+sys.modules['xentconf'] = None
+codes = []
+for text in json.load(open(sys.argv[1])):
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(text, "reproducer.py", "exec"), {"__name__": "__main__"})
+        codes.append(0)
+    except SystemExit as exc:
+        codes.append(exc.code)
+    except BaseException as exc:
+        codes.append(repr(exc))
+print(json.dumps(codes))
+"""
+    p = subprocess.run([sys.executable, "-c", driver, str(tmp_path / "scripts.json")],
+                       capture_output=True, text=True, env=env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
