@@ -60,3 +60,22 @@ def test_write_refuses_a_directory_and_leaves_old_file(tmp_path):
         results.write({"x": object()}, target)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left over
+
+
+def test_failures_are_validated_and_compact_arrays_expand():
+    f = {"kind": "tf-raises", "verdict": "fail", "message": "TensorFlow raises",
+         "tags": ["minus_one"], "counterexample": None, "reproducer": "print()"}
+    results.validate(doc(verdict="fail", failures=[f]))
+    with pytest.raises(results.ResultsError, match="is not one of"):
+        results.validate(doc(verdict="fail", failures=[{**f, "kind": "wrong"}]))
+    with pytest.raises(results.ResultsError, match="missing field 'message'"):
+        results.validate(doc(verdict="fail", failures=[{"kind": "crash", "verdict": "crash"}]))
+    compact = {"dtype": "float32", "shape": [2, 3], "fill": "0x0p+0",
+               "entries": [[1, "nan"], [5, "-0x1p+0"]]}
+    assert results.expand_array(compact) == {
+        "dtype": "float32", "shape": [2, 3],
+        "data": [["0x0p+0", "nan", "0x0p+0"], ["0x0p+0", "0x0p+0", "-0x1p+0"]]}
+    nested = {"case": {"args": {"x": compact, "n": 3}}, "list": [compact]}
+    out = results.expand_arrays(nested)
+    assert out["case"]["args"]["n"] == 3
+    assert out["list"][0]["data"][1][2] == "-0x1p+0"

@@ -28,8 +28,15 @@ An OUTCOME's ``verdict`` is one of :data:`VERDICTS`:
                  could not run the test;
 * ``skip``       the target declares the feature, dtype or API unsupported.
 
+A failing outcome lists its distinct failures (``failures``, worst first; up to a cap per
+test), each of one *kind* of :data:`FAILURE_KINDS` with its own minimal counterexample,
+expected and actual values and reproducer; the outcome's ``counterexample``, ``expected``,
+``actual`` and ``reproducer`` are those of the first (worst) failure.
+
 Counterexamples use the case format of ``xentconf oracle`` (floats as C99 hex strings), so
-any counterexample can be fed back to the oracle bit-exactly.
+any counterexample can be fed back to the oracle bit-exactly. A large array that is mostly
+one value is written compactly: ``{"dtype", "shape", "fill", "entries": [[flat index,
+value], ...]}`` in place of ``"data"`` (:func:`expand_array` gives the plain form).
 """
 
 from __future__ import annotations
@@ -49,9 +56,12 @@ __all__ = [
     "JSON_SCHEMA",
     "SCHEMA_ID",
     "SCHEMA_VERSION",
+    "FAILURE_KINDS",
     "VERDICTS",
     "ResultsError",
     "dumps",
+    "expand_array",
+    "expand_arrays",
     "load",
     "loads",
     "new_document",
@@ -65,6 +75,12 @@ SCHEMA_VERSION = 1
 
 #: Verdicts, from best to worst for display order.
 VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
+#: Kinds of a failing case, worst first: the target killed its process, ran past the time
+#: limit, or returned no answer; TensorFlow raises and the target returns; the target
+#: raises and TensorFlow returns; a NaN or inf where there must be none (or one missing);
+#: a wrong dtype, shape or set of outputs; values outside the error budget.
+FAILURE_KINDS = ("crash", "timeout", "error", "tf-raises", "target-raises", "nan-inf",
+                 "dtype-shape", "outside-budget")
 #: Grades of SPEC §3, best first.
 
 # numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
@@ -73,12 +89,33 @@ _STR = {"type": ["string", "null"]}
 #: An array in the case format of ``xentconf oracle`` (floats as C99 hex strings).
 ARRAY = _ARRAY = {
     "type": "object",
-    "required": ["dtype", "data"],
+    "required": ["dtype"],
+    "description": "\"data\" (nested or flat, row-major), or compactly \"fill\" (the "
+                   "value of every element not in \"entries\") and \"entries\" ([flat "
+                   "index, value] pairs) with \"shape\"",
     "properties": {"dtype": {"type": "string"}, "shape": {"type": "array",
                                                            "items": {"type": "integer"}},
-                   "data": {}, "truncated": {"type": "boolean",
-                                             "description": "data holds the first "
-                                                            "elements only (row-major)"}},
+                   "data": {}, "fill": {}, "entries": {"type": "array"},
+                   "truncated": {"type": "boolean",
+                                 "description": "data (or entries) holds the first "
+                                                "elements only (row-major)"}},
+}
+#: One distinct failure of a test.
+FAILURE = {
+    "type": "object",
+    "required": ["kind", "verdict", "message"],
+    "properties": {
+        "kind": {"enum": list(FAILURE_KINDS)},
+        "verdict": {"enum": ["fail", "crash", "timeout", "error"]},
+        "message": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"},
+                 "description": "the case tags of the counterexample"},
+        "grade": {"enum": [*GRADES, None]},
+        "counterexample": {"type": ["object", "null"]},
+        "expected": {"type": ["object", "null"]},
+        "actual": {"type": ["object", "null"]},
+        "reproducer": _STR,
+    },
 }
 
 #: The JSON Schema of a results document (draft 2020-12).
@@ -189,6 +226,11 @@ JSON_SCHEMA: dict[str, Any] = {
                                           "description": "deviation id -> cases it "
                                                          "covered in this test"},
                     "reproducer": _STR,
+                    "failures": {"type": ["array", "null"], "items": FAILURE,
+                                 "description": "the distinct failures found, worst "
+                                                "first; the outcome's counterexample, "
+                                                "expected, actual and reproducer are the "
+                                                "first one's"},
                     "duration_s": _NUM,
                     "samples": {
                         "type": ["array", "null"],
@@ -297,6 +339,43 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     except OSError as exc:
         raise ResultsError(f"{p}: cannot read ({exc.strerror or exc})") from exc
     return loads(text, str(p))
+
+
+def expand_array(value: dict[str, Any]) -> dict[str, Any]:
+    """An ARRAY with ``"data"`` (nested lists, row-major): a compact one (``"fill"`` and
+    ``"entries"``) expanded, any other returned as is."""
+    if not isinstance(value, dict) or "fill" not in value or "data" in value:
+        return value
+    shape = value.get("shape") or []
+    size = 1
+    for n in shape:
+        size *= int(n)
+    data: Any = [value["fill"]] * size
+    for k, v in value.get("entries") or ():
+        if 0 <= int(k) < size:
+            data[int(k)] = v
+    def nest(flat: list, dims: list) -> list:  # row-major nested lists
+        if len(dims) <= 1:
+            return flat
+        step = 1
+        for n in dims[1:]:
+            step *= int(n)
+        return [nest(flat[i * step:(i + 1) * step], dims[1:]) for i in range(int(dims[0]))]
+
+    out = {k: v for k, v in value.items() if k not in ("fill", "entries")}
+    out["data"] = nest(data, list(shape)) if shape else value["fill"]
+    return out
+
+
+def expand_arrays(value: Any) -> Any:
+    """``value`` with every compact ARRAY inside it expanded (:func:`expand_array`)."""
+    if isinstance(value, dict):
+        if "fill" in value and "dtype" in value and "data" not in value:
+            return expand_array(value)
+        return {k: expand_arrays(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_arrays(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

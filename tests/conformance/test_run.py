@@ -77,7 +77,7 @@ def test_a_wrong_callable_fails_with_a_standalone_reproducer(tmp_path):
     blocker = "import sys; sys.modules['xentconf'] = None; "
     p = subprocess.run([sys.executable, "-c", blocker + "exec(open(sys.argv[1]).read())",
                         str(script)], capture_output=True, text=True, env=env(), timeout=120)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # it shows a discrepancy: it fails
     assert "MISMATCH" in p.stdout and "<-- outside" in p.stdout
 
 
@@ -237,3 +237,146 @@ def test_declared_dtypes_are_skipped_and_the_callables_version_is_recorded(tmp_p
     assert verdicts["bfloat16"][0] == "skip" and "declares bfloat16 unsupported" in \
         verdicts["bfloat16"][1]
     assert doc["run"]["target"]["version"] == "0.3.1"  # the module's __version__
+
+
+def run_script(tmp_path, text: str, name: str = "repro.py", replace: tuple = ()):
+    """Run a reproducer without xentconf importable; ``replace`` edits its text first."""
+    for old, new in replace:
+        assert old in text
+        text = text.replace(old, new)
+    script = tmp_path / name
+    script.write_text(text)
+    blocker = "import sys; sys.modules['xentconf'] = None; "
+    return subprocess.run([sys.executable, "-c", blocker + "exec(open(sys.argv[1]).read())",
+                           str(script)], capture_output=True, text=True, env=env(),
+                          timeout=120)
+
+
+def test_two_bugs_in_one_feature_give_two_minimal_counterexamples(tmp_path):
+    # two_bugs wraps label -1 around AND gives NaN for labels >= C; TensorFlow raises for
+    # both (TF-SEMANTICS: out-of-range labels raise on CPU)
+    r = xrun(tmp_path, *callable_args("two_bugs", "bad_labels", examples=20))
+    assert r.returncode == 1, r.stdout + r.stderr
+    o = outcomes(tmp_path)["bad_labels"]
+    assert o["verdict"] == "fail"
+    fs = o["failures"]
+    assert [f["kind"] for f in fs] == ["tf-raises", "tf-raises"], o["message"]
+    by_tag = {f["tags"][0]: f for f in fs}
+    assert "minus_one" in by_tag and {"classes", "far", "extreme"} & set(by_tag)
+    assert "2 distinct failures" in o["message"]
+    assert o["counterexample"] == fs[0]["counterexample"]
+    for tag, f in by_tag.items():
+        args = f["counterexample"]["args"]
+        (label,) = args["labels"]["data"]  # one row
+        c = args["logits"]["shape"][-1]
+        assert args["logits"]["shape"] == [1, c]
+        assert (label == -1) if tag == "minus_one" else (label >= c)
+        assert f["expected"]["raises"]["error"] == "InvalidArgumentError"
+        # the reproducer shows "TensorFlow raises ..., the target returned ...": it fails
+        p = run_script(tmp_path, f["reproducer"])
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "TensorFlow raises InvalidArgumentError; the target returned loss" in p.stdout
+        # a target that raises as TensorFlow does agrees: the same script exits 0
+        p = run_script(tmp_path, f["reproducer"],
+                       replace=[("import two_bugs as target", "import refuse as target")])
+        assert p.returncode == 0, p.stdout + p.stderr
+    junit = (tmp_path / "out" / "junit.xml").read_text()
+    assert "2 distinct failures" in junit
+    report = (tmp_path / "out" / "index.html").read_text()
+    assert "2 distinct failures" in report and "Failure 2:" in report
+
+
+def test_two_kinds_of_failure_in_one_feature_are_both_reported(tmp_path):
+    r = xrun(tmp_path, *callable_args("two_kinds", "basic", examples=20))
+    assert r.returncode == 1, r.stdout + r.stderr
+    fs = outcomes(tmp_path)["basic"]["failures"]
+    kinds = {f["kind"]: f for f in fs}
+    assert set(kinds) == {"dtype-shape", "outside-budget"}, [f["message"] for f in fs]
+    wide = kinds["dtype-shape"]["counterexample"]["args"]["logits"]["shape"]
+    narrow = kinds["outside-budget"]["counterexample"]["args"]["logits"]["shape"]
+    assert wide == [1, 7] and narrow == [1, 1]  # the smallest C of each branch, one row
+    for f in fs:
+        p = run_script(tmp_path, f["reproducer"])
+        assert p.returncode == 1 and "MISMATCH" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_crash_is_reported_beside_another_failure(tmp_path):
+    # crash_far wraps -1 around and aborts on labels far out of range: the abort is a
+    # failure of its own (kind crash), never hidden behind the wrapping
+    r = xrun(tmp_path, *callable_args("crash_far", "bad_labels", examples=30))
+    assert r.returncode == 1, r.stdout + r.stderr
+    o = outcomes(tmp_path)["bad_labels"]
+    kinds = [f["kind"] for f in o["failures"]]
+    assert o["verdict"] == "crash" and kinds[0] == "crash", o["message"]
+    assert "tf-raises" in kinds
+    crash = o["failures"][0]
+    (label,) = crash["counterexample"]["args"]["labels"]["data"]
+    assert label >= 1000
+    p = run_script(tmp_path, crash["reproducer"])
+    assert p.returncode != 0
+
+
+def test_a_value_bug_shrinks_to_one_row_and_simple_values(tmp_path):
+    # sloppy is wrong on every row: one row shows it, with every logit 0 or a small integer
+    r = xrun(tmp_path, *callable_args("sloppy", "basic", "large_classes", examples=10))
+    assert r.returncode == 1, r.stdout + r.stderr
+    got = outcomes(tmp_path)
+    for feature in ("basic", "large_classes"):
+        for f in got[feature]["failures"]:  # one per case tags (the regime drawn)
+            assert f["kind"] == "outside-budget"
+            logits = f["counterexample"]["args"]["logits"]
+            assert logits["shape"][0] == 1, logits["shape"]
+            p = run_script(tmp_path, f["reproducer"])
+            assert p.returncode == 1 and "<-- outside" in p.stdout, p.stdout + p.stderr
+            p = run_script(tmp_path, f["reproducer"],
+                           replace=[("import sloppy as target", "import good as target")])
+            assert p.returncode == 0, p.stdout + p.stderr
+    for f in got["basic"]["failures"]:
+        small = f["counterexample"]["args"]["logits"]["data"]
+        assert all(float.fromhex(v).is_integer() for v in small), small
+    for f in got["large_classes"]["failures"]:
+        big = f["counterexample"]["args"]["logits"]
+        assert big["shape"][1] >= 50_000  # the feature's floor stays
+        assert "fill" in big and len(big["entries"]) <= 8, big.get("entries")
+
+
+def test_a_target_wrong_everywhere_writes_small_results(tmp_path):
+    r = xrun(tmp_path, "--target", "xent_targets:wrong", "--api", NN, "--examples", "5",
+             "-n", "2", "--no-report", timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    failing = [o for o in doc["outcomes"] if o["verdict"] == "fail"]
+    assert len(failing) >= 30  # every dtype x feature but the empty batch
+    assert all(o["failures"] and o["reproducer"] for o in failing)
+    for name in ("results.json", "junit.xml"):
+        size = (tmp_path / "out" / name).stat().st_size
+        assert size <= 2_000_000, (name, size)
+    # every reproducer of every failure shows the discrepancy and exits 1
+    scripts = [f["reproducer"] for o in failing for f in o["failures"]]
+    codes = run_scripts(tmp_path, scripts)
+    assert codes == [1] * len(scripts), codes
+
+
+def run_scripts(tmp_path, scripts: list[str]) -> list:
+    """The exit status of each script, run one after another in one process without
+    xentconf importable (each in a fresh namespace, as ``python script.py`` would)."""
+    (tmp_path / "scripts.json").write_text(json.dumps(scripts))
+    driver = """
+import contextlib, io, json, sys
+sys.modules['xentconf'] = None
+codes = []
+for text in json.load(open(sys.argv[1])):
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(compile(text, "reproducer.py", "exec"), {"__name__": "__main__"})
+        codes.append(0)
+    except SystemExit as exc:
+        codes.append(exc.code)
+    except BaseException as exc:
+        codes.append(repr(exc))
+print(json.dumps(codes))
+"""
+    p = subprocess.run([sys.executable, "-c", driver, str(tmp_path / "scripts.json")],
+                       capture_output=True, text=True, env=env(), timeout=300)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])

@@ -246,6 +246,18 @@ def test_shape_key_and_scalars():
     assert flat["args"]["logits"].dtype == np.int64
 
 
+def test_compact_arrays_fill_and_entries():
+    compact = {"dtype": "float32", "shape": [2, 3], "fill": "0x1p-1",
+               "entries": [[4, "-inf"], [0, 7]]}
+    got = parse_case(case_text(args={"logits": compact}))["args"]["logits"]
+    assert got.dtype == np.float32
+    assert got.tolist() == [[7.0, 0.5, 0.5], [0.5, -math.inf, 0.5]]
+    for bad, message in [({"dtype": "float32", "fill": 0}, 'needs "shape"'),
+                         ({**compact, "entries": [[6, 1]]}, "an index from 0 to 5")]:
+        with pytest.raises(CaseError, match=message):
+            parse_case(case_text(args={"logits": bad}))
+
+
 def test_plain_values():
     call = parse_case(case_text(
         api="tf.compat.v1.losses.sparse_softmax_cross_entropy",

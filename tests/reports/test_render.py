@@ -285,3 +285,38 @@ def test_invalid_document_is_an_error(docs):
     docs[1]["outcomes"][0]["verdict"] = "maybe"
     with pytest.raises(ReportError, match=r"^b.json.outcomes\[0\].verdict: 'maybe'"):
         render(docs, sources=["a.json", "b.json"])
+
+
+def test_a_test_with_distinct_failures_lists_each_with_its_own_case(docs, make_outcome, parse):
+    doc = {**docs[0], "outcomes": list(docs[0]["outcomes"])}
+    compact = {"dtype": "float32", "shape": [1, 70], "fill": "0x0p+0",
+               "entries": [[3, "0x1p+0"]]}
+    failures = [
+        {"kind": "tf-raises", "verdict": "fail", "tags": ["minus_one"],
+         "message": "TensorFlow raises InvalidArgumentError — the target returned loss",
+         "counterexample": {"api": "tf.nn.sparse_softmax_cross_entropy_with_logits",
+                            "args": {"labels": {"dtype": "int32", "data": [-1]},
+                                     "logits": compact}},
+         "expected": {"raises": {"error": "InvalidArgumentError", "message": "-1"}},
+         "actual": {"loss": {"dtype": "float32", "shape": [1], "data": ["0x0p+0"]}},
+         "reproducer": "print('first')"},
+        {"kind": "nan-inf", "verdict": "fail", "tags": ["classes"],
+         "message": "loss[0]: got nan", "counterexample": None, "expected": None,
+         "actual": None, "reproducer": "print('second')"},
+    ]
+    o = make_outcome("alpha", "cpu", "cpu", "float64", "nn_sparse", "bad_labels",
+                     verdict="fail", grade="fail", message="2 distinct failures: ...",
+                     failures=failures, reproducer="print('first')",
+                     counterexample=failures[0]["counterexample"])
+    doc["outcomes"].append(o)
+    page = parse(render([doc]))
+    d = next(d for d in page.find_all("details", "drill")
+             if d.find("dd").find("code").text == o["id"])
+    assert [li.find("code").text for li in d.find("ol", "failures").find_all("li")] == \
+        ["tf-raises", "nan-inf"]
+    assert [p.text for p in d.find_all("pre", "repro")] == ["print('first')", "print('second')"]
+    assert [p.text for p in d.find_all("pre", "msg")] == [f["message"] for f in failures]
+    args = {tr.find_all("td")[0].text: (tr.find_all("td")[2].text, tr.find_all("td")[3].text)
+            for tr in d.find("table", "args").find("tbody").find_all("tr")}
+    assert args["logits"][0] == "[1, 70]"  # the compact array is shown as the array it is
+    assert args["logits"][1] == "[[0, 0, 0, 1" + ", 0" * 66 + "]]"

@@ -4,14 +4,23 @@
 each example is a :class:`~xentconf.conformance.strategies.Case`; the oracle (vectorized
 tier) gives the expectation; the target answers through the :class:`Sandbox`; the
 verdict grades it. A case that misses the required grade but is covered by a known
-deviation is recorded, not raised. A real failure raises, so hypothesis shrinks it; once
-the shrink budget is spent, new examples are rejected and only the failures already seen
-are replayed (their outcome is remembered, so a crash is not re-run). The minimal failure
-becomes the outcome's counterexample and reproducer.
+deviation is recorded, not raised. A real failure is classified by its kind
+(:data:`~xentconf.results.FAILURE_KINDS`) and case tags, and raises an exception class of
+its own per distinct (kind, tags), so that hypothesis (``report_multiple_bugs``) shrinks
+each distinct failure separately: a crash or a timeout is never hidden behind another
+failure. Every kind gets a class of its own; a kind gets another for other case tags while
+fewer than :data:`FAILURES_CAP` classes exist (at most :data:`PER_KIND` per kind). Once
+:data:`HYPOTHESIS_SHARE` of the shrink budget is spent, new examples are rejected
+and only the failures already seen are replayed (their outcome is remembered, so a crash
+is not re-run). Each minimal failure is then shrunk on its arrays (:mod:`.shrink`) for the
+rest of the budget, and becomes one entry of the outcome's ``failures``, with its own
+counterexample and reproducer.
 """
 
 from __future__ import annotations
 
+import builtins
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,10 +35,12 @@ from hypothesis.errors import Flaky
 from xentconf.oracle import GRADES, OracleInputError
 from xentconf.oracle.fast import oracle_call
 from xentconf.protocol import API_SHORT, KERAS_APIS, RAW_OPS, Call, Setup
+from xentconf.results import FAILURE_KINDS
 
 from . import deviations as devmod
 from .reproducer import array_json, case_json, script
 from .sandbox import Result, Sandbox
+from .shrink import simplify
 from .strategies import Case, cases, upstream_for
 from .verdict import CaseVerdict, Raised, grade_index, judge, worse
 
@@ -37,6 +48,13 @@ __all__ = ["CaseFailure", "Checker", "TestSpec"]
 
 ARRAY_LIMIT = 4096  # elements of an array kept in a results file
 SAMPLES_LIMIT = 400
+FAILURES_CAP = 5  # distinct failures reported per test
+PER_KIND = 2  # of them, at most this many of one kind (with different case tags)
+HYPOTHESIS_SHARE = 0.6  # of the shrink budget for hypothesis; the rest shrinks arrays
+MIN_CLASSES = {"large_classes": 50_000}  # the feature's floor of classes
+MIN_BATCH_RANK = {"rank3+": 2, "rank1": 0}  # the feature's floor of batch dimensions
+_FAILING = ("fail", "crash", "timeout", "error")
+_VERDICT_OF = {"crash": "crash", "timeout": "timeout", "error": "error"}
 
 
 @dataclass(frozen=True)
@@ -54,11 +72,18 @@ class TestSpec:
 
 
 class CaseFailure(AssertionError):
-    """A case the target fails (raised inside the hypothesis test so that it shrinks)."""
+    """A case the target fails (raised inside the hypothesis test so that it shrinks);
+    each distinct failure of a test raises a subclass of its own."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, seen: _Seen | None = None):
         super().__init__(message)
         self.kind = kind
+        self.seen = seen
+
+
+def _failure_class(kind: str, tags: tuple) -> type[CaseFailure]:
+    name = f"CaseFailure[{kind}{'|' + ','.join(tags) if tags else ''}]"
+    return type(name, (CaseFailure,), {"__qualname__": name})
 
 
 @dataclass
@@ -74,6 +99,7 @@ class _Seen:
     actual: dict | None = None
     setup: Setup | None = None
     call: Call | None = None
+    failure: str | None = None  # the kind of failure (FAILURE_KINDS) when it fails
 
 
 @dataclass
@@ -86,9 +112,10 @@ class _Record:
     samples: list = field(default_factory=list)
     deviation_matches: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)  # case key -> _Seen
-    last_failure: _Seen | None = None
     first_failure_at: float | None = None
     deviation_seen: _Seen | None = None
+    classes: dict = field(default_factory=dict)  # (kind, tags) -> CaseFailure subclass
+    last_of_class: dict = field(default_factory=dict)  # class -> the last _Seen raised
 
 
 def _excused(v: CaseVerdict, d) -> bool:
@@ -99,10 +126,40 @@ def _excused(v: CaseVerdict, d) -> bool:
     return not v.structural or (v.special_only and d.nonfinite)
 
 
+def _kind_of(exp, answer, v: CaseVerdict) -> str:
+    """The kind of a failing verdict (one of FAILURE_KINDS)."""
+    if exp.raises is not None:
+        return "tf-raises"
+    if isinstance(answer, Raised):
+        return "target-raises"
+    if v.structural and not v.special_only:
+        return "dtype-shape"  # also an output missing
+    if v.special_only:
+        return "nan-inf"
+    return "outside-budget"
+
+
 def _key(case: Case) -> tuple:
     shapes = tuple((k, np.shape(v), str(np.asarray(v).dtype)) if isinstance(
         v, np.ndarray | np.generic) else (k, repr(v)) for k, v in case.args.items())
     return (case.seed, case.tags, shapes, repr(sorted(case.init.items())))
+
+
+_GROUP = getattr(builtins, "BaseExceptionGroup", None)
+if _GROUP is None:  # Python 3.10: hypothesis depends on the backport
+    from exceptiongroup import BaseExceptionGroup as _GROUP
+
+_VERDICTS_ORDER = ("fail", "crash", "timeout", "error")  # the worse, the later
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc`` (an exception group, flattened), or ``exc``."""
+    if isinstance(exc, _GROUP):
+        out = []
+        for e in exc.exceptions:
+            out += _leaves(e)
+        return out
+    return [exc]
 
 
 def _finite(v: float | None) -> float | str | None:
@@ -170,7 +227,8 @@ class Checker:
         res: Result = self.sandbox.call(setup, call)
         if res.kind in ("crash", "timeout", "error"):
             return self._note(rec, _Seen(case, res.kind, None, res.text, up, setup=setup,
-                                         call=call, expected=self._expected(exp)))
+                                         call=call, expected=self._expected(exp),
+                                         failure=res.kind))
         answer: dict | Raised = res.outputs if res.kind == "ok" else res.raised
         names = self.output_names(api, exp, up is not None) if exp.raises is None else None
         v = judge(exp, answer, self.accuracy, names)
@@ -187,6 +245,7 @@ class Checker:
             else:
                 seen.kind = "fail"
                 seen.message = f"{cid}: {v.message}"
+                seen.failure = _kind_of(exp, answer, v)
         if seen.kind != "pass":
             seen.expected = self._expected(exp)
             seen.actual = self._actual(answer)
@@ -229,6 +288,24 @@ class Checker:
 
     # ------------------------------------------------------------------ one test
 
+    def _raise(self, rec: _Record, seen: _Seen) -> CaseFailure:
+        """The exception of ``seen``'s distinct failure, a class per (kind, tags): every
+        kind gets a class of its own (so a crash or a timeout is never hidden); a kind
+        gets another for other case tags while fewer than :data:`FAILURES_CAP` classes
+        exist and it has fewer than :data:`PER_KIND`; past that, its first class."""
+        key = (seen.failure, seen.case.tags)
+        cls = rec.classes.get(key)
+        if cls is None:
+            same = [c for (k, _), c in rec.classes.items() if k == seen.failure]
+            if not same or (len(set(rec.classes.values())) < FAILURES_CAP and
+                            len(set(same)) < PER_KIND):
+                cls = _failure_class(*key)
+            else:
+                cls = same[0]
+            rec.classes[key] = cls
+        rec.last_of_class[cls] = seen
+        return cls(seen.kind, seen.message, seen)
+
     def run_test(self, spec: TestSpec, *, max_examples: int, shrink_seconds: float,
                  derandomize: bool, seed: int | None) -> dict:
         """Run one test's property; return its outcome record (results schema)."""
@@ -239,49 +316,129 @@ class Checker:
         n = max(2, max_examples // 5) if spec.feature == "large_classes" else max_examples
 
         @settings(max_examples=n, deadline=None, derandomize=derandomize, database=None,
-                  suppress_health_check=list(HealthCheck), print_blob=False)
+                  suppress_health_check=list(HealthCheck), print_blob=False,
+                  report_multiple_bugs=True)
         @given(cases(spec.api, spec.dtype, spec.feature, keras=self.keras))
         def prop(case: Case) -> None:
             key = _key(case)
             known = rec.failures.get(key)
             if known is not None:  # a replay of a failure: do not run it again
-                rec.last_failure = known
-                raise CaseFailure(known.kind, known.message)
-            if rec.first_failure_at is not None and \
-                    time.perf_counter() - rec.first_failure_at > shrink_seconds:
-                assume(False)  # the shrink budget is spent
+                raise self._raise(rec, known)
+            if rec.first_failure_at is not None and time.perf_counter() - \
+                    rec.first_failure_at > shrink_seconds * HYPOTHESIS_SHARE:
+                assume(False)  # hypothesis's part of the shrink budget is spent
             seen = self.check_case(spec, case, rec)
             v = seen.verdict
             if v is not None and v.worst_budget is not None and math.isfinite(v.worst_budget):
                 hyp_target(float(min(v.worst_budget, 1e12)), label="error / stable budget")
-            if seen.kind in ("fail", "crash", "timeout", "error"):
+            if seen.kind in _FAILING:
                 rec.failures[key] = seen
-                rec.last_failure = seen
                 if rec.first_failure_at is None:
                     rec.first_failure_at = time.perf_counter()
-                raise CaseFailure(seen.kind, seen.message)
+                raise self._raise(rec, seen)
 
         if seed is not None:
             prop = hyp_seed(seed)(prop)
+        harness: BaseException | None = None
+        minimal: dict = {}  # class -> the minimal _Seen hypothesis reported
         try:
             prop()
-        except (CaseFailure, Flaky):
-            pass
+        except (CaseFailure, Flaky, _GROUP) as exc:
+            for e in _leaves(exc):
+                if isinstance(e, CaseFailure) and e.seen is not None:
+                    minimal[type(e)] = e.seen
+                elif not isinstance(e, Flaky | CaseFailure):
+                    harness = harness or e
         except BaseException as exc:  # noqa: BLE001 - a harness error is an outcome too
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
-            if rec.last_failure is None:
-                return self._outcome(spec, rec, "error",
-                                     f"the harness failed: {type(exc).__name__}: {exc}", t0)
-        if rec.last_failure is not None:
-            f = rec.last_failure
-            return self._outcome(spec, rec, f.kind, f.message, t0, f)
+            harness = exc
+        for cls, seen in rec.last_of_class.items():  # a class hypothesis did not report
+            minimal.setdefault(cls, seen)
+        if minimal:
+            return self._failing(spec, rec, list(minimal.values()), t0, shrink_seconds)
+        if harness is not None:
+            return self._outcome(spec, rec, "error", f"the harness failed: "
+                                 f"{type(harness).__name__}: {harness}", t0)
         if rec.deviation_seen is not None:
             d = rec.deviation_seen
             return self._outcome(spec, rec, "deviation", d.message, t0, d)
         if rec.examples == 0:
             return self._outcome(spec, rec, "error", "no example could be generated", t0)
         return self._outcome(spec, rec, "pass", f"{rec.examples} examples conform", t0)
+
+    def _failing(self, spec: TestSpec, rec: _Record, found: list[_Seen], t0: float,
+                 shrink_seconds: float) -> dict:
+        """The outcome of a failing test: each distinct failure shrunk on its arrays (a
+        timeout is not: every try would cost the time limit), worst first."""
+        start = time.perf_counter()
+        first = rec.first_failure_at if rec.first_failure_at is not None else start
+        deadline = max(first + shrink_seconds,
+                       start + shrink_seconds * (1 - HYPOTHESIS_SHARE) / 2)
+        order = {k: i for i, k in enumerate(FAILURE_KINDS)}
+        found = sorted(found, key=lambda s: order.get(s.failure or "error", 0))
+        shrunk = []
+        for i, seen in enumerate(found):
+            share = start + (deadline - start) * (i + 1) / len(found)
+            if seen.failure != "timeout" and time.perf_counter() < share:
+                seen = self._simplify(spec, seen, share)
+            shrunk.append(seen)
+        failures, cases = [], set()
+        for s in shrunk:  # two case tags of one kind may shrink to the same case
+            same = (s.failure, json.dumps(case_json(s.case.api, s.case.args, s.case.init,
+                                                    profile=self.profile, keras=self.keras)))
+            if same not in cases:
+                cases.add(same)
+                failures.append(self._failure_record(spec, s))
+        failures.sort(key=lambda f: (-_VERDICTS_ORDER.index(f["verdict"]), order[f["kind"]]))
+        worst = failures[0]
+        out = self._outcome(spec, rec, worst["verdict"], worst["message"], t0)
+        for k in ("counterexample", "expected", "actual", "reproducer"):
+            out[k] = worst[k]
+        if len(failures) > 1:
+            out["message"] = f"{len(failures)} distinct failures: " + "; ".join(
+                f"[{f['kind']}] {f['message']}" for f in failures)
+        out["failures"] = failures
+        out["duration_s"] = round(time.perf_counter() - t0, 4)
+        return out
+
+    def _simplify(self, spec: TestSpec, seen: _Seen, deadline: float) -> _Seen:
+        """``seen``'s case shrunk on its arrays while the same kind of failure persists."""
+        scratch = _Record()
+
+        def fails(case: Case):
+            s = self.check_case(spec, case, scratch)
+            return s if s.kind in _FAILING and s.failure == seen.failure else None
+
+        first_row = None
+        v = seen.verdict
+        if v is not None and v.failing:
+            name, flat = next(iter(v.failing.items()))
+            lay_logits = next((a for k, a in seen.case.args.items()
+                               if k in ("features", "logits", "y_pred")), None)
+            if name == "loss" and lay_logits is not None and np.ndim(lay_logits) == 2:
+                first_row = int(flat)
+        try:
+            _, got = simplify(seen.case, fails, deadline, first_row=first_row,
+                              min_classes=MIN_CLASSES.get(spec.feature, 1),
+                              min_rank=MIN_BATCH_RANK.get(spec.feature, 1))
+        except Exception:  # noqa: BLE001 - the case hypothesis found stands
+            return seen
+        return got if got is not None else seen
+
+    def _failure_record(self, spec: TestSpec, seen: _Seen) -> dict:
+        c = seen.case
+        kind = seen.failure or "error"
+        verdict = _VERDICT_OF.get(kind, "fail")
+        rec = {"kind": kind, "verdict": verdict, "message": seen.message,
+               "tags": list(c.tags), "grade": seen.verdict.grade if seen.verdict else None,
+               "counterexample": case_json(c.api, c.args, c.init, profile=self.profile,
+                                           keras=self.keras, upstream=seen.upstream),
+               "expected": seen.expected, "actual": seen.actual,
+               "reproducer": self.reproducer(spec, seen)}
+        if c.tags:  # the case stays readable by `xentconf oracle` (description is free)
+            rec["counterexample"]["description"] = "case tags: " + ", ".join(c.tags)
+        return rec
 
     def _outcome(self, spec: TestSpec, rec: _Record, verdict: str, message: str, t0: float,
                  seen: _Seen | None = None) -> dict:
@@ -297,6 +454,7 @@ class Checker:
             "worst_output": rec.worst_output, "message": message,
             "deviation": None, "deviation_matches": dict(rec.deviation_matches) or None,
             "counterexample": None, "expected": None, "actual": None, "reproducer": None,
+            "failures": None,
             "duration_s": round(time.perf_counter() - t0, 4),
             "samples": rec.samples or None,
         }
@@ -312,6 +470,8 @@ class Checker:
             out["actual"] = seen.actual
             if verdict != "deviation":
                 out["reproducer"] = self.reproducer(spec, seen)
+                if seen.failure is not None:
+                    out["failures"] = [self._failure_record(spec, seen)]
         return out
 
     def reproducer(self, spec: TestSpec, seen: _Seen) -> str | None:
@@ -337,7 +497,8 @@ class Checker:
                       target_options=self.target_options, api=c.api, profile=self.profile,
                       device=self.device, args=c.args, init=c.init, upstream=seen.upstream,
                       expected=expected, message=message, snippet=snippet,
-                      callable_spec=self.callable_spec)
+                      callable_spec=self.callable_spec,
+                      raises=exp.raises.error if exp.raises is not None else None)
 
     # ------------------------------------------------------------------ pinned, sweeps
 
@@ -414,6 +575,7 @@ class Checker:
         case = Case(shard.api, shard.dtype, "sweep", one, {}, ("sweep",), row)
         seen = self.check_case(spec, case, _Record())
         seen.kind = "fail" if seen.kind == "pass" else seen.kind
+        seen.failure = seen.failure or _kind_of(exp, answer, v)  # the row alone may pass
         rec.samples = [_finite(v.worst_budget)]
         cid = devmod.case_id(spec.id, v.tags)
         matches = devmod.matching(self.deviations, cid, self.keras, self.profile)

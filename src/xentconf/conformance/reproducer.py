@@ -14,6 +14,7 @@ a counterexample can be fed back to the oracle.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,46 @@ def _hex(v: float) -> str:
     return float(v).hex()
 
 
-def array_json(a: np.ndarray, limit: int | None = None) -> dict[str, Any]:
+COMPACT_MIN = 64  # arrays at least this large may be written compactly
+
+
+def _common(flat: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The most common element of ``flat`` (bit for bit) and a mask of the others."""
+    bits = flat.view(f"u{flat.dtype.itemsize}") if flat.dtype.kind == "f" or \
+        flat.dtype.name == "bfloat16" else flat
+    values, first, counts = np.unique(bits, return_index=True, return_counts=True)
+    k = int(np.argmax(counts))
+    return flat[first[k]], bits != values[k]
+
+
+def _entry(a: np.ndarray, v: Any) -> Any:
+    if a.dtype.kind in "iu":
+        return int(v)
+    if a.dtype.kind == "b":
+        return bool(v)
+    return _hex(float(v))
+
+
+def array_json(a: np.ndarray, limit: int | None = None, compact: bool = True) -> dict[str, Any]:
     """An array in the case format: ``{"dtype", "shape", "data"}`` (floats as hex strings),
-    row-major and flat; with ``limit``, at most that many elements (``truncated`` set)."""
+    row-major and flat; with ``limit``, at most that many elements (``truncated`` set).
+
+    With ``compact``, an array of at least :data:`COMPACT_MIN` elements of which at most a
+    quarter differ from the most common value is written as ``{"dtype", "shape", "fill",
+    "entries": [[flat index, value], ...]}`` (bit for bit; ``limit`` caps the entries)."""
     a = np.asarray(a)
     flat = a.reshape(-1)
     out: dict[str, Any] = {"dtype": a.dtype.name, "shape": list(a.shape)}
+    if compact and flat.size >= COMPACT_MIN:
+        fill, other = _common(flat)
+        where = np.flatnonzero(other)
+        if where.size * 4 <= flat.size:
+            if limit is not None and where.size > limit:
+                where = where[:limit]
+                out["truncated"] = True
+            out["fill"] = _entry(a, fill)
+            out["entries"] = [[int(i), _entry(a, flat[i])] for i in where]
+            return out
     if limit is not None and flat.size > limit:
         flat = flat[:limit]
         out["truncated"] = True
@@ -80,18 +115,29 @@ except ImportError:
     ml_dtypes = None
 
 
-def arr(dtype, shape, data):
-    """An array from exact values (hex strings for floats), converted exactly."""
+def arr(dtype, shape, data=None, fill=None, entries=()):
+    """An array from exact values (hex strings for floats), converted exactly: ``data``
+    row-major, or every element ``fill`` but the [flat index, value] ``entries``."""
     if dtype == "bfloat16":
         dt = ml_dtypes.bfloat16
     else:
         dt = np.dtype(dtype)
-    if dtype in ("float16", "bfloat16", "float32", "float64"):
-        vals = np.array([float.fromhex(v) if v.startswith(("0x", "-0x")) else float(v)
-                         for v in data], dtype=np.float64)
-    else:
-        vals = np.array(data, dtype=np.int64 if dtype != "bool" else bool)
-    return vals.astype(dt).reshape(shape)
+    floats = dtype in ("float16", "bfloat16", "float32", "float64")
+
+    def vals(items):
+        if floats:
+            return np.array([float.fromhex(v) if v.startswith(("0x", "-0x")) else float(v)
+                             for v in items], dtype=np.float64)
+        return np.array(items, dtype=np.int64 if dtype != "bool" else bool)
+
+    if data is None:
+        out = np.empty(int(np.prod(shape)), dtype=dt)
+        out[:] = vals([fill]).astype(dt)[0]
+        if entries:
+            where = np.array([int(k) for k, _ in entries], dtype=np.int64)
+            out[where] = vals([v for _, v in entries]).astype(dt)
+        return out.reshape(shape)
+    return vals(data).astype(dt).reshape(shape)
 
 '''
 
@@ -102,8 +148,25 @@ def show(x):
     return f"{x.hex()} ({x:.9g})" if np.isfinite(x) else repr(x)
 
 
+def returned(outputs):
+    return ", ".join(f"{k}{list(np.shape(v))}:{np.asarray(v).dtype}"
+                     for k, v in outputs.items()) or "nothing"
+
+
 failed = False
+if raised is not None:
+    print(f"the target raised {type(raised).__name__}: {raised}")
+    if tf_raises is None:
+        print("TensorFlow returns " + ", ".join(expected) + ": the target must not raise")
+        failed = True
+    else:
+        print(f"TensorFlow raises {tf_raises} too: the target agrees")
+elif tf_raises is not None:
+    print(f"TensorFlow raises {tf_raises}; the target returned {returned(outputs)}")
+    failed = True
 for name, (want, budget) in expected.items():
+    if raised is not None:
+        break
     got = outputs.get(name)
     if got is None:
         print(f"{name}: not returned")
@@ -116,15 +179,19 @@ for name, (want, budget) in expected.items():
         continue
     g, w = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
     b = budget.ravel()
+    shown = 0
     for i in range(w.size):
         same = (np.isnan(g[i]) and np.isnan(w[i])) or g[i] == w[i]
         ok = same or (np.isfinite(w[i]) and abs(g[i] - w[i]) <= b[i])
         if not same:
-            pos = [int(k) for k in np.unravel_index(i, want.shape)]
-            print(f"{name}{pos}: got {show(g[i])}, expected {show(w[i])} "
-                  f"(allowed error {b[i]:.3g}){'' if ok else '  <-- outside'}")
             failed |= not ok
-print("MISMATCH" if failed else "all outputs within their budgets")
+            shown += 1
+            if shown <= 50 or not ok and shown <= 200:
+                pos = [int(k) for k in np.unravel_index(i, want.shape)]
+                print(f"{name}{pos}: got {show(g[i])}, expected {show(w[i])} "
+                      f"(allowed error {b[i]:.3g}){'' if ok else '  <-- outside'}")
+print("MISMATCH" if failed else "the target agrees: all outputs within their budgets")
+raise SystemExit(1 if failed else 0)
 '''
 
 
@@ -133,6 +200,9 @@ def _literal(v: Any) -> str:
     if isinstance(v, np.ndarray | np.generic):
         a = np.asarray(v)
         j = array_json(a)
+        if "fill" in j:
+            return (f"arr({j['dtype']!r}, {tuple(j['shape'])!r}, fill={j['fill']!r}, "
+                    f"entries={j['entries']!r})")
         return f"arr({j['dtype']!r}, {tuple(j['shape'])!r}, {j['data']!r})"
     if isinstance(v, float) and not math.isfinite(v):
         return f"float({repr(v)!r})"
@@ -161,11 +231,16 @@ def _callable_snippet(spec: str, api: str) -> str:
 def script(*, test_id: str, target: str, target_options: dict, api: str, profile: str,
            device: str, args: dict, init: dict, upstream: np.ndarray | None,
            expected: dict[str, tuple[np.ndarray, np.ndarray]], message: str,
-           snippet: str | None, callable_spec: bool = False) -> str:
+           snippet: str | None, callable_spec: bool = False,
+           raises: str | None = None) -> str:
     """A standalone script reproducing one failing case.
 
     ``expected`` maps output names to (correctly rounded values in the output dtype,
-    absolute error budget per element at the required grade)."""
+    absolute error budget per element at the required grade); ``raises`` names the error
+    TensorFlow raises instead (then ``expected`` is empty). The script exits 1 when it
+    shows a discrepancy (a value outside its budget, a wrong NaN, inf, dtype or shape, an
+    output missing, a raise where TensorFlow returns or a return where it raises), and 0
+    only when the target agrees."""
     head = [f"# Reproducer for {test_id}",
             f"# target: {target} (device {device}, profile {profile})",
             f"# API: {api}",
@@ -182,6 +257,7 @@ def script(*, test_id: str, target: str, target_options: dict, api: str, profile
         body.append(f"    {name!r}: ({_literal(np.asarray(want))},")
         body.append(f"             {_literal(np.asarray(budget, dtype=np.float64))}),")
     body.append("}")
+    body.append(f"tf_raises = {raises!r}")
     body.append("")
     body.append("# --- the call under test " + "-" * 50)
     if callable_spec:
@@ -197,7 +273,16 @@ def script(*, test_id: str, target: str, target_options: dict, api: str, profile
             f"_setup = Setup({api!r}, device={device!r}, profile={profile!r}, "
             "init=tuple(sorted(init.items())), grad=upstream is not None)",
             f"outputs = _target.prepare(_setup).run(Call({api!r}, args, init, upstream))"])
-    body.append(snippet.rstrip())
+    body.append("def call():")
+    body.append(textwrap.indent(snippet.rstrip(), "    "))
+    body.append("    return outputs")
+    body.append("")
+    body.append("")
+    body.append("raised = None")
+    body.append("try:")
+    body.append("    outputs = call()")
+    body.append("except Exception as exc:  # the target raised: judged below")
+    body.append("    raised, outputs = exc, {}")
     return "\n".join(head + body) + _COMPARE
 
 

@@ -34,6 +34,11 @@ An ARRAY is ``{"dtype": D, "data": NESTED}`` with an optional ``"shape": [..]``:
 * an integer entry must be an integral JSON number within the range of ``D``;
 * a ``bool`` entry is ``true`` or ``false``.
 
+A large array that is mostly one value may be written compactly, without ``data``:
+``{"dtype": D, "shape": [..], "fill": V, "entries": [[FLAT_INDEX, V], ...]}`` — every
+element is ``fill`` but those ``entries`` name (row-major flat indices), each value an
+entry as above (results files write large counterexamples so).
+
 The answer is a JSON object with ``api`` and ``profile`` (and ``keras`` for the Keras
 APIs) echoed, then either ``"raises": {"error": CLASS, "message": TEXT}`` — TensorFlow
 rejects the input; this is a valid answer, not a malformed case — or ``"outputs"``
@@ -85,7 +90,7 @@ EXACT_DIGITS = 30
 TOP_KEYS = ("api", "args", "init", "keras", "profile", "upstream", "description")
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 DTYPES = (*FORMATS, *INT_DTYPES, "bool")
-ARRAY_KEYS = ("dtype", "data", "shape")
+ARRAY_KEYS = ("dtype", "data", "shape", "fill", "entries")
 
 # A decimal or hex value beyond these binary exponents is ±inf / ±0 in every float format
 # (float64: largest finite < 2**1024, half the smallest subnormal = 2**-1075); clamping
@@ -302,6 +307,27 @@ def _flatten(data, where: str, out: list) -> None:
         out.append((data, where))
 
 
+def _expanded(value: dict, where: str) -> dict:
+    """A compact ARRAY (``fill`` and ``entries``) with its ``data`` written out."""
+    shape = value.get("shape")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool)
+                                            and d >= 0 for d in shape)):
+        raise CaseError(f'{where}: an array given by "fill" needs "shape": a list of '
+                        "non-negative integers, such as [1, 50000]")
+    size = math.prod(shape)
+    data = [value["fill"]] * size
+    entries = value.get("entries", [])
+    if not isinstance(entries, list):
+        raise CaseError(f'{where}.entries: must be a list of [flat index, value] pairs')
+    for i, e in enumerate(entries):
+        if not (isinstance(e, list) and len(e) == 2 and isinstance(e[0], int) and
+                not isinstance(e[0], bool) and 0 <= e[0] < size):
+            raise CaseError(f"{where}.entries[{i}]: must be [flat index, value] with an "
+                            f"index from 0 to {size - 1}")
+        data[e[0]] = e[1]
+    return {k: v for k, v in value.items() if k not in ("fill", "entries")} | {"data": data}
+
+
 def _array(value, where: str) -> np.ndarray:
     """An ARRAY value ``{"dtype": ..., "data": ..., "shape": ...}`` as a numpy array."""
     if not isinstance(value, dict):
@@ -311,6 +337,8 @@ def _array(value, where: str) -> np.ndarray:
     if unknown:
         raise CaseError(f"{where}: unknown key {unknown[0]!r} in an array; an array has "
                         '"dtype", "data" and optionally "shape"')
+    if "fill" in value and "data" not in value:
+        value = _expanded(value, where)
     for key in ("dtype", "data"):
         if key not in value:
             raise CaseError(f'{where}: an array needs "{key}": write {{"dtype": "float32", '

@@ -24,7 +24,15 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from xentconf.results import GRADES, VERDICTS, ResultsError, atomic_write, load, validate
+from xentconf.results import (
+    GRADES,
+    VERDICTS,
+    ResultsError,
+    atomic_write,
+    expand_arrays,
+    load,
+    validate,
+)
 
 from . import views
 from .diff import Diff, diff
@@ -108,13 +116,13 @@ class RowView:
 
 
 @dataclass
-class DrillDown:
-    """Everything shown for one failing (or crashing, erroring, deviating) outcome."""
+class FailureView:
+    """One distinct failure of an outcome (or its only counterexample): its kind, inputs,
+    expected against actual and reproducer."""
 
     anchor: str
-    outcome: Mapping[str, Any]
-    row: int
-    api: str
+    kind: str | None
+    tags: list[str]
     message: str
     case: Mapping[str, Any] | None
     args: list[views.ArgView]
@@ -124,6 +132,18 @@ class DrillDown:
     comparisons: list[views.Comparison]
     reproducer: str | None
     reproducer_cut: bool
+
+
+@dataclass
+class DrillDown:
+    """Everything shown for one failing (or crashing, erroring, deviating) outcome."""
+
+    anchor: str
+    outcome: Mapping[str, Any]
+    row: int
+    api: str
+    message: str
+    failures: list[FailureView]
 
 
 @dataclass
@@ -146,8 +166,8 @@ class RunView:
     slowest: list[Mapping[str, Any]]
 
 
-def _drilldown(anchor: str, o: Mapping[str, Any], row: int, board: Board) -> DrillDown:
-    case = o.get("counterexample")
+def _failure_view(anchor: str, f: Mapping[str, Any], worst_output: str | None) -> FailureView:
+    case = expand_arrays(f.get("counterexample"))
     extra: list[tuple[str, str]] = []
     args: list[views.ArgView] = []
     case_json, cut = "", False
@@ -163,16 +183,30 @@ def _drilldown(anchor: str, o: Mapping[str, Any], row: int, board: Board) -> Dri
                 text = (views.nested_text(value["data"], str(value["dtype"]))
                         if views.is_array(value) else json.dumps(value))
                 extra.append((key, text))
-        case_json, cut = views.truncate(json.dumps(case, indent=1, default=str))
-    reproducer, rcut = (views.truncate(o["reproducer"]) if o.get("reproducer")
+        case_json, cut = views.truncate(json.dumps(f.get("counterexample"), indent=1,
+                                                   default=str))
+    reproducer, rcut = (views.truncate(f["reproducer"]) if f.get("reproducer")
                         else (None, False))
-    return DrillDown(
-        anchor=anchor, outcome=o, row=row, api=board.api_short(o["api"]),
-        message=o.get("message") or "", case=case if isinstance(case, Mapping) else None,
+    tags = f.get("tags")
+    return FailureView(
+        anchor=anchor, kind=f.get("kind"),
+        tags=[str(t) for t in tags] if isinstance(tags, list) else [],
+        message=f.get("message") or "", case=case if isinstance(case, Mapping) else None,
         args=args, case_extra=extra, case_json=case_json, case_cut=cut,
-        comparisons=views.comparisons(o.get("expected"), o.get("actual"),
-                                      o.get("worst_output")),
+        comparisons=views.comparisons(expand_arrays(f.get("expected")),
+                                      expand_arrays(f.get("actual")), worst_output),
         reproducer=reproducer, reproducer_cut=rcut)
+
+
+def _drilldown(anchor: str, o: Mapping[str, Any], row: int, board: Board) -> DrillDown:
+    listed = o.get("failures")
+    if not isinstance(listed, list) or not listed:
+        listed = [o]  # one counterexample (a deviation, or an older results file)
+    failures = [_failure_view(anchor if i == 0 else f"{anchor}-f{i + 1}",
+                              f if isinstance(f, Mapping) else {}, o.get("worst_output"))
+                for i, f in enumerate(listed)]
+    return DrillDown(anchor=anchor, outcome=o, row=row, api=board.api_short(o["api"]),
+                     message=o.get("message") or "", failures=failures)
 
 
 def _deviation_view(entry: Mapping[str, Any]) -> DeviationView:

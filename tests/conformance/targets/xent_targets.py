@@ -49,3 +49,44 @@ def sloppy(labels, logits):
     """Finite and close, but 1e-4 off: outside every budget, never a wrong NaN or inf."""
     out = good(labels, logits).astype(np.float64)
     return (out * (1 + 1e-4) + 1e-4).astype(np.asarray(logits).dtype)
+
+
+def two_bugs(labels, logits):
+    """Two distinct bugs in out-of-range labels (TensorFlow raises for both on CPU): −1
+    wraps around to the last class (Python indexing), and labels ≥ C give NaN."""
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    c = x.shape[-1]
+    m = x.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(x - m).sum(axis=-1)) + m[..., 0]
+    picked = np.take_along_axis(x, np.clip(np.where(y < 0, y + c, y), 0, c - 1)[..., None],
+                                -1)[..., 0]
+    out = np.where(y >= c, np.nan, lse - picked)
+    return out.astype(np.asarray(logits).dtype)
+
+
+def wrong(labels, logits):
+    """Wrong everywhere: the right loss plus one (never a wrong NaN or inf where the loss
+    is finite); and returns for every input TensorFlow rejects."""
+    y = np.asarray(labels).astype(np.int64)
+    x = np.asarray(logits, dtype=np.float64)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        return np.zeros(np.shape(labels), np.asarray(logits).dtype)
+    y = np.clip(np.broadcast_to(y, x.shape[:-1]), 0, x.shape[-1] - 1)
+    return (good(y, x) + 1.0).astype(np.asarray(logits).dtype)
+
+
+def crash_far(labels, logits):
+    """Wraps label −1 around to the last class, and aborts on labels far out of range."""
+    if np.any(np.asarray(labels).astype(np.int64) >= 1000):
+        os.abort()
+    return two_bugs(np.where(np.asarray(labels) >= np.shape(logits)[-1], 0, labels), logits)
+
+
+def two_kinds(labels, logits):
+    """Wrong in two distinct ways: float64 losses when C > 6 (a wrong dtype), and the loss
+    plus one otherwise (outside every budget)."""
+    out = good(labels, logits)
+    if np.shape(logits)[-1] > 6:
+        return out.astype(np.float64)
+    return (out.astype(np.float64) + 1.0).astype(np.asarray(logits).dtype)
