@@ -86,20 +86,6 @@ FAILURE_KINDS = ("crash", "timeout", "error", "tf-raises", "target-raises", "nan
 # numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
 _NUM = {"type": ["number", "string", "null"], "pattern": "^(inf|-inf|nan)$"}
 _STR = {"type": ["string", "null"]}
-#: An array in the case format of ``xentconf oracle`` (floats as C99 hex strings).
-ARRAY = _ARRAY = {
-    "type": "object",
-    "required": ["dtype"],
-    "description": "\"data\" (nested or flat, row-major), or compactly \"fill\" (the "
-                   "value of every element not in \"entries\") and \"entries\" ([flat "
-                   "index, value] pairs) with \"shape\"",
-    "properties": {"dtype": {"type": "string"}, "shape": {"type": "array",
-                                                           "items": {"type": "integer"}},
-                   "data": {}, "fill": {}, "entries": {"type": "array"},
-                   "truncated": {"type": "boolean",
-                                 "description": "data (or entries) holds the first "
-                                                "elements only (row-major)"}},
-}
 #: One distinct failure of a test.
 FAILURE = {
     "type": "object",
