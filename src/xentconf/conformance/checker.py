@@ -30,7 +30,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import seed as hyp_seed
 from hypothesis import target as hyp_target
-from hypothesis.errors import Flaky
+from hypothesis.errors import Flaky, InvalidArgument
 
 from xentconf.oracle import GRADES, OracleInputError
 from xentconf.oracle.fast import oracle_call
@@ -170,6 +170,19 @@ def _finite(v: float | None) -> float | str | None:
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     return float(v)
+
+
+def _base_settings() -> settings:
+    """The hypothesis profile every conformance test starts from (registered once): no
+    deadline or example database, every health check off (cases are generated cheaply by
+    numpy), every distinct failure reported."""
+    try:
+        return settings.get_profile("xentconf")
+    except InvalidArgument:
+        settings.register_profile("xentconf", deadline=None, database=None,
+                                  suppress_health_check=list(HealthCheck), print_blob=False,
+                                  report_multiple_bugs=True)
+        return settings.get_profile("xentconf")
 
 
 class Checker:
@@ -315,9 +328,7 @@ class Checker:
             return self._outcome(spec, rec, "skip", spec.skip_reason, t0)
         n = max(2, max_examples // 5) if spec.feature == "large_classes" else max_examples
 
-        @settings(max_examples=n, deadline=None, derandomize=derandomize, database=None,
-                  suppress_health_check=list(HealthCheck), print_blob=False,
-                  report_multiple_bugs=True)
+        @settings(_base_settings(), max_examples=n, derandomize=derandomize)
         @given(cases(spec.api, spec.dtype, spec.feature, keras=self.keras))
         def prop(case: Case) -> None:
             key = _key(case)

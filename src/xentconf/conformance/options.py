@@ -32,12 +32,14 @@ from xentconf.results import REQUIRED_GRADES
 __all__ = ["HYPOTHESIS_PROFILES", "OPTIONS", "Option", "RunConfig", "UsageError",
            "add_plugin_options", "add_run_arguments", "resolve_target", "validate"]
 
-#: Example profiles: name -> (examples per test, shrink seconds per test, derandomized).
-HYPOTHESIS_PROFILES: dict[str, tuple[int, float, bool]] = {
-    "ci": (20, 20.0, True),
-    "dev": (50, 60.0, False),
-    "thorough": (400, 300.0, False),
+#: Example profiles: hypothesis settings (registered as ``xentconf-<name>`` profiles by the
+#: checker) and the seconds a test may spend shrinking its failures.
+HYPOTHESIS_PROFILES: dict[str, dict[str, Any]] = {
+    "ci": {"max_examples": 20, "derandomize": True},
+    "dev": {"max_examples": 50, "derandomize": False},
+    "thorough": {"max_examples": 400, "derandomize": False},
 }
+SHRINK_SECONDS = {"ci": 20.0, "dev": 60.0, "thorough": 300.0}
 
 
 class UsageError(Exception):
@@ -158,15 +160,15 @@ class RunConfig:
     @property
     def max_examples(self) -> int:
         return self.examples if self.examples is not None else \
-            HYPOTHESIS_PROFILES[self.hypothesis][0]
+            HYPOTHESIS_PROFILES[self.hypothesis]["max_examples"]
 
     @property
     def shrink_seconds(self) -> float:
-        return HYPOTHESIS_PROFILES[self.hypothesis][1]
+        return SHRINK_SECONDS[self.hypothesis]
 
     @property
     def derandomize(self) -> bool:
-        return self.seed is None and HYPOTHESIS_PROFILES[self.hypothesis][2]
+        return self.seed is None and HYPOTHESIS_PROFILES[self.hypothesis]["derandomize"]
 
     def flag(self, name: str) -> str:
         return self.flag_prefix + name
