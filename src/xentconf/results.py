@@ -364,10 +364,19 @@ def expand_arrays(value: Any) -> Any:
     return value
 
 
+def json_number(v: float | None) -> float | str | None:
+    """A number as the results file holds it: a float, or ``"nan"``, ``"inf"``, ``"-inf"``
+    (which JSON cannot hold); None stays None."""
+    if v is None:
+        return None
+    v = float(v)
+    return repr(v) if v != v or v in (float("inf"), float("-inf")) else v
+
+
 def _jsonable(value: Any) -> Any:
     """Floats that JSON cannot hold (nan, inf) become strings; everything else as is."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return repr(value)
+    if isinstance(value, float):
+        return json_number(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

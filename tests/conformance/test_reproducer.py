@@ -28,7 +28,7 @@ def test_mostly_one_value_is_compact_and_bit_exact(dtype):
     a[1, 49_999] = np.asarray(np.finfo(np.float16).smallest_subnormal, np.float64).astype(dtype)
     a[0, 0] = np.asarray(1.5, dtype)
     j = array_json(a)
-    assert "data" not in j and j["fill"] == "0x0p+0" and len(j["entries"]) == 4
+    assert "data" not in j and j["fill"] == "0x0.0p+0" and len(j["entries"]) == 4
     assert j["shape"] == [2, 50_000]
     b = rebuild(a)
     assert b.dtype == a.dtype and b.shape == a.shape and bits(b) == bits(a)

@@ -32,6 +32,7 @@ from hypothesis import seed as hyp_seed
 from hypothesis import target as hyp_target
 from hypothesis.errors import Flaky, InvalidArgument
 
+from xentconf import results
 from xentconf.oracle import GRADES, OracleInputError
 from xentconf.oracle.fast import oracle_call
 from xentconf.protocol import API_SHORT, KERAS_APIS, RAW_OPS, Call, Setup
@@ -162,16 +163,6 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _finite(v: float | None) -> float | str | None:
-    if v is None:
-        return None
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return float(v)
-
-
 def _base_settings() -> settings:
     """The hypothesis profile every conformance test starts from (registered once): no
     deadline or example database, every health check off (cases are generated cheaply by
@@ -276,7 +267,7 @@ class Checker:
                 rec.worst_budget = max(rec.worst_budget, v.worst_budget)
                 rec.worst_ulps = max(rec.worst_ulps, v.worst_ulps or 0.0)
                 if len(rec.samples) < SAMPLES_LIMIT:
-                    rec.samples.append(_finite(v.worst_budget))
+                    rec.samples.append(results.json_number(v.worst_budget))
         elif seen.kind in ("crash", "timeout", "error"):
             rec.grade = worse(rec.grade, "fail")
         if seen.kind == "deviation" and rec.deviation_seen is None:
@@ -460,8 +451,8 @@ class Checker:
             "dtype": spec.dtype, "feature": spec.feature, "support": spec.support,
             "verdict": verdict, "grade": grade if grade in GRADES else None,
             "required": self.accuracy, "examples": rec.examples,
-            "worst_ulps": _finite(rec.worst_ulps) if rec.examples else None,
-            "worst_budget": _finite(rec.worst_budget) if rec.examples else None,
+            "worst_ulps": results.json_number(rec.worst_ulps) if rec.examples else None,
+            "worst_budget": results.json_number(rec.worst_budget) if rec.examples else None,
             "worst_output": rec.worst_output, "message": message,
             "deviation": None, "deviation_matches": dict(rec.deviation_matches) or None,
             "counterexample": None, "expected": None, "actual": None, "reproducer": None,
@@ -587,7 +578,7 @@ class Checker:
         seen = self.check_case(spec, case, _Record())
         seen.kind = "fail" if seen.kind == "pass" else seen.kind
         seen.failure = seen.failure or _kind_of(exp, answer, v)  # the row alone may pass
-        rec.samples = [_finite(v.worst_budget)]
+        rec.samples = [results.json_number(v.worst_budget)]
         cid = devmod.case_id(spec.id, v.tags)
         matches = devmod.matching(self.deviations, cid, self.keras, self.profile)
         lenient = next((d for d in matches if _excused(v, d)), None)

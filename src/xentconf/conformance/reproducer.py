@@ -19,19 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from xentconf.oracle.formats import float_text
 from xentconf.protocol import KERAS_APIS, RAW_OPS
 
 __all__ = ["array_json", "case_json", "script", "value_json"]
-
-
-def _hex(v: float) -> str:
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "-0x0p+0" if math.copysign(1.0, v) < 0 else "0x0p+0"
-    return float(v).hex()
 
 
 COMPACT_MIN = 64  # arrays at least this large may be written compactly
@@ -51,7 +42,7 @@ def _entry(a: np.ndarray, v: Any) -> Any:
         return int(v)
     if a.dtype.kind == "b":
         return bool(v)
-    return _hex(float(v))
+    return float_text(float(v))
 
 
 def array_json(a: np.ndarray, limit: int | None = None, compact: bool = True) -> dict[str, Any]:
@@ -80,7 +71,7 @@ def array_json(a: np.ndarray, limit: int | None = None, compact: bool = True) ->
     if a.dtype.kind in "iub":
         out["data"] = [int(v) if a.dtype.kind != "b" else bool(v) for v in flat]
     else:
-        out["data"] = [_hex(float(v)) for v in flat.astype(np.float64)]
+        out["data"] = [float_text(float(v)) for v in flat.astype(np.float64)]
     return out
 
 

@@ -15,6 +15,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from xentconf.results import json_number
+
 __all__ = ["Domain", "Strip", "StripPlot", "StripRow", "fmt_num", "log_domain", "strip_plot"]
 
 #: viewBox geometry (user units; the SVG scales to the page width).
@@ -46,10 +48,8 @@ def fmt_num(value: float | int | None, digits: int = 3) -> str:
         return str(value)
     if isinstance(value, int):
         return str(value) if abs(value) < 10**6 else _sci(value, digits)
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+    if not math.isfinite(value):
+        return json_number(value)
     if value == 0:
         return "0"
     if value == int(value) and abs(value) < 10**6:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from xentconf.results import json_number
+
 __all__ = [
     "ArgView",
     "Comparison",
@@ -104,10 +106,8 @@ def leaf_text(leaf: Any, dtype: str = "") -> tuple[str, str]:
     value = parse_number(leaf)
     if value is None:
         return json.dumps(leaf) if not isinstance(leaf, str) else leaf, ""
-    if math.isnan(value):
-        return "nan", ""
-    if math.isinf(value):
-        return ("inf" if value > 0 else "-inf"), ""
+    if not math.isfinite(value):
+        return json_number(value), ""
     if value == 0:
         short = "-0" if math.copysign(1.0, value) < 0 else "0"
     elif dtype.startswith("int") or dtype.startswith("uint"):
