@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # numpy only in annotations: the pytest plugin imports this a
     import numpy as np
 
 __all__ = [
+    "ARRAY_LIBRARIES",
     "API_IDS",
     "API_PARAMS",
     "API_SHORT",
@@ -61,7 +62,13 @@ __all__ = [
     "TargetInfo",
     "TargetOutputError",
     "api_id",
+    "array_dtypes",
+    "array_problem",
+    "array_source",
+    "array_version",
     "is_callable_target",
+    "to_array_library",
+    "to_numpy",
 ]
 
 #: TensorFlow's parameter names (and defaults) of each API; for the Keras classes the
@@ -224,3 +231,129 @@ class Target(abc.ABC):
     def prepare(self, setup: Setup) -> Runner:
         """Build a runner for ``setup`` (compile here, once); raise TargetError if the
         setup is impossible (unknown API, unavailable device)."""
+
+
+# ----------------------------------------------------------------------- array libraries
+# A callable target may take (and return) another library's arrays than numpy's, on a
+# device: the suite converts each numpy input before the call and every output after it.
+# The conversions below are self-contained (each imports what it needs), so standalone
+# reproducers embed their very source (:func:`array_source`) and build the same arrays.
+
+ARRAY_LIBRARIES = ("numpy", "torch", "jax", "cupy")
+
+
+def _to_numpy(x):
+    """Any supported library's array (or a scalar, or a sequence) as a numpy array."""
+    import numpy as np
+
+    mod = type(x).__module__.split(".")[0]
+    if mod == "torch":
+        import torch
+
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:
+            import ml_dtypes
+
+            return x.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return x.numpy()
+    if mod == "cupy":
+        import cupy
+
+        return cupy.asnumpy(x)
+    return np.asarray(x)  # numpy, jax (ml_dtypes' bfloat16 included), Python values
+
+
+def _to_torch(a, device):
+    import numpy as np
+    import torch
+
+    if a.dtype.name == "bfloat16":  # DLPack has no bfloat16: reinterpret the bits
+        t = torch.from_numpy(np.ascontiguousarray(a).view(np.int16).copy()).view(torch.bfloat16)
+    else:
+        t = torch.from_dlpack(np.ascontiguousarray(a).copy())
+    return t.to(device)
+
+
+def _to_jax(a, device):
+    import jax
+
+    return jax.device_put(a, jax.devices("gpu" if device == "cuda" else "cpu")[0])
+
+
+def _to_cupy(a, device):
+    import cupy
+
+    return cupy.asarray(a)
+
+
+_TO = {"torch": _to_torch, "jax": _to_jax, "cupy": _to_cupy}
+
+
+def to_array_library(a, library: str, device: str):
+    """A numpy input as ``library``'s array on ``device`` (other values unchanged)."""
+    import numpy as np
+
+    if library == "numpy" or not isinstance(a, np.ndarray):
+        return a
+    return _TO[library](a, device)
+
+
+def to_numpy(x):
+    """An output of any supported library as a numpy array (bfloat16 kept)."""
+    return _to_numpy(x)
+
+
+def array_problem(library: str, device: str) -> str | None:
+    """Why ``library`` cannot hold arrays on ``device`` here (one line), or None."""
+    import importlib
+
+    if library not in ARRAY_LIBRARIES:
+        return f"--array {library!r}: unknown array library; use one of " \
+               f"{', '.join(ARRAY_LIBRARIES)}"
+    if library == "numpy":
+        return None if device == "cpu" else "--array numpy holds arrays on the cpu only; " \
+            "give --array torch, jax or cupy for --device cuda"
+    try:
+        mod = importlib.import_module(library)
+    except ImportError:
+        return f"--array {library}: {library} is not installed (pip install {library})"
+    if device == "cpu":
+        return None if library != "cupy" else "--array cupy holds arrays on cuda only"
+    seen = {"torch": lambda: mod.cuda.is_available(),
+            "jax": lambda: any(d.platform == "gpu" for d in mod.devices()),
+            "cupy": lambda: mod.cuda.runtime.getDeviceCount() > 0}[library]
+    try:
+        ok = seen()
+    except Exception:
+        ok = False
+    return None if ok else f"--array {library} --device {device}: {library} sees no " \
+                           "CUDA device here"
+
+
+def array_dtypes(library: str, device: str) -> tuple[str, ...]:
+    """The logits dtypes ``library`` can hold on ``device`` (cupy has no bfloat16)."""
+    return tuple(d for d in DTYPES if not (library == "cupy" and d == "bfloat16"))
+
+
+def array_version(library: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def array_source(library: str, device: str) -> str:
+    """Standalone source defining ``_to_lib(a)`` (numpy -> ``library`` on ``device``) and
+    ``_to_numpy(x)`` — the very conversions the suite uses — for reproducers."""
+    import inspect
+
+    parts = [inspect.getsource(_to_numpy)]
+    if library == "numpy":
+        parts.append("def _to_lib(a):\n    return a\n")
+    else:
+        parts.append(inspect.getsource(_TO[library]))
+        parts.append(f"def _to_lib(a):\n    return {_TO[library].__name__}(a, {device!r}) "
+                     "if isinstance(a, np.ndarray) else a\n")
+    return "\n\n".join(parts)

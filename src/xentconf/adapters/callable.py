@@ -30,6 +30,8 @@ import numpy as np
 from xentconf.protocol import (
     API_IDS,
     API_PARAMS,
+    ARRAY_LIBRARIES,
+    DEVICES,
     DTYPES,
     FEATURES,
     KERAS_APIS,
@@ -45,6 +47,11 @@ from xentconf.protocol import (
     TargetError,
     TargetInfo,
     TargetOutputError,
+    array_dtypes,
+    array_problem,
+    array_version,
+    to_array_library,
+    to_numpy,
 )
 
 from . import _source as src
@@ -219,7 +226,8 @@ class _CallableRunner(Runner):
         if call.upstream is not None:
             raise TargetError(f"{self._target.name} has no gradients (feature 'grad' is "
                               "unsupported); do not pass an upstream gradient")
-        args = dict(call.args)
+        lib, device = self._target.array, self._target.device
+        args = {k: to_array_library(v, lib, device) for k, v in call.args.items()}
         if api in KERAS_APIS:
             init = dict(call.init) if call.init else dict(self._setup.init)
             loss = self._obj(**init)
@@ -230,6 +238,9 @@ class _CallableRunner(Runner):
             result = loss(y_true, y_pred, **args)
         else:
             result = self._obj(**args)
+        if lib != "numpy":  # the library's arrays back to numpy (bfloat16 kept)
+            result = tuple(map(to_numpy, result)) if isinstance(result, tuple | list) \
+                else to_numpy(result)
         return outputs_of(api, result, self._target.name)
 
 
@@ -242,7 +253,8 @@ class CallableTarget(Target):
     """
 
     def __init__(self, spec: str, api: str, profile: str = "cpu", keras: str = "keras2",
-                 unsupported: Iterable[str] = (), deviations: str | None = None):
+                 unsupported: Iterable[str] = (), deviations: str | None = None,
+                 array: str = "numpy", device: str = "cpu"):
         if not isinstance(spec, str) or ":" not in spec:
             raise TargetError(f"{spec!r} is not of the form package.module:attr")
         self.name = spec
@@ -254,7 +266,10 @@ class CallableTarget(Target):
             _check_choice(name, FEATURES + DTYPES, "feature or dtype")
         self.profile = profile
         self.keras = keras
-        self.dtypes = tuple(d for d in DTYPES if d not in unsupported)
+        _check_choice(array, ARRAY_LIBRARIES, "array library")
+        _check_choice(device, DEVICES, "device")
+        self.array, self.device = array, device
+        self.dtypes = tuple(d for d in array_dtypes(array, device) if d not in unsupported)
         self.unsupported = (unsupported - set(DTYPES)) | {"grad"}
         self.deviations = deviations
         self._obj: Any = None
@@ -270,6 +285,9 @@ class CallableTarget(Target):
 
     def info(self) -> TargetInfo:
         try:
+            problem = array_problem(self.array, self.device)
+            if problem:
+                raise TargetError(problem)
             self.resolve()
             available, reason = True, ""
         except TargetError as exc:
@@ -280,13 +298,16 @@ class CallableTarget(Target):
             available=available,
             reason=reason,
             version=_version_of(self.name),
-            modes=(Mode("cpu", self.profile, "the callable, called in this process",
+            modes=(Mode(self.device, self.profile,
+                        f"the callable, called in this process on {self.array} arrays",
                         available, reason),),
             apis={self.api: ApiSupport(native=native, unsupported=self.unsupported,
                                        dtypes=self.dtypes)},
             keras=self.keras if self.api in KERAS_APIS else None,
             deviations=self.deviations,
-            description=f"generic callable following {self.api}",
+            description=f"generic callable following {self.api}"
+                        + (f", on {self.array} {array_version(self.array)} arrays "
+                           f"({self.device})" if self.array != "numpy" else ""),
         )
 
     def snippet(self, setup: Setup, call: Call) -> str | None:
@@ -325,8 +346,8 @@ class CallableTarget(Target):
     def prepare(self, setup: Setup) -> Runner:
         if setup.api != self.api:
             raise TargetError(f"{self.name} follows {self.api}, not {setup.api}")
-        if setup.device != "cpu" or setup.profile != self.profile:
-            raise TargetError(f"{self.name} runs as cpu/{self.profile}, not "
+        if setup.device != self.device or setup.profile != self.profile:
+            raise TargetError(f"{self.name} runs as {self.device}/{self.profile}, not "
                               f"{setup.device}/{setup.profile}")
         if setup.grad:
             raise TargetError(f"{self.name} has no gradients (feature 'grad' is unsupported)")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xentconf.protocol import (
+    ARRAY_LIBRARIES,
     DEVICES,
     DTYPES,
     FEATURES,
@@ -87,6 +88,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("feature", "a feature to test (basic, regimes, special_values, weights, ...; "
            "default: all)", metavar="F", repeat=True),
     Option("keras", "the Keras semantics the target follows", choices=KERAS_VARIANTS),
+    Option("array", "the array library a callable target takes and returns, on --device "
+           "(inputs converted through DLPack where it can; bfloat16 as the library's own)",
+           choices=ARRAY_LIBRARIES, default="numpy"),
     Option("unsupported", "comma-separated features and dtypes a callable target lacks "
            "(declared: skipped, never failed), e.g. weights,large_classes,bfloat16",
            metavar="LIST", default=""),
@@ -237,6 +241,7 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
     unsupported = [u.strip() for u in (value("unsupported") or "").split(",") if u.strip()]
     for u in unsupported:
         choice("unsupported", u, FEATURES + DTYPES, "feature or dtype")
+    array = choice("array", value("array"), what="array library")
 
     dev_files = []
     for f in value("deviations"):
@@ -251,7 +256,12 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
                              f"one {flag('api')}, the API whose signature it follows")
         options = {"api": apis[0], "profile": profile or "cpu",
                    "keras": keras or "keras2", "unsupported": tuple(unsupported)}
+        if array != "numpy" or device != "cpu":
+            options.update(array=array, device=device)
     else:
+        if array != "numpy":
+            raise UsageError(f"{flag('array')} is for a callable target (package.module:attr); "
+                             "an adapter converts to its own framework's arrays")
         if unsupported:
             raise UsageError(f"{flag('unsupported')} is for a callable target "
                              "(package.module:attr); an adapter declares its own")

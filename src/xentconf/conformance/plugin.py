@@ -179,6 +179,17 @@ def get_run(config: pytest.Config) -> RunConfig:
     return config.stash[_RUN]
 
 
+def _frameworks(run: RunConfig) -> dict:
+    """The target's version, and a callable's array library with its version."""
+    from xentconf.protocol import array_version
+
+    out = {run.target_name: getattr(run.info, "version", None)}
+    array = run.spec.kwargs.get("array", "numpy")
+    if run.callable_target and array != "numpy":
+        out[array] = array_version(array)
+    return out
+
+
 def build_document(state: _State, exitstatus: int) -> dict:
     """The results document of the session so far."""
     run = state.run
@@ -189,7 +200,7 @@ def build_document(state: _State, exitstatus: int) -> dict:
     doc = results.new_document({
         "xentconf_version": __version__,
         "target": target,
-        "frameworks": {run.target_name: getattr(info, "version", None)},
+        "frameworks": _frameworks(run),
         "device": run.device, "profile": run.profile or "cpu", "accuracy": run.accuracy,
         "hypothesis_profile": run.hypothesis, "seed": run.seed,
         "examples": run.max_examples,

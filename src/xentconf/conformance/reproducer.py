@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from xentconf.oracle.formats import float_text
-from xentconf.protocol import KERAS_APIS, RAW_OPS
+from xentconf.protocol import KERAS_APIS, RAW_OPS, array_source
 
 __all__ = ["array_json", "case_json", "script", "value_json"]
 
@@ -200,22 +200,28 @@ def _literal(v: Any) -> str:
     return repr(v)
 
 
-def _callable_snippet(spec: str, api: str) -> str:
+def _callable_snippet(spec: str, api: str, array: str = "numpy", device: str = "cpu") -> str:
     module, _, attr = spec.partition(":")
     lines = [f"from {module} import {attr.split('.')[0]} as target",
              *([f"target = target.{attr.partition('.')[2]}"] if "." in attr else [])]
+    a = "args"
+    if array != "numpy":  # the same conversions the suite made, to the same arrays
+        lines[:0] = [array_source(array, device).rstrip(), ""]
+        a = "lib_args"
+        lines.append(f"{a} = {{k: _to_lib(v) for k, v in args.items()}}")
     if api in KERAS_APIS:
-        lines += ["kw = {k: v for k, v in args.items() if k not in ('y_true', 'y_pred')}",
+        lines += [f"kw = {{k: v for k, v in {a}.items() if k not in ('y_true', 'y_pred')}}",
                   "if kw.get('sample_weight', 0) is None:",
                   "    del kw['sample_weight']",
-                  "result = target(**init)(args['y_true'], args['y_pred'], **kw)"]
+                  f"result = target(**init)({a}['y_true'], {a}['y_pred'], **kw)"]
     else:
-        lines.append("result = target(**args)")
+        lines.append(f"result = target(**{a})")
+    to_np = "np.asarray" if array == "numpy" else "_to_numpy"
     if api in RAW_OPS:
-        lines.append("outputs = {'loss': np.asarray(result[0]), "
-                     "'backprop': np.asarray(result[1])}")
+        lines.append(f"outputs = {{'loss': {to_np}(result[0]), "
+                     f"'backprop': {to_np}(result[1])}}")
     else:
-        lines.append("outputs = {'loss': np.asarray(result)}")
+        lines.append(f"outputs = {{'loss': {to_np}(result)}}")
     return "\n".join(lines)
 
 
@@ -252,7 +258,8 @@ def script(*, test_id: str, target: str, target_options: dict, api: str, profile
     body.append("")
     body.append("# --- the call under test " + "-" * 50)
     if callable_spec:
-        snippet = _callable_snippet(target, api)
+        snippet = _callable_snippet(target, api, target_options.get("array", "numpy"),
+                                    target_options.get("device", "cpu"))
     if snippet is None:
         opts = ", ".join(f"{k}={v!r}" for k, v in target_options.items())
         snippet = "\n".join([
