@@ -33,7 +33,9 @@ def build(evaluator, tier: str) -> SimpleNamespace:
     def _finish(api: str, profile: str, plan: Plan | Raises, upstream) -> Expectation:
         if isinstance(plan, Raises):
             return Expectation(api, profile, raises=plan)
-        return evaluator(plan, upstream)
+        exp = evaluator(plan, upstream)
+        exp.plan, exp.upstream, exp.contract = plan, upstream, plan.contract
+        return exp
 
 
     def SparseSoftmaxCrossEntropyWithLogits(features, labels, name=None, *, profile="cpu",
