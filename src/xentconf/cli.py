@@ -299,6 +299,10 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accuracy", default="stable",
                         choices=("exact", "faithful", "tf-precision", "stable"),
                         help="grade every element must reach (default: stable)")
+    parser.add_argument("--strict", action="store_true",
+                        help="count as-tensorflow (differs only as TensorFlow's own "
+                             "mechanisms make it: flushed denormals, float32 reductions, "
+                             "overflow) as a failure")
     parser.add_argument("--examples", type=int, metavar="N",
                         help="examples per test (default: 20 in the ci profile)")
     parser.add_argument("--seed", type=int, metavar="S", help="random seed (default: "
@@ -358,7 +362,7 @@ def _run_run(args: argparse.Namespace) -> int:
         deviations=[str(Path(d).resolve()) for d in args.deviations], timeout=args.timeout,
         hypothesis=args.hypothesis, sweep=args.sweep,
         isolate="none" if args.in_process else "process", unsupported=args.unsupported,
-        verbose=args.verbose)
+        verbose=args.verbose, strict=args.strict)
     code = execute(pargs, out)
     results_file = out / "results.json"
     if not args.no_report and code != 2 and results_file.is_file():

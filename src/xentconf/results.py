@@ -19,6 +19,10 @@ Document (``SCHEMA_VERSION`` 1)::
 An OUTCOME's ``verdict`` is one of :data:`VERDICTS`:
 
 * ``pass``       every case reached the required grade;
+* ``as-tensorflow``  some case missed it, but only in elements where one of TensorFlow's
+                 own mechanisms (``xentconf.oracle.mechanisms``: flushed denormals,
+                 float32 reductions, overflow, ...) allows the value given; conforms unless
+                 the run is ``strict`` (then such a case is a ``fail``);
 * ``deviation``  some case missed it, but a declared known deviation covers every miss
                  (and the case still reached the grade the deviation declares);
 * ``fail``       a case missed the required grade (or the error semantics) undeclared;
@@ -47,6 +51,7 @@ __all__ = [
     "SCHEMA_ID",
     "SCHEMA_VERSION",
     "VERDICTS",
+    "CONFORMING",
     "ResultsError",
     "dumps",
     "load",
@@ -61,7 +66,9 @@ SCHEMA_ID = "xentconf-results"
 SCHEMA_VERSION = 1
 
 #: Verdicts, from best to worst for display order.
-VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
+VERDICTS = ("pass", "as-tensorflow", "deviation", "fail", "crash", "timeout", "error", "skip")
+#: Verdicts that conform (``as-tensorflow`` only when the run is not strict).
+CONFORMING = ("pass", "as-tensorflow", "deviation", "skip")
 #: Grades of SPEC §3, best first.
 GRADES = ("exact", "faithful", "tf-precision", "stable", "fail")
 
@@ -111,6 +118,8 @@ JSON_SCHEMA: dict[str, Any] = {
                 "device": {"type": "string"},
                 "profile": {"type": "string"},
                 "accuracy": {"enum": list(GRADES[:4])},
+                "strict": {"type": "boolean", "description": "as-tensorflow counted as a "
+                                                             "failure"},
                 "hypothesis_profile": _STR,
                 "seed": {"type": ["integer", "null"]},
                 "examples": {"type": ["integer", "null"]},
@@ -182,6 +191,15 @@ JSON_SCHEMA: dict[str, Any] = {
                     "actual": {"type": ["object", "null"],
                                "description": "output name -> ARRAY, or {\"raises\": "
                                               "{\"error\", \"message\"}}"},
+                    "mechanisms": {"type": ["object", "null"],
+                                   "additionalProperties": {"type": "integer"},
+                                   "description": "TensorFlow mechanism -> cases of this "
+                                                  "test it explained (as-tensorflow)"},
+                    "contract": {"type": ["object", "null"],
+                                 "additionalProperties": {"type": "integer"},
+                                 "description": "where the documented contract rejects an "
+                                                "input TensorFlow's binding coerces: "
+                                                "\"raised\" / \"coerced\" -> cases"},
                     "deviation_matches": {"type": ["object", "null"],
                                           "additionalProperties": {"type": "integer"},
                                           "description": "deviation id -> cases it "

@@ -9,7 +9,8 @@ session (the xdist controller, or the only process) gathers them and, with
 ``--xentconf-results PATH``, writes the results file once at the end — also when the run
 is interrupted.
 
-Verdicts map onto pytest's: ``pass`` passes, ``deviation`` is an expected failure
+Verdicts map onto pytest's: ``pass`` and ``as-tensorflow`` pass (``as-tensorflow`` fails
+under ``--xentconf-strict``), ``deviation`` is an expected failure
 (xfail, with the deviation's id), ``skip`` skips, and ``fail``/``crash``/``timeout``/
 ``error`` fail the test with a one-line message (the reproducer is in the results).
 """
@@ -65,6 +66,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--xentconf-accuracy", default="stable", metavar="GRADE",
                 help="grade every element must reach: exact, faithful, tf-precision or "
                      "stable (default)")
+    g.addoption("--xentconf-strict", action="store_true", default=False,
+                help="count as-tensorflow (a difference only as TensorFlow's own mechanisms "
+                     "make it) as a failure")
     g.addoption("--xentconf-deviations", action="append", default=[], metavar="FILE",
                 help="known-deviations file (TOML) to apply besides the target's own; "
                      "repeatable")
@@ -119,6 +123,7 @@ class RunConfig:
     results: str | None
     deviation_files: list[str]
     deviations: list = field(default_factory=list)
+    strict: bool = False  # as-tensorflow fails
     info: Any = None  # the target's TargetInfo (filled when the target is loaded)
 
     @property
@@ -238,7 +243,8 @@ def parse_options(config: pytest.Config) -> RunConfig | None:
         features=features, device=device, profile=profile, accuracy=accuracy, keras=keras,
         hypothesis=hyp, examples=examples, seed=opt("--xentconf-seed"), timeout=timeout,
         isolate=isolate, sweep=sweep == "on",
-        results=results_path, deviation_files=dev_files, deviations=deviations)
+        results=results_path, deviation_files=dev_files, deviations=deviations,
+        strict=bool(opt("--xentconf-strict")))
 
 
 def resolve_target(run: RunConfig, sandbox) -> None:
@@ -396,6 +402,7 @@ def build_document(state: _State, exitstatus: int) -> dict:
         "target": target,
         "frameworks": {run.target_name: getattr(info, "version", None)},
         "device": run.device, "profile": run.profile or "cpu", "accuracy": run.accuracy,
+        "strict": run.strict,
         "hypothesis_profile": run.hypothesis, "seed": run.seed,
         "examples": run.max_examples,
         "python": platform.python_version(),

@@ -31,7 +31,7 @@ def pytest_args(*, target: str, out: Path, apis: Sequence[str] = (), device: str
                 features: Sequence[str] = (), keras: str | None = None,
                 deviations: Sequence[str] = (), timeout: float | None = None,
                 hypothesis: str = "ci", sweep: str = "on", isolate: str = "process",
-                unsupported: str = "", verbose: int = 0) -> list[str]:
+                unsupported: str = "", verbose: int = 0, strict: bool = False) -> list[str]:
     """The pytest command line of a conformance run (without the config file options)."""
     args = ["-p", "no:cacheprovider", "-p", "no:xentconf", "-p", "xentconf.conformance.plugin",
             "--xentconf-target", target, "--xentconf-device", device,
@@ -60,6 +60,8 @@ def pytest_args(*, target: str, out: Path, apis: Sequence[str] = (), device: str
         args += ["--xentconf-timeout", str(timeout)]
     if unsupported:
         args += ["--xentconf-unsupported", unsupported]
+    if strict:
+        args += ["--xentconf-strict"]
     if workers not in (None, "0", "1"):
         args += ["-n", str(workers), "--dist", "load"]
     args += ["-v"] * verbose or ["-q"]
