@@ -148,3 +148,15 @@ def test_int_labels_involve_no_contract():
     args = {"features": np.array([[2.0, -5, 0.5]], np.float32), "labels": np.array([1])}
     seen = judged("raw_sparse_contract", RAW, "float32", args)
     assert seen.kind == "pass" and seen.verdict.contract is None
+
+
+@pytest.mark.parametrize("attr, kind", [("raw_sparse_nan_rows", "as-tensorflow"),
+                                        ("raw_sparse_zero_rows", "fail")])
+def test_nan_rows_for_bad_labels_are_as_tensorflow_on_the_cpu(attr, kind):
+    # the eager CPU kernel raises for label 5 of 3 classes; XLA on the CPU gives a NaN row
+    args = {"features": np.array([[2.0, -5, 0.5], [0, 1, 2]], np.float32),
+            "labels": np.array([1, 5])}
+    seen = judged(attr, RAW, "float32", args, tags=("out_of_range",))
+    assert seen.kind == kind, seen.message
+    if kind == "as-tensorflow":
+        assert seen.verdict.mechanisms == ("xla-nan-rows",)

@@ -26,7 +26,7 @@ def allowed(exp, name, got) -> dict[str, np.ndarray]:
 
 
 def test_every_mechanism_is_named_once():
-    assert len(set(MECHANISMS)) == len(MECHANISMS) == 7
+    assert len(set(MECHANISMS)) == len(MECHANISMS) == 8
 
 
 def test_flushed_softmax_element_allows_zero_there_only():
@@ -136,3 +136,20 @@ def test_int_labels_and_other_apis_carry_no_contract():
     nn = oracle_call("tf.nn.sparse_softmax_cross_entropy_with_logits",
                      {"labels": np.array([1.0], np.float32), "logits": x})
     assert nn.raises is not None  # tf.nn raises for float labels (TF-SEMANTICS §1.1)
+
+
+def test_xla_nan_rows_where_the_eager_cpu_kernel_raises():
+    # TF-SEMANTICS §1.1: XLA on the CPU does not check labels: NaN in exactly the bad rows
+    from xentconf.oracle.mechanisms import xla_nan_rows
+
+    x = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]], np.float32)
+    exp = oracle_call(RAW_S, {"features": x, "labels": np.array([0, 5])})
+    assert exp.raises is not None
+    alt = xla_nan_rows(exp)
+    loss = alt["loss"].rounded64
+    assert np.isfinite(loss[0]) and np.isnan(loss[1])
+    assert np.isnan(alt["backprop"].rounded64[1]).all()
+    assert np.isfinite(alt["backprop"].rounded64[0]).all()
+    # a call that raises for another reason has no XLA alternative
+    bad_rank = oracle_call(RAW_S, {"features": x[0], "labels": np.array([0])})
+    assert bad_rank.raises is not None and xla_nan_rows(bad_rank) is None

@@ -220,6 +220,9 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
         if isinstance(result, Raised):
             return CaseVerdict(True, None, tags=tags,
                                message=f"rejected as TensorFlow does ({result.error})")
+        alt = _xla_alternative(exp, result, required)
+        if alt is not None:
+            return alt
         return CaseVerdict(False, "fail", structural=True, tags=tags,
                            message=f"TensorFlow raises {exp.raises.error}: "
                                    f"{exp.raises.message} — the target returned "
@@ -279,6 +282,27 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
                        worst_budget=worst_budget, worst_output=worst_output,
                        message=message, tags=tags, failing=failing,
                        mechanisms=mechs, contract="coerced" if contract is not None else None)
+
+
+def _xla_alternative(exp: Expectation, result: dict, required: str) -> CaseVerdict | None:
+    """TF's eager CPU kernel raises for out-of-range labels; XLA on the same CPU returns NaN
+    rows (mechanism ``xla-nan-rows``): an answer that is that is as TensorFlow."""
+    from xentconf.oracle.mechanisms import xla_nan_rows
+
+    alt = xla_nan_rows(exp)
+    if alt is None:
+        return None
+    names = tuple(n for n in alt.outputs if n != "grad_logits" and
+                  (n != "backprop" or n in result))
+    v = judge(alt, result, required, names)
+    if not (v.ok or v.as_tensorflow):
+        return None
+    return CaseVerdict(False, v.grade, worst_ulps=v.worst_ulps, worst_budget=v.worst_budget,
+                       worst_output=v.worst_output, tags=v.tags,
+                       mechanisms=("xla-nan-rows", *v.mechanisms),
+                       message=f"as TensorFlow (xla-nan-rows): TensorFlow's eager CPU kernel "
+                               f"raises {exp.raises.error}: {exp.raises.message} — the target "
+                               f"returned NaN rows as TensorFlow's XLA does")
 
 
 def _mechanisms(exp: Expectation, missed: dict, required: str) -> tuple[str, ...]:

@@ -106,6 +106,9 @@ class Expectation:
     contract: Raises | None = None
     plan: object = field(default=None, repr=False)  # the Plan evaluated (None: raises)
     upstream: object = field(default=None, repr=False)
+    # where TF raises under the cpu profile: the same call's Expectation under "xla", as a
+    # function (set by oracle_call; see oracle.mechanisms.xla_nan_rows)
+    xla: object = field(default=None, repr=False)
 
     def mechanisms(self, names: tuple[str, ...] | None = None) -> dict:
         """TensorFlow's mechanisms that apply here, per output (``oracle.mechanisms``):

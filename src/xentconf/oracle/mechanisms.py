@@ -54,8 +54,13 @@ The mechanisms (:data:`MECHANISMS`):
     — and the mean — is ``+inf`` (``−inf``; both: NaN as well), though the exact mean is
     finite. Allows those values where the terms' magnitudes reach the limit.
 
-XLA's bad-label NaN rows are semantics of the ``xla`` (and ``gpu``) profile, carried out by
-the plan; they are not repeated here.
+``xla-nan-rows``
+    Under the ``cpu`` profile the eager kernel raises for an out-of-range sparse label;
+    TensorFlow's XLA on the same CPU does not check labels and returns NaN in exactly those
+    rows (the loss, its backprop/gradient row, and any reduction over them; TF-SEMANTICS
+    §1.1). :func:`xla_nan_rows` gives that call's expectation: an answer that conforms to it
+    (or differs from it only as the mechanisms above allow) is as TensorFlow. Under the
+    ``xla`` and ``gpu`` profiles the NaN rows are the semantics themselves.
 """
 
 from __future__ import annotations
@@ -69,10 +74,10 @@ from . import budgets as _budgets
 from .formats import FORMATS, Format, ulp_array
 from .plan import Plan
 
-__all__ = ["MECHANISMS", "Allowance", "allowances", "excused"]
+__all__ = ["MECHANISMS", "Allowance", "allowances", "excused", "xla_nan_rows"]
 
 MECHANISMS = ("flush-denormals", "compat-v1-float32", "keras3-float32", "native-half",
-              "dense-shift-overflow", "held-loss-overflow", "sum-overflow")
+              "dense-shift-overflow", "held-loss-overflow", "sum-overflow", "xla-nan-rows")
 
 F16, BF16, F32, F64 = (FORMATS[k] for k in ("float16", "bfloat16", "float32", "float64"))
 _V1 = ("tf.compat.v1.losses.sparse_softmax_cross_entropy",
@@ -450,6 +455,23 @@ def allowances(plan: Plan, sizes: dict[str, int], *, upstream=None,
             for a in fn(ctx, names, sizes):
                 out[a.output].append(a)
     return out
+
+
+def xla_nan_rows(exp):
+    """For an expectation that raises under the ``cpu`` profile because of out-of-range
+    sparse labels: the same call's expectation under XLA on the CPU (NaN in exactly the bad
+    rows), else None. ``exp`` must come from ``oracle_call``."""
+    make = getattr(exp, "xla", None)
+    if exp.raises is None or make is None:
+        return None
+    try:
+        alt = make()
+    except Exception:  # noqa: BLE001 - no XLA alternative for this call
+        return None
+    plan = getattr(alt, "plan", None)
+    if alt.raises is not None or plan is None or not plan.rows.nan_rows.any():
+        return None
+    return alt
 
 
 def excused(allowed: list[Allowance], got: np.ndarray, exact: np.ndarray,

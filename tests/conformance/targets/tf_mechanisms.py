@@ -131,3 +131,21 @@ def raw_sparse_coerce(features, labels, name=None):
     p[np.arange(len(y)), y] -= 1
     dtype = np.asarray(features).dtype
     return loss.astype(dtype), p.astype(dtype)
+
+
+def raw_sparse_nan_rows(features, labels, name=None):
+    """The raw sparse op as TensorFlow's XLA runs it on the CPU: no label check, NaN in the
+    loss and the backprop row of an out-of-range label."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64)
+    bad = (y < 0) | (y >= x.shape[-1])
+    loss, backprop = raw_sparse_coerce(features, np.where(bad, 0, y))
+    loss = np.where(bad, np.nan, loss).astype(loss.dtype)
+    backprop = np.where(bad[:, None], np.nan, backprop).astype(backprop.dtype)
+    return loss, backprop
+
+
+def raw_sparse_zero_rows(features, labels, name=None):
+    """The same with 0 instead of NaN in the bad rows: not what TensorFlow does anywhere."""
+    loss, backprop = raw_sparse_nan_rows(features, labels)
+    return np.nan_to_num(loss, nan=0.0), np.nan_to_num(backprop, nan=0.0)
