@@ -153,3 +153,16 @@ def test_xla_nan_rows_where_the_eager_cpu_kernel_raises():
     # a call that raises for another reason has no XLA alternative
     bad_rank = oracle_call(RAW_S, {"features": x[0], "labels": np.array([0])})
     assert bad_rank.raises is not None and xla_nan_rows(bad_rank) is None
+
+
+def test_the_oracle_command_reports_the_contract():
+    import json
+
+    from xentconf.oracle.cli_case import run_case
+
+    case = {"api": RAW_S, "args": {"features": {"dtype": "float32", "data": [[1, 2, 3]]},
+                                   "labels": {"dtype": "float32", "data": [1.7]}}}
+    answer = run_case(json.dumps(case))
+    assert "outputs" in answer and "Tlabels" in answer["contract"]["message"]
+    case["args"]["labels"] = {"dtype": "int32", "data": [1]}
+    assert "contract" not in run_case(json.dumps(case))
