@@ -323,7 +323,7 @@ def _mechanisms(exp: Expectation, missed: dict, required: str) -> tuple[str, ...
         exact[where] = _exact_at(o, where)
         slack = np.zeros(n) if required == "exact" else \
             np.asarray(o.budgets[required], dtype=np.float64).ravel()
-        ok, names = excused(allowed[name], got, exact, o.rounded64, o.format, slack, where)
+        ok, names = excused(allowed[name], got, exact, slack, where)
         if not ok.all():
             return ()
         used += names

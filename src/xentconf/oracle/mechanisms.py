@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import budgets as _budgets
-from .formats import FORMATS, Format, ulp_array
+from .formats import FORMATS, Format
 from .plan import Plan
 
 __all__ = ["MECHANISMS", "Allowance", "allowances", "excused", "xla_nan_rows"]
@@ -475,8 +475,7 @@ def xla_nan_rows(exp):
 
 
 def excused(allowed: list[Allowance], got: np.ndarray, exact: np.ndarray,
-            rounded: np.ndarray, fmt: Format, slack: np.ndarray,
-            where: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+            slack: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """For the elements of ``where`` (flat indices): whether the mechanisms together allow
     ``got`` there, and the names of those that were needed.
 
@@ -487,9 +486,9 @@ def excused(allowed: list[Allowance], got: np.ndarray, exact: np.ndarray,
         return np.zeros(where.size, dtype=bool), ()
     g = np.asarray(got, dtype=np.float64).ravel()[where]
     x = np.asarray(exact, dtype=np.float64).ravel()[where]
-    r = np.asarray(rounded, dtype=np.float64).ravel()[where]
-    half = 0.5 * np.nan_to_num(ulp_array(r, fmt), nan=0.0)
-    sl = np.asarray(slack, dtype=np.float64).ravel()[where] + half
+    # against the exact value, the required grade's budget is the slack (no rounding
+    # allowance on top: grade_output decided the miss on the exact value too)
+    sl = np.asarray(slack, dtype=np.float64).ravel()[where]
     ok = np.zeros(where.size, dtype=bool)
     used: list[str] = []
     radius = np.zeros(where.size)
@@ -502,9 +501,9 @@ def excused(allowed: list[Allowance], got: np.ndarray, exact: np.ndarray,
         fin = np.isfinite(g) & np.isfinite(x)
         within = fin & (np.abs(g - x) <= radius + sl)
         alone = fin & (np.abs(g - x) <= sl)
+    ok |= within
     hit = within & ~alone
     if hit.any():
-        ok |= hit
         # name only the mechanisms needed: drop each whose radius the others do without
         need = radius[hit]
         dist = np.abs(g - x)[hit] - sl[hit]
