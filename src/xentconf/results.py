@@ -19,6 +19,10 @@ Document (``SCHEMA_VERSION`` 1)::
 An OUTCOME's ``verdict`` is one of :data:`VERDICTS`:
 
 * ``pass``       every case reached the required grade;
+* ``as-tensorflow``  some case missed it, but only in elements where one of TensorFlow's
+                 own mechanisms (``xentconf.oracle.mechanisms``: flushed denormals,
+                 float32 reductions, overflow, ...) allows the value given; conforms unless
+                 the run is ``strict`` (then such a case is a ``fail``);
 * ``deviation``  some case missed it, but a declared known deviation covers every miss
                  (and the case still reached the grade the deviation declares);
 * ``fail``       a case missed the required grade (or the error semantics) undeclared;
@@ -58,6 +62,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "FAILURE_KINDS",
     "VERDICTS",
+    "CONFORMING",
     "ResultsError",
     "dumps",
     "expand_array",
@@ -74,14 +79,15 @@ SCHEMA_ID = "xentconf-results"
 SCHEMA_VERSION = 1
 
 #: Verdicts, from best to worst for display order.
-VERDICTS = ("pass", "deviation", "fail", "crash", "timeout", "error", "skip")
+VERDICTS = ("pass", "as-tensorflow", "deviation", "fail", "crash", "timeout", "error", "skip")
+#: Verdicts that conform (``as-tensorflow`` only when the run is not strict).
+CONFORMING = ("pass", "as-tensorflow", "deviation", "skip")
 #: Kinds of a failing case, worst first: the target killed its process, ran past the time
 #: limit, or returned no answer; TensorFlow raises and the target returns; the target
 #: raises and TensorFlow returns; a NaN or inf where there must be none (or one missing);
 #: a wrong dtype, shape or set of outputs; values outside the error budget.
 FAILURE_KINDS = ("crash", "timeout", "error", "tf-raises", "target-raises", "nan-inf",
                  "dtype-shape", "outside-budget")
-#: Grades of SPEC §3, best first.
 
 # numbers that may be infinite or NaN are written as the strings "inf", "-inf", "nan"
 _NUM = {"type": ["number", "string", "null"], "pattern": "^(inf|-inf|nan)$"}
@@ -136,6 +142,8 @@ JSON_SCHEMA: dict[str, Any] = {
                 "device": {"type": "string"},
                 "profile": {"type": "string"},
                 "accuracy": {"enum": list(REQUIRED_GRADES)},
+                "strict": {"type": "boolean", "description": "as-tensorflow counted as a "
+                                                             "failure"},
                 "hypothesis_profile": _STR,
                 "seed": {"type": ["integer", "null"]},
                 "examples": {"type": ["integer", "null"]},
@@ -207,6 +215,15 @@ JSON_SCHEMA: dict[str, Any] = {
                     "actual": {"type": ["object", "null"],
                                "description": "output name -> ARRAY, or {\"raises\": "
                                               "{\"error\", \"message\"}}"},
+                    "mechanisms": {"type": ["object", "null"],
+                                   "additionalProperties": {"type": "integer"},
+                                   "description": "TensorFlow mechanism -> cases of this "
+                                                  "test it explained (as-tensorflow)"},
+                    "contract": {"type": ["object", "null"],
+                                 "additionalProperties": {"type": "integer"},
+                                 "description": "where the documented contract rejects an "
+                                                "input TensorFlow's binding coerces: "
+                                                "\"raised\" / \"coerced\" -> cases"},
                     "deviation_matches": {"type": ["object", "null"],
                                           "additionalProperties": {"type": "integer"},
                                           "description": "deviation id -> cases it "

@@ -124,6 +124,7 @@ reason = "never exercised in this run"
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     (o,) = doc["outcomes"]
     assert o["verdict"] == "deviation" and o["deviation_matches"]
+    assert o["grade"] == "fail"  # the grade reached (1e-4 off), not the one declared
     matched = {d["id"]: d["matched"] for d in doc["deviations"]}
     assert matched["xent_targets.sloppy-cpu-float64-*"] == 0
     assert matched["xent_targets.sloppy-cpu-float32-nn_sparse-basic*"] >= 1
@@ -131,6 +132,23 @@ reason = "never exercised in this run"
     # without the file the same run fails
     r2 = xrun(tmp_path, *callable_args("sloppy", "basic"))
     assert r2.returncode == 1
+
+
+def test_as_tensorflow_conforms_and_fails_under_strict(tmp_path):
+    """compat.v1's float64 reduced in float32, as TensorFlow does: exit 0 and the verdict
+    as-tensorflow; with --strict the same run exits 1."""
+    args = ["--target", "tf_mechanisms:v1_sparse_float32", "--api", "v1_sparse",
+            "--dtype", "float64", "--feature", "basic", "--examples", "3", "--no-report"]
+    r = xrun(tmp_path, *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (o,) = outcomes(tmp_path).values()
+    assert o["verdict"] == "as-tensorflow" and set(o["mechanisms"]) == {"compat-v1-float32"}
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert doc["run"]["strict"] is False
+    r = xrun(tmp_path, *args, "--strict")
+    assert r.returncode == 1, r.stdout + r.stderr
+    (o,) = outcomes(tmp_path).values()
+    assert o["verdict"] == "fail" and "--strict" in o["message"]
 
 
 def test_reference_conforms_on_every_api_with_two_workers(tmp_path):

@@ -11,8 +11,8 @@ def test_rows_are_target_runs_in_order(docs):
     assert [r.key for r in board.rows] == [("alpha", "cpu", "cpu"), ("beta", "cuda", "gpu")]
     assert [r.runs for r in board.rows] == [[0], [1]]
     assert board.rows[0].tested == 34 and board.rows[0].accepted == 30
-    assert board.counts == {"pass": 35, "deviation": 2, "fail": 2, "crash": 1,
-                            "timeout": 1, "error": 1, "skip": 2}
+    assert board.counts == {"pass": 35, "as-tensorflow": 0, "deviation": 2, "fail": 2,
+                            "crash": 1, "timeout": 1, "error": 1, "skip": 2}
 
 
 def test_columns_follow_spec_order(docs):

@@ -10,7 +10,7 @@ import pytest
 from xentconf import results
 from xentconf.reports import ReportError, render
 
-DRILL_VERDICTS = {"fail", "crash", "timeout", "error", "deviation"}
+DRILL_VERDICTS = {"fail", "crash", "timeout", "error", "deviation", "as-tensorflow"}
 
 
 @pytest.fixture
@@ -94,12 +94,13 @@ def test_feature_board(page):
 def test_totals_and_legend(page):
     chips = {next(c for c in s.classes if c.startswith("v-")): int(s.find("b").text)
              for s in page.find("div", "totals").find_all("span", "total")}
-    assert chips == {"v-pass": 35, "v-deviation": 2, "v-fail": 2, "v-crash": 1,
-                     "v-timeout": 1, "v-error": 1, "v-skip": 2}
+    assert chips == {"v-pass": 35, "v-as-tensorflow": 0, "v-deviation": 2, "v-fail": 2,
+                     "v-crash": 1, "v-timeout": 1, "v-error": 1, "v-skip": 2}
     legend = page.find("div", "legend")
     keys = [k.text for k in legend.find_all("span", "key")]
     assert keys[:4] == ["exact", "faithful", "tf-precision", "stable"]
-    assert set(keys[4:]) == {"crash", "timeout", "error", "fail", "deviation", "skip"}
+    assert set(keys[4:]) == {"crash", "timeout", "error", "fail", "deviation", "as-tensorflow",
+                             "skip"}
 
 
 # --------------------------------------------------------------------- drill-downs
@@ -260,6 +261,23 @@ def test_diff_lists_exactly_the_known_changes(page, expected_changes):
     failing = page.by_id("diff-newly_failing").find("tbody").find("tr")
     before, now = (td.find("span", "badge").text for td in failing.find_all("td")[-2:])
     assert (before, now) == ("pass", "fail")
+
+
+def test_as_tensorflow_is_counted_and_shown_apart(docs, parse):
+    """An outcome that differs only as TensorFlow's mechanisms do is accepted on the board,
+    has its own chip, colour and drill-down, and names the mechanisms."""
+    o = docs[0]["outcomes"][0]
+    o.update(verdict="as-tensorflow", grade="fail",
+             mechanisms={"flush-denormals": 3}, message="as TensorFlow (flush-denormals)")
+    page = parse(render(docs))
+    chips = {next(c for c in s.classes if c.startswith("v-")): int(s.find("b").text)
+             for s in page.find("div", "totals").find_all("span", "total")}
+    assert chips["v-as-tensorflow"] == 1
+    drills = page.find("section", id="failures").find_all("details", "drill")
+    mine = [d for d in drills if d.find("dd").find("code").text == o["id"]]
+    assert len(mine) == 1 and "v-as-tensorflow" in mine[0].classes
+    codes = [c.text for c in mine[0].find_all("code")]
+    assert "flush-denormals" in codes
 
 
 def test_no_baseline_no_diff(docs, parse):

@@ -117,6 +117,9 @@ class _Record:
     deviation_seen: _Seen | None = None
     classes: dict = field(default_factory=dict)  # (kind, tags) -> CaseFailure subclass
     last_of_class: dict = field(default_factory=dict)  # class -> the last _Seen raised
+    as_tensorflow_seen: _Seen | None = None
+    mechanisms: dict = field(default_factory=dict)  # mechanism -> cases it explained
+    contract: dict = field(default_factory=dict)  # "raised"/"coerced" -> cases
 
 
 def _excused(v: CaseVerdict, d) -> bool:
@@ -181,7 +184,8 @@ class Checker:
 
     def __init__(self, *, sandbox: Sandbox, target_name: str, device: str, profile: str,
                  keras: str | None, accuracy: str, deviations: list, support_of,
-                 callable_spec: bool = False, target_options: dict | None = None):
+                 callable_spec: bool = False, target_options: dict | None = None,
+                 strict: bool = False):
         self.sandbox = sandbox
         self.target_name = target_name
         self.device = device
@@ -192,6 +196,7 @@ class Checker:
         self.support_of = support_of  # (api, feature) -> "native"|"composed"|"unsupported"
         self.callable_spec = callable_spec
         self.target_options = target_options or {}
+        self.strict = strict  # as-tensorflow is a failure
 
     # ------------------------------------------------------------------ one case
 
@@ -238,7 +243,10 @@ class Checker:
         v = judge(exp, answer, self.accuracy, names)
         cid = devmod.case_id(spec.id, (*case.tags, *v.tags))
         seen = _Seen(case, "pass", v, v.message, up, setup=setup, call=call)
-        if not v.ok:
+        if v.as_tensorflow:
+            seen.kind = "fail" if self.strict else "as-tensorflow"
+            seen.message = f"{cid}: {v.message}" + (" (--strict)" if self.strict else "")
+        elif not v.ok:
             matches = devmod.matching(self.deviations, cid, self.keras, self.profile)
             lenient = next((d for d in matches if _excused(v, d)), None)
             if lenient is not None:
@@ -259,8 +267,11 @@ class Checker:
         rec.examples += 1
         v = seen.verdict
         if v is not None:
-            if seen.kind != "deviation":
-                rec.grade = worse(rec.grade, v.grade)
+            rec.grade = worse(rec.grade, v.grade)  # what was reached, declared or not
+            for m in v.mechanisms if seen.kind == "as-tensorflow" else ():
+                rec.mechanisms[m] = rec.mechanisms.get(m, 0) + 1
+            if v.contract is not None:
+                rec.contract[v.contract] = rec.contract.get(v.contract, 0) + 1
             if v.worst_budget is not None:
                 if v.worst_budget >= rec.worst_budget:
                     rec.worst_output = v.worst_output or rec.worst_output
@@ -272,6 +283,8 @@ class Checker:
             rec.grade = worse(rec.grade, "fail")
         if seen.kind == "deviation" and rec.deviation_seen is None:
             rec.deviation_seen = seen
+        if seen.kind == "as-tensorflow" and rec.as_tensorflow_seen is None:
+            rec.as_tensorflow_seen = seen
         return seen
 
     @staticmethod
@@ -365,6 +378,9 @@ class Checker:
         if rec.deviation_seen is not None:
             d = rec.deviation_seen
             return self._outcome(spec, rec, "deviation", d.message, t0, d)
+        if rec.as_tensorflow_seen is not None:
+            a = rec.as_tensorflow_seen
+            return self._outcome(spec, rec, "as-tensorflow", a.message, t0, a)
         if rec.examples == 0:
             return self._outcome(spec, rec, "error", "no example could be generated", t0)
         return self._outcome(spec, rec, "pass", f"{rec.examples} examples conform", t0)
@@ -459,6 +475,8 @@ class Checker:
             "failures": None,
             "duration_s": round(time.perf_counter() - t0, 4),
             "samples": rec.samples or None,
+            "mechanisms": dict(rec.mechanisms) or None,
+            "contract": dict(rec.contract) or None,
         }
         if rec.deviation_matches:
             out["deviation"] = ", ".join(sorted(rec.deviation_matches))
@@ -470,7 +488,7 @@ class Checker:
                 out["counterexample"]["description"] = "case tags: " + ", ".join(c.tags)
             out["expected"] = seen.expected
             out["actual"] = seen.actual
-            if verdict != "deviation":
+            if verdict not in ("deviation", "as-tensorflow"):
                 out["reproducer"] = self.reproducer(spec, seen)
                 if seen.failure is not None:
                     out["failures"] = [self._failure_record(spec, seen)]
@@ -568,6 +586,9 @@ class Checker:
         rec.worst_output = v.worst_output
         if v.ok:
             return self._outcome(spec, rec, "pass", f"{labels.size} rows conform", t0)
+        if v.as_tensorflow and not self.strict:
+            rec.mechanisms = {m: 1 for m in v.mechanisms}
+            return self._outcome(spec, rec, "as-tensorflow", v.message, t0)
         # the worst row becomes an ordinary one-row case: counterexample and reproducer
         row = 0
         if v.failing:

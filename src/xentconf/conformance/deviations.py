@@ -22,7 +22,10 @@ more (``--xentconf-deviations FILE``). An entry::
 A *case id* is the test id ``<target>-<device>-<dtype>-<api>-<feature>`` followed by the
 case's tags, each after a colon (``…-regimes:dominant:underflow``): the regime, label and
 weight kinds drawn, the reduction, and facts of the expected result (``underflow``: an
-expected value below the dtype's smallest normal). A case that misses the required grade
+expected value below the dtype's smallest normal). An entry's id is a glob over the test
+id, optionally followed by tags, each after a colon: the entry matches a case when the glob
+matches its test id and every tag named is one of the case's tags, exactly (``:underflow``
+never matches ``underflow_gap``; tags take no wildcards). A case that misses the required grade
 but matches an entry is a *deviation*, not a failure — provided it still reaches the
 entry's grade; an entry with grade ``fail`` excuses the numbers only, never a wrong error,
 dtype or shape, and a wrong NaN or inf only with ``nonfinite = true``. Every pinned case
@@ -75,7 +78,9 @@ class Deviation:
             return False
         if self.profile is not None and profile is not None and self.profile != profile:
             return False
-        return fnmatch.fnmatchcase(cid, self.id)
+        test_id, *tags = cid.split(":")
+        pattern, *wanted = self.id.split(":")
+        return fnmatch.fnmatchcase(test_id, pattern) and set(wanted) <= set(tags)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "reason": self.reason, "link": self.link, "grade": self.grade,
@@ -121,6 +126,11 @@ def load(path: str | Path) -> list[Deviation]:
             if not isinstance(e.get(key), str) or not e[key].strip():
                 raise DeviationsError(f"{where}: give {key!r} as a non-empty string")
         where = f"deviations file {p}, entry {e['id']!r}"
+        bad = [t for t in e["id"].split(":")[1:] if not t or any(ch in t for ch in "*?[]")]
+        if bad:
+            raise DeviationsError(f"{where}: tag {bad[0]!r} is not a tag name; tags after "
+                                  "the test-id pattern match exactly (write ':underflow', "
+                                  "not ':underflow*')")
         if e["id"] in seen:
             raise DeviationsError(f"{where}: the id appears twice")
         seen.add(e["id"])

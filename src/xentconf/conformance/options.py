@@ -58,12 +58,13 @@ class Option:
     type: Callable[[str], Any] = str
     default: Any = None
     repeat: bool = False  # may be given several times (the values are collected)
+    flag: bool = False  # takes no value: given means on
 
     def full_help(self) -> str:
         text = self.help
         if self.choices:
             text += f"; one of: {', '.join(self.choices)}"
-        if self.default not in (None, "", []):
+        if self.default not in (None, "", [], False):
             text += f" (default: {self.default})"
         if self.repeat:
             text += "; repeatable"
@@ -82,6 +83,9 @@ OPTIONS: tuple[Option, ...] = (
            "the device)", choices=PROFILES),
     Option("accuracy", "the grade every element must reach", choices=REQUIRED_GRADES,
            default="stable"),
+    Option("strict", "count as-tensorflow (a difference only as TensorFlow's own mechanisms "
+           "make it: flushed denormals, float32 reductions, overflow) as a failure",
+           flag=True),
     Option("deviations", "a known-deviations file (TOML) besides the target's own",
            metavar="FILE", repeat=True),
     Option("dtype", "a logits dtype to test (default: all four)", choices=DTYPES, repeat=True),
@@ -113,7 +117,9 @@ _BY_NAME = {o.name: o for o in OPTIONS}
 
 def _add(add: Callable[..., Any], flag: str, o: Option) -> None:
     kwargs: dict[str, Any] = {"help": o.full_help(), "metavar": o.metavar or o.name.upper()}
-    if o.repeat:
+    if o.flag:
+        kwargs = {"help": kwargs["help"], "action": "store_true", "default": False}
+    elif o.repeat:
         kwargs.update(action="append", default=[])
     else:
         kwargs.update(default=o.default, type=o.type)
@@ -156,6 +162,7 @@ class RunConfig:
     deviations: list = field(default_factory=list)
     info: Any = None  # the target's TargetInfo (filled by resolve_target)
     flag_prefix: str = "--"  # how the user spells options: "--" (run) or "--xentconf-"
+    strict: bool = False  # as-tensorflow counts as a failure
 
     @property
     def callable_target(self) -> bool:
@@ -284,7 +291,7 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
         features=features, device=device, profile=profile, accuracy=accuracy, keras=keras,
         hypothesis=hyp, examples=examples, seed=value("seed"), timeout=timeout,
         isolate=isolate, sweep=sweep, results=results, deviation_files=dev_files,
-        deviations=deviations, flag_prefix=flag_prefix)
+        deviations=deviations, flag_prefix=flag_prefix, strict=bool(value("strict")))
 
 
 def resolve_target(run: RunConfig, sandbox) -> None:

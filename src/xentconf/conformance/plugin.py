@@ -9,7 +9,8 @@ session (the xdist controller, or the only process) gathers them and, with
 ``--xentconf-results PATH``, writes the results file once at the end — also when the run
 is interrupted.
 
-Verdicts map onto pytest's: ``pass`` passes, ``deviation`` is an expected failure
+Verdicts map onto pytest's: ``pass`` and ``as-tensorflow`` pass (``as-tensorflow`` fails
+under ``--xentconf-strict``), ``deviation`` is an expected failure
 (xfail, with the deviation's id), ``skip`` skips, and ``fail``/``crash``/``timeout``/
 ``error`` fail the test with a one-line message (the reproducer is in the results).
 """
@@ -202,6 +203,7 @@ def build_document(state: _State, exitstatus: int) -> dict:
         "target": target,
         "frameworks": _frameworks(run),
         "device": run.device, "profile": run.profile or "cpu", "accuracy": run.accuracy,
+        "strict": run.strict,
         "hypothesis_profile": run.hypothesis, "seed": run.seed,
         "examples": run.max_examples,
         "python": platform.python_version(),

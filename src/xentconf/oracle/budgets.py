@@ -256,8 +256,10 @@ class Budgets:
         stable = total(fin, fin, fin, fin)
         tfp = total(prec.pre or prec.elem, prec.elem, prec.reduce, prec.inter or prec.elem)
         with np.errstate(invalid="ignore"):
-            tfp = np.fmin(tfp, stable)
-        return {"stable": stable, "tf-precision": tfp}
+            capped = np.fmin(tfp, stable)
+        # "tensorflow": TensorFlow's own formats, uncapped — wider than stable where TF
+        # evaluates in a narrower format than the input's (oracle.mechanisms)
+        return {"stable": stable, "tf-precision": capped, "tensorflow": tfp}
 
     def loss(self) -> dict[str, np.ndarray]:
         plan = self.plan
@@ -288,7 +290,7 @@ class Budgets:
             den = 1.0 if red.kind == "sum" else abs(_ffloat(red.denom))
             if den == 0 or not math.isfinite(den):
                 zero = np.zeros(())
-                return {"stable": zero, "tf-precision": zero}
+                return {"stable": zero, "tf-precision": zero, "tensorflow": zero}
             M = max(idx.size, 1)
             res = abs(np.nansum(v)) / den
             red_part = ((float(g(M)) + 2) * np.nansum(np.abs(v)) / den + res)

@@ -58,7 +58,10 @@ read back by ``float()``); a decimal JSON number would depend on the reader's
 decimal-to-binary conversion. The rounded values are values of the output
 dtype held exactly in float64. Budgets are absolute errors allowed per element (see
 :class:`~xentconf.oracle.expectation.OutputExpectation`). ``notes`` lists any remarks
-of the oracle (for example, why an output is absent).
+of the oracle (for example, why an output is absent). ``"contract"``, beside
+``outputs``, is the error the documented contract implies where TensorFlow's binding
+coerces the input instead (the raw sparse op's numpy float, uint8 or int16 labels):
+raising it conforms as well.
 
 A malformed case raises :class:`CaseError` with a one-line message saying what is wrong
 and how to fix it; the CLI prints it and exits with status 2.
@@ -519,6 +522,8 @@ def run_case(text: str) -> dict:
             result["raises"] = {"error": e.raises.error, "message": e.raises.message}
         else:
             result["outputs"] = outputs
+            if e.contract is not None:
+                result["contract"] = {"error": e.contract.error, "message": e.contract.message}
     except OracleInputError as exc:
         raise CaseError(f"the oracle rejected the case: {exc}") from None
     except OracleUncertain as exc:

@@ -100,6 +100,26 @@ class Expectation:
     outputs: dict[str, OutputExpectation] = field(default_factory=dict)
     notes: list = field(default_factory=list)
     engine: Any = None  # the vectorized tier's Engine (its path and fallback count), if used
+    # the documented contract rejects this input, but TensorFlow's Python binding coerces
+    # a numpy array of it (SPEC §2): raising as the contract says conforms too
+    contract: Raises | None = None
+    plan: object = field(default=None, repr=False)  # the Plan evaluated (None: raises)
+    upstream: object = field(default=None, repr=False)
+    # where TF raises under the cpu profile: the same call's Expectation under "xla", as a
+    # function (set by oracle_call; see oracle.mechanisms.xla_nan_rows)
+    xla: object = field(default=None, repr=False)
+
+    def mechanisms(self, names: tuple[str, ...] | None = None) -> dict:
+        """TensorFlow's mechanisms that apply here, per output (``oracle.mechanisms``):
+        output name → list of :class:`~xentconf.oracle.mechanisms.Allowance`."""
+        from .mechanisms import allowances
+
+        if self.plan is None or self.raises is not None:
+            return {}
+        names = tuple(self.outputs) if names is None else names
+        sizes = {n: self.outputs[n].size for n in names if n in self.outputs}
+        return allowances(self.plan, sizes, upstream=self.upstream, profile=self.profile)
+
 
     def __getitem__(self, name: str) -> OutputExpectation:
         return self.outputs[name]

@@ -163,6 +163,9 @@ class Plan:
     backprop_shape: tuple | None = None  # raw ops: backprop output shape
     grad_available: bool = True
     notes: list = field(default_factory=list)
+    # the documented contract rejects the input (TensorFlow's binding coerced it): the
+    # error the contract implies; raising it conforms as well (SPEC §2)
+    contract: Raises | None = None
 
     def grad_from_rows(self, rows_arr):
         """A gradient laid out by rows (``[N, C]``, or flat) in the logits' own layout."""

@@ -233,10 +233,14 @@ def plan_raw_sparse(features, labels, *, profile="cpu") -> Plan | Raises:
     api = "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits"
     f = _convert(features, "features")
     lab = _convert(labels, "labels")
+    contract = None
     if isinstance(labels, (np.ndarray, np.generic)) and lab.dtype.name not in INT_LABEL_DTYPES:
         # eager TF converts a numpy label array of any numeric dtype to Tlabels=int64,
         # truncating toward zero (NaN → INT64_MIN); only lists and tensors of another
-        # dtype hit the attr check
+        # dtype hit the attr check — which the op's documentation (int32/int64) states,
+        # so raising it conforms too (SPEC §2, "Documented contract or binding coercion")
+        contract = _dtype_attr_error(f if f.dtype.name in FLOAT_DTYPES else
+                                     np.zeros(0, np.float32), lab)
         lab = _trunc_int64(_as_float64(lab)) if lab.dtype.kind == "f" or \
             lab.dtype.name == "bfloat16" else lab.astype(np.int64)
     err = _dtype_attr_error(f, lab)
@@ -251,8 +255,11 @@ def plan_raw_sparse(features, labels, *, profile="cpu") -> Plan | Raises:
                            f"shape {kshape(f.shape)} and labels shape {kshape(lab.shape)}")
     if f.shape[1] == 0:
         return Raises(IAE, f"Must have at least one class, but got logits shape {kshape(f.shape)}")
-    return _sparse_kernel_plan(api, f, lab, profile, Precision(_fmt(f), _fmt(f)),
+    plan = _sparse_kernel_plan(api, f, lab, profile, Precision(_fmt(f), _fmt(f)),
                                loss_shape=(f.shape[0],), backprop=True)
+    if isinstance(plan, Plan):
+        plan.contract = contract
+    return plan
 
 
 def _sparse_kernel_plan(api, f2, lab1, profile, precision, *, loss_shape, backprop=False,

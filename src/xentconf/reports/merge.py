@@ -43,10 +43,11 @@ _DTYPE_ORDER = DTYPES
 
 #: Verdicts meaning "the target got it wrong or did not answer".
 FAILING = frozenset({"fail", "crash", "timeout", "error"})
-#: Verdicts meaning "accepted" (a covered deviation is accepted, and shown as such).
-PASSING = frozenset({"pass", "deviation"})
+#: Verdicts meaning "accepted" (a covered deviation is accepted, and shown as such; an
+#: answer that differs only as TensorFlow's own mechanisms do is ``as-tensorflow``).
+PASSING = frozenset({"pass", "as-tensorflow", "deviation"})
 #: Verdicts from the one that colours a mixed cell first to the last.
-SEVERITY = ("crash", "timeout", "error", "fail", "deviation", "pass", "skip")
+SEVERITY = ("crash", "timeout", "error", "fail", "deviation", "as-tensorflow", "pass", "skip")
 assert set(SEVERITY) == set(VERDICTS)
 
 

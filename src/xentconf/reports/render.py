@@ -42,7 +42,7 @@ from .plots import Strip, StripPlot, fmt_num, log_domain, strip_plot
 __all__ = ["render", "write_report"]
 
 #: Verdicts that get a drill-down, most severe first.
-DRILL_VERDICTS = ("crash", "timeout", "error", "fail", "deviation")
+DRILL_VERDICTS = ("crash", "timeout", "error", "fail", "deviation", "as-tensorflow")
 INDEX = "index.html"
 
 
