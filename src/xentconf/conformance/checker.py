@@ -30,7 +30,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import seed as hyp_seed
 from hypothesis import target as hyp_target
-from hypothesis.errors import Flaky, InvalidArgument
+from hypothesis.errors import Flaky, InvalidArgument, Unsatisfiable
 
 from xentconf import results
 from xentconf.oracle import GRADES, OracleInputError
@@ -42,7 +42,7 @@ from . import deviations as devmod
 from .reproducer import array_json, case_json, script
 from .sandbox import Result, Sandbox
 from .shrink import simplify
-from .strategies import Case, cases, upstream_for
+from .strategies import Case, cases, categories, upstream_for
 from .verdict import CaseVerdict, Raised, grade_index, judge, worse
 
 __all__ = ["CaseFailure", "Checker", "TestSpec"]
@@ -101,6 +101,7 @@ class _Seen:
     setup: Setup | None = None
     call: Call | None = None
     failure: str | None = None  # the kind of failure (FAILURE_KINDS) when it fails
+    returned: str | None = None  # what a failing target gave: "nan", "values" or "raised"
 
 
 @dataclass
@@ -141,6 +142,17 @@ def _kind_of(exp, answer, v: CaseVerdict) -> str:
     if v.special_only:
         return "nan-inf"
     return "outside-budget"
+
+
+def _returned(answer) -> str:
+    """What the target gave, as far as telling two bugs of one kind apart goes: it raised,
+    returned NaN somewhere, or returned values."""
+    if isinstance(answer, Raised):
+        return "raised"
+    with np.errstate(all="ignore"):
+        nan = any(np.isnan(np.asarray(v, dtype=np.float64)).any() for v in answer.values()
+                  if np.asarray(v).dtype.kind in "fcV")
+    return "nan" if nan else "values"
 
 
 def _key(case: Case) -> tuple:
@@ -246,6 +258,8 @@ class Checker:
         if v.as_tensorflow:
             seen.kind = "fail" if self.strict else "as-tensorflow"
             seen.message = f"{cid}: {v.message}" + (" (--strict)" if self.strict else "")
+            if self.strict:
+                seen.failure, seen.returned = _kind_of(exp, answer, v), _returned(answer)
         elif not v.ok:
             matches = devmod.matching(self.deviations, cid, self.keras, self.profile)
             lenient = next((d for d in matches if _excused(v, d)), None)
@@ -258,6 +272,7 @@ class Checker:
                 seen.kind = "fail"
                 seen.message = f"{cid}: {v.message}"
                 seen.failure = _kind_of(exp, answer, v)
+                seen.returned = _returned(answer)
         if seen.kind != "pass":
             seen.expected = self._expected(exp)
             seen.actual = self._actual(answer)
@@ -307,13 +322,19 @@ class Checker:
 
     def _raise(self, rec: _Record, seen: _Seen) -> CaseFailure:
         """The exception of ``seen``'s distinct failure, a class per (kind, tags): every
-        kind gets a class of its own (so a crash or a timeout is never hidden); a kind
-        gets another for other case tags while fewer than :data:`FAILURES_CAP` classes
-        exist and it has fewer than :data:`PER_KIND`; past that, its first class."""
-        key = (seen.failure, seen.case.tags)
+        kind — and within a kind, every way of getting it wrong (returning NaN, returning
+        values, raising) — gets a class of its own (so a crash or a timeout, or a second
+        bug, is never hidden); a kind gets another for other case tags while fewer than
+        :data:`FAILURES_CAP` classes exist and it has fewer than :data:`PER_KIND`; past
+        that, its first class."""
+        kind = seen.failure if seen.returned is None else f"{seen.failure}/{seen.returned}"
+        cats = categories(seen.case.api, seen.case.feature)
+        # a feature's category (the kind of bad label, regime, ...) tells bugs apart; its
+        # variants (label -100 beside -1) do not
+        key = (kind, tuple(t for t in seen.case.tags if t in cats) or seen.case.tags)
         cls = rec.classes.get(key)
         if cls is None:
-            same = [c for (k, _), c in rec.classes.items() if k == seen.failure]
+            same = [c for (k, _), c in rec.classes.items() if k == kind]
             if not same or (len(set(rec.classes.values())) < FAILURES_CAP and
                             len(set(same)) < PER_KIND):
                 cls = _failure_class(*key)
@@ -332,8 +353,6 @@ class Checker:
             return self._outcome(spec, rec, "skip", spec.skip_reason, t0)
         n = max(2, max_examples // 5) if spec.feature == "large_classes" else max_examples
 
-        @settings(_base_settings(), max_examples=n, derandomize=derandomize)
-        @given(cases(spec.api, spec.dtype, spec.feature, keras=self.keras))
         def prop(case: Case) -> None:
             key = _key(case)
             known = rec.failures.get(key)
@@ -352,22 +371,41 @@ class Checker:
                     rec.first_failure_at = time.perf_counter()
                 raise self._raise(rec, seen)
 
-        if seed is not None:
-            prop = hyp_seed(seed)(prop)
         harness: BaseException | None = None
         minimal: dict = {}  # class -> the minimal _Seen hypothesis reported
-        try:
-            prop()
-        except (CaseFailure, Flaky, _GROUP) as exc:
-            for e in _leaves(exc):
-                if isinstance(e, CaseFailure) and e.seen is not None:
-                    minimal[type(e)] = e.seen
-                elif not isinstance(e, Flaky | CaseFailure):
-                    harness = harness or e
-        except BaseException as exc:  # noqa: BLE001 - a harness error is an outcome too
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            harness = exc
+
+        def explore(category: str | None, examples: int) -> None:
+            nonlocal harness
+            test = settings(_base_settings(), max_examples=examples, derandomize=derandomize)(
+                given(cases(spec.api, spec.dtype, spec.feature, keras=self.keras,
+                            category=category))(prop))
+            if seed is not None:
+                test = hyp_seed(seed)(test)
+            try:
+                test()
+            except (CaseFailure, Flaky, _GROUP) as exc:
+                for e in _leaves(exc):
+                    if isinstance(e, CaseFailure) and e.seen is not None:
+                        minimal[type(e)] = e.seen
+                    elif not isinstance(e, Flaky | CaseFailure):
+                        harness = harness or e
+            except Unsatisfiable:
+                pass  # every example was turned away: the shrink budget is spent
+            except BaseException as exc:  # noqa: BLE001 - a harness error is an outcome too
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                harness = exc
+
+        explore(None, n)
+        # Hypothesis stops looking soon after a first bug; a second bug in another category
+        # of the feature (another kind of bad label, regime, ...) would stay hidden, so each
+        # category no failure has shown yet gets a few examples of its own.
+        for category in categories(spec.api, spec.feature) if rec.failures else ():
+            spent = time.perf_counter() - rec.first_failure_at
+            if harness is not None or spent > shrink_seconds * HYPOTHESIS_SHARE:
+                break
+            if not any(category in s.case.tags for s in rec.failures.values()):
+                explore(category, max(2, n // 5))
         for cls, seen in rec.last_of_class.items():  # a class hypothesis did not report
             minimal.setdefault(cls, seen)
         if minimal:
@@ -426,7 +464,8 @@ class Checker:
 
         def fails(case: Case):
             s = self.check_case(spec, case, scratch)
-            return s if s.kind in _FAILING and s.failure == seen.failure else None
+            return s if s.kind in _FAILING and (s.failure, s.returned) == \
+                (seen.failure, seen.returned) else None
 
         first_row = None
         v = seen.verdict

@@ -85,7 +85,7 @@ OPTIONS: tuple[Option, ...] = (
            default="stable"),
     Option("strict", "count as-tensorflow (a difference only as TensorFlow's own mechanisms "
            "make it: flushed denormals, float32 reductions, overflow) as a failure",
-           flag=True),
+           flag=True, default=False),
     Option("deviations", "a known-deviations file (TOML) besides the target's own",
            metavar="FILE", repeat=True),
     Option("dtype", "a logits dtype to test (default: all four)", choices=DTYPES, repeat=True),
@@ -209,8 +209,9 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
     if not target:
         given = [flag(o.name) for o in OPTIONS
                  if o.name != "target" and values.get(o.name) not in (None, [], o.default)]
-        raise UsageError(f"{given[0] + ' needs ' if given else ''}{flag('target')} "
-                         "is required: name the target to judge (e.g. reference, or "
+        what = f"{given[0]} needs {flag('target')}" if given else \
+            f"{flag('target')} is required"
+        raise UsageError(f"{what}: name the target to judge (e.g. reference, or "
                          "package.module:attr)")
     from .sandbox import TargetSpec
     from .strategies import FEATURES_OF

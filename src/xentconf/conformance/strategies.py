@@ -36,6 +36,7 @@ it (SPEC §2), errors included.
 
 from __future__ import annotations
 
+import contextvars
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,8 @@ from xentconf.oracle.semantics import (
 )
 from xentconf.protocol import API_IDS, API_SHORT, DTYPES, KERAS_VARIANTS
 
-__all__ = ["FEATURES_OF", "REGIMES", "Case", "cases", "dtype_of", "upstream_for"]
+__all__ = ["BAD_LABELS", "FEATURES_OF", "REGIMES", "Case", "cases", "categories", "dtype_of",
+           "upstream_for"]
 
 _R = {short: api for api, short in API_SHORT.items()}
 _COMMON = ("basic", "regimes", "special_values", "large_classes", "batch0")
@@ -117,6 +119,30 @@ def upstream_for(shape: tuple, dtype: np.dtype, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed ^ 0x5EED)
     vals = rng.choice([1.0, 0.5, -1.25, 2.0, -0.75, 0.0], size=shape)
     return np.asarray(vals, dtype=np.float64).astype(dtype)
+
+
+#: Categories of out-of-range sparse labels (``bad_labels``); -100 and a label beyond int32
+#: come as variants of ``minus_one`` and ``far``.
+BAD_LABELS = ("minus_one", "classes", "far", "extreme")
+
+# The category a case must take (see :func:`categories`), while one is forced.
+_FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("forced", default=None)
+
+
+def _choose(draw, choices: tuple[str, ...]) -> str:
+    """One of ``choices``: the forced category if it is one of them, else drawn."""
+    forced = _FORCED.get()
+    return forced if forced in choices else draw(st.sampled_from(choices))
+
+
+def categories(api: str, feature: str) -> tuple[str, ...]:
+    """The categories a case of ``feature`` falls in (its main drawn tag: the kind of bad
+    label, regime, weights or invalid input); ``cases(..., category=...)`` draws only that
+    one. Empty for features without one."""
+    dense = "sparse" not in API_SHORT[api]
+    return {"bad_labels": BAD_LABELS, "regimes": REGIMES + (("labels",) if dense else ()),
+            "weights": _WEIGHT_KINDS if API_SHORT[api][:2] in ("v1", "ke") else (),
+            "invalid": _invalid_kinds(api)}.get(feature, ())
 
 
 # ----------------------------------------------------------------------------- filling
@@ -310,7 +336,7 @@ def _weighting(draw, rng, feature: str, store: dict, tags: list, *, weight_name:
     """The ``weights`` / ``reduction`` features: a weight of some kind (``weights``) or
     per-row weights (``reduction``), and a reduction drawn from ``reductions``."""
     if feature == "weights":
-        kind = draw(st.sampled_from(_WEIGHT_KINDS))
+        kind = _choose(draw, _WEIGHT_KINDS)
         tags.append(kind)
         store[weight_name] = _weights(rng, kind, bshape, dt, short)
     if feature in ("weights", "reduction", "label_smoothing"):
@@ -353,23 +379,27 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     regime = "moderate"
     if feature == "regimes" or (feature in ("large_classes", "from_logits")
                                  and draw(st.booleans())):
-        regime = draw(st.sampled_from(REGIMES))
+        regime = _choose(draw, REGIMES) if feature == "regimes" else \
+            draw(st.sampled_from(REGIMES))
         tags.append(regime)
     x = _moderate(rng, (n, c)) if regime == "moderate" else _regime_rows(rng, n, c, dt, regime, y)
     if feature == "special_values":
         x = _specials(rng, x, y)
         tags.append("inf_nan")
     if feature == "bad_labels":
-        bad = draw(st.sampled_from(("minus_one", "classes", "far", "extreme",
-                                    "minus_hundred", "beyond_int32")))
-        tags.append(bad)
+        bad = _choose(draw, BAD_LABELS)
         k = int(rng.integers(0, n)) if n else 0
-        # -100 is many frameworks' "ignore" label; beyond_int32 needs an int64 array
+        # variants in the same categories: -100 (many frameworks' "ignore" label) beside
+        # -1, and a label beyond int32 in an int64 array beside C + 1000
+        tags.append(bad)
+        variant = {"minus_one": "minus_hundred", "far": "beyond_int32"}.get(bad)
+        if variant is not None and rng.random() < 0.3:
+            bad = variant
+            tags.append(bad)
         ldt = np.dtype(np.int64) if bad == "beyond_int32" else _label_dtype(rng)
         if n:
             y[k] = {"minus_one": -1, "classes": c, "far": c + 1000, "minus_hundred": -100,
-                    "beyond_int32": 2**31 + int(rng.integers(0, c)) if rng.random() < 0.5
-                    else -(2**31) - 1,
+                    "beyond_int32": 2**31 + int(rng.integers(0, c)),
                     "extreme": int(np.iinfo(ldt).max if rng.random() < 0.5
                                    else np.iinfo(ldt).min)}[bad]
     else:
@@ -384,7 +414,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     if short == "v1_sparse":
         args: dict[str, Any] = {"labels": labels, "logits": logits}
         if feature == "weights":
-            kind = draw(st.sampled_from(_WEIGHT_KINDS))
+            kind = _choose(draw, _WEIGHT_KINDS)
             tags.append(kind)
             args["weights"] = _weights(rng, kind, bshape, dt, short)
             if kind == "column" and draw(st.booleans()):
@@ -438,7 +468,7 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     label_kind = draw(st.sampled_from(("onehot", "soft")))
     regime = "moderate"
     if feature == "regimes":
-        regime = draw(st.sampled_from(REGIMES + ("labels",)))
+        regime = _choose(draw, REGIMES + ("labels",))
         if regime == "labels":  # unnormalised, negative or all-zero label rows
             label_kind = draw(st.sampled_from(("unnormalised", "negative", "zero")))
             regime = "moderate"
@@ -499,6 +529,18 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     return args, init, tags
 
 
+def _invalid_kinds(api: str) -> tuple[str, ...]:
+    short = API_SHORT[api]
+    kinds = ["logits_rank", "batch_mismatch", "labels_rank"]
+    if "sparse" in short:
+        kinds.append("label_dtype")
+    if short == "nn_sparse":  # [B,1] labels: tf.nn raises (compat.v1 and Keras squeeze)
+        kinds.append("labels_B1")
+    if short.startswith("v1") or short.startswith("keras"):
+        kinds += ["reduction_name", "weights_shape"]
+    return tuple(kinds)
+
+
 def _invalid_case(draw, rng, api: str, dt: str, keras: str):
     """A call TensorFlow rejects (the oracle has the last word on each)."""
     short = API_SHORT[api]
@@ -507,14 +549,7 @@ def _invalid_case(draw, rng, api: str, dt: str, keras: str):
     b = draw(st.integers(1, 4))
     x = _cast(_moderate(rng, (b, c)), dt)
     y = _labels(rng, b, c).astype(_label_dtype(rng)) if sparse else _cast(_soft(rng, b, c), dt)
-    kinds = ["logits_rank", "batch_mismatch", "labels_rank"]
-    if sparse:
-        kinds.append("label_dtype")
-    if short == "nn_sparse":  # [B,1] labels: tf.nn raises (compat.v1 and Keras squeeze)
-        kinds.append("labels_B1")
-    if short.startswith("v1") or short.startswith("keras"):
-        kinds += ["reduction_name", "weights_shape"]
-    kind = draw(st.sampled_from(kinds))
+    kind = _choose(draw, _invalid_kinds(api))
     if kind == "logits_rank":
         x = x[0] if draw(st.booleans()) or short.startswith("raw") else np.asarray(x[0, 0])
         if short.startswith("raw") and draw(st.booleans()):
@@ -551,7 +586,15 @@ def _invalid_case(draw, rng, api: str, dt: str, keras: str):
 
 
 @st.composite
-def _case(draw, api: str, dtype: str, feature: str, keras: str) -> Case:
+def _case(draw, api: str, dtype: str, feature: str, keras: str, category=None) -> Case:
+    token = _FORCED.set(category)
+    try:
+        return _draw_case(draw, api, dtype, feature, keras)
+    finally:
+        _FORCED.reset(token)
+
+
+def _draw_case(draw, api: str, dtype: str, feature: str, keras: str) -> Case:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     if feature == "invalid":
@@ -563,10 +606,12 @@ def _case(draw, api: str, dtype: str, feature: str, keras: str) -> Case:
     return Case(api, dtype, feature, args, init, tuple(tags), seed)
 
 
-def cases(api: str, dtype: str, feature: str, *, keras: str = "keras2") -> st.SearchStrategy:
+def cases(api: str, dtype: str, feature: str, *, keras: str = "keras2",
+          category: str | None = None) -> st.SearchStrategy:
     """Cases of ``api`` with logits (``y_pred``) of ``dtype`` exercising ``feature``.
 
-    ``keras`` picks the Keras semantics whose reductions are drawn (Keras APIs only).
+    ``keras`` picks the Keras semantics whose reductions are drawn (Keras APIs only);
+    ``category`` keeps to one of :func:`categories` (all of them by default).
     Arguments are checked eagerly: a wrong one raises ``InvalidArgument`` at once.
     """
     if api not in FEATURES_OF:
@@ -578,4 +623,7 @@ def cases(api: str, dtype: str, feature: str, *, keras: str = "keras2") -> st.Se
                               f"use one of {', '.join(FEATURES_OF[api])}")
     if keras not in KERAS_VARIANTS:
         raise InvalidArgument(f"keras={keras!r}; use one of {', '.join(KERAS_VARIANTS)}")
-    return _case(api, dtype, feature, keras)
+    if category is not None and category not in categories(api, feature):
+        raise InvalidArgument(f"category={category!r} is not one of {feature}'s: "
+                              f"{', '.join(categories(api, feature)) or 'none'}")
+    return _case(api, dtype, feature, keras, category)
