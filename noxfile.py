@@ -55,6 +55,18 @@ def tensorflow(session: nox.Session) -> None:
     session.run("pytest", "-m", "tensorflow", "tests/oracle", *session.posargs)
 
 
+@nox.session(name="record-tensorflow")
+def record_tensorflow(session: nox.Session) -> None:
+    """Record what TensorFlow 2.21 returns or raises (eager and XLA on the CPU, tf_keras and
+    Keras 3) on every case of tests/oracle/tf_cases.py into tests/fixtures/tensorflow/,
+    which the default tests read without TensorFlow (arguments go to the recorder)."""
+    session.install(".[tensorflow,keras]")
+    # a fixed hash seed: error texts that list a set come out in one order, so that
+    # re-recording an unchanged TensorFlow reproduces the files byte for byte
+    session.run("python", "-m", "tests.oracle.record_tensorflow", *session.posargs,
+                env={"KERAS_BACKEND": "tensorflow", "PYTHONHASHSEED": "0"})
+
+
 #: Built-in targets and what their session installs. Each `conformance-<target>` session
 #: installs its framework in its own virtual environment, runs the adapter tests with
 #: XENTCONF_REQUIRE_TARGET set (a missing framework fails there instead of skipping), then
