@@ -68,6 +68,8 @@ class CaseVerdict:
     message: str = ""
     tags: tuple[str, ...] = ()  # facts of the expectation (``underflow``)
     failing: dict = field(default_factory=dict)  # output -> flat index of its worst element
+    #: output -> (grade index of every element, wrong NaN/inf of every element), flat
+    elements: dict = field(default_factory=dict)
 
 
 def _fmt(v: float) -> str:
@@ -108,6 +110,8 @@ class _Graded:
     message: str
     wrong_special: bool = False  # a NaN or inf where there must be none, or missing
     index: int = -1  # flat index of the worst element (-1: none below the required grade)
+    grades: np.ndarray | None = None  # the grade index of every element (flat)
+    wrong: np.ndarray | None = None  # a wrong NaN or inf at every element (flat)
 
 
 def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Graded:
@@ -116,7 +120,8 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
     g = np.asarray(got).astype(np.float64).ravel()
     n = r.size
     if n == 0:
-        return _Graded("exact", 0.0, 0.0, "")
+        return _Graded("exact", 0.0, 0.0, "", grades=np.zeros(0, np.int8),
+                       wrong=np.zeros(0, bool))
     idx = np.zeros(n, np.int8)  # per-element grade index
     nan_r, inf_r = np.isnan(r), np.isinf(r)
     fin_r = ~(nan_r | inf_r)
@@ -172,7 +177,7 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
                        f"{units[k]:.3g} × the stable budget ({stable[k]:.3g}); "
                        f"grade {GRADES[worst]}")
     return _Graded(GRADES[worst], float(np.max(ulps)), float(np.max(units)), message,
-                   bool(wrong.any()), k)
+                   bool(wrong.any()), k, idx, wrong)
 
 
 def _summary(value) -> str:
@@ -227,6 +232,7 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
     worst_output = None
     messages = []
     failing: dict = {}
+    elements: dict = {}
     structural = False
     for name in names:
         o = exp.outputs[name]
@@ -245,10 +251,12 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
         structural |= g.wrong_special
         if g.index >= 0:
             failing[name] = g.index
+        elements[name] = (g.grades, g.wrong)
         if g.message:
             messages.append(g.message)
     ok = grade is None or _ORDER[grade] <= _ORDER[required]
     return CaseVerdict(ok, grade, structural=structural, special_only=structural,
                        worst_ulps=worst_ulps,
                        worst_budget=worst_budget, worst_output=worst_output,
-                       message="; ".join(messages), tags=tags, failing=failing)
+                       message="; ".join(messages), tags=tags, failing=failing,
+                       elements=elements)
