@@ -42,8 +42,8 @@ from .strategies import Case
 from .sweep import GRID, map_axes, map_bins, pair_rows, pair_total
 from .verdict import Raised, grade_index, judge
 
-__all__ = ["CHUNK_PAIRS", "EXAMPLES", "SweepError", "SweepPlan", "chunk_jobs", "execute",
-           "merge_chunks", "parse_pairs", "run_chunk"]
+__all__ = ["CHUNK_PAIRS", "EXAMPLES", "SweepError", "SweepPlan", "chunk_jobs", "connect",
+           "execute", "merge_chunks", "parse_pairs", "run_chunk", "summary"]
 
 CHUNK_PAIRS = 1 << 16  # pairs per chunk (two rows each)
 EXAMPLES = 3  # smallest examples kept per failure kind
@@ -417,7 +417,8 @@ class Progress:
         self.chunks += 1
         self.rows += rows
         now = time.perf_counter()
-        if not force and now - self.last < (0.5 if self.tty else 10.0):
+        last = self.chunks >= self.total_chunks
+        if not (force or last) and now - self.last < (0.5 if self.tty else 10.0):
             return
         self.last = now
         rate = self.rows / max(now - self.t0, 1e-9)
@@ -551,3 +552,28 @@ def execute(plan: SweepPlan, sweeps: list[tuple[str, str, int, int]], out: Path,
     bad = any(s["verdicts"].get(v) for s in doc["sweeps"] for v in BAD_VERDICTS)
     code = 130 if interrupted else (1 if bad else 0)
     return Outcome(code, doc, computed, reused)
+
+
+def summary(outcome: Outcome, kinds: int = 5) -> str:
+    """A few lines per sweep: rows, chunks, verdicts, grades and the commonest failures."""
+    lines = []
+    if outcome.document["run"]["interrupted"]:
+        lines.append("interrupted: run the same command again to resume")
+    for s in outcome.document["sweeps"]:
+        v = ", ".join(f"{k} {n}" for k, n in s["verdicts"].items())
+        g = ", ".join(f"{k} {n}" for k, n in s["grades"].items())
+        lines.append(f"{s['api_short']} {s['dtype']}: {s['rows_done']}/{s['rows']} rows in "
+                     f"{s['chunks_done']}/{s['chunks']} chunks: {v or 'nothing judged'}"
+                     f"{'; grades ' + g if g else ''}")
+        for c in s["crashed_chunks"][:3]:
+            lines.append(f"  {c['verdict']} in pairs {c['start']}:{c['stop']}: "
+                         f"{' '.join(c['message'].split())[:160]}")
+        for f in s["failures"][:kinds]:
+            ex = f["examples"][0] if f["examples"] else None
+            eg = f" e.g. logits {ex['logits']} label {ex['label']}" if ex else ""
+            lines.append(f"  {f['count']} rows: {f['kind']}{eg}")
+        if len(s["failures"]) > kinds:
+            lines.append(f"  ... {len(s['failures']) - kinds} more failure kinds in "
+                         "results.json")
+    lines.append(f"chunks: {outcome.computed} computed, {outcome.reused} reused from disk")
+    return "\n".join(lines)
