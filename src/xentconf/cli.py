@@ -422,6 +422,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
     problem = _writable_folder(out)
     if problem:
         return fail(f"--out {args.out}: {problem}")
+    if args.scheduler is not None:
+        try:
+            sweeper.check_scheduler(args.scheduler)
+        except sweeper.SweepError as exc:
+            return fail(str(exc))
     from xentconf.conformance.sandbox import Sandbox
 
     probe = Sandbox(run.spec, timeout=run.timeout, isolate=run.isolate)

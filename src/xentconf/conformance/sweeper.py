@@ -42,8 +42,9 @@ from .strategies import Case
 from .sweep import GRID, map_axes, map_bins, pair_rows, pair_total
 from .verdict import Raised, grade_index, judge
 
-__all__ = ["CHUNK_PAIRS", "EXAMPLES", "SweepError", "SweepPlan", "chunk_jobs", "connect",
-           "execute", "merge_chunks", "parse_pairs", "run_chunk", "summary"]
+__all__ = ["CHUNK_PAIRS", "EXAMPLES", "SweepError", "SweepPlan", "check_scheduler",
+           "chunk_jobs", "connect", "execute", "merge_chunks", "parse_pairs", "run_chunk",
+           "summary"]
 
 CHUNK_PAIRS = 1 << 16  # pairs per chunk (two rows each)
 EXAMPLES = 3  # smallest examples kept per failure kind
@@ -364,7 +365,9 @@ def merge_chunks(plan: SweepPlan, api: str, dtype: str, start: int, stop: int,
 # ------------------------------------------------------------------ the driver
 
 
-def _check_scheduler(address: str) -> None:
+def check_scheduler(address: str) -> None:
+    """SweepError (one line) unless ``address`` is a scheduler address that accepts a
+    connection within 3 s (so a wrong address fails at once, not after a long wait)."""
     m = re.fullmatch(r"(tcp|tls)://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d{1,5})/?", address)
     if not m:
         raise SweepError(f"--scheduler {address}: not a scheduler address; give "
@@ -391,7 +394,7 @@ def connect(scheduler: str | None, workers: int):
     # the tasks start the target in a child process: workers must not be daemons
     dask.config.set({"distributed.worker.daemon": False})
     if scheduler is not None:
-        _check_scheduler(scheduler)
+        check_scheduler(scheduler)
         try:
             return Client(scheduler, timeout=10), None
         except Exception as exc:  # noqa: BLE001
