@@ -220,7 +220,7 @@ def _strip_row(strip: Strip, y: float, domain: Domain) -> StripRow:
 
 MAP_CELL = 9  # user units per map cell
 MAP_LEFT = 110  # room for the y labels
-MAP_TOP = 10
+MAP_TOP = 24
 
 
 @dataclass
