@@ -508,7 +508,14 @@ def execute(plan: SweepPlan, sweeps: list[tuple[str, str, int, int]], out: Path,
     try:
         for fut in ac:
             j = keys.pop(fut.key)
-            c = fut.result()
+            try:
+                c = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the task died (KilledWorker) or broke
+                c = _empty(plan, *j)
+                kind = "crash" if type(exc).__name__ == "KilledWorker" else "error"
+                c.update(status=kind, verdicts={kind: c["rows"]},
+                         message=f"the task failed: {type(exc).__name__}: {exc}"[:2000],
+                         cells=_cells(j[1], j[2], j[3], None))
             fut.release()
             try:
                 results.atomic_write(folder / chunk_name(j), results.dumps(c).encode())
