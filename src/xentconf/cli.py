@@ -354,7 +354,8 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
         "(tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits and tf.nn.sparse_softmax_cross_"
         "entropy_with_logits): every float16 x float16 and bfloat16 x bfloat16 pair of bit "
         "patterns, or every float32 value of one logit against a grid of the other, both "
-        "labels. Chunks run as tasks on Dask distributed (a local cluster unless "
+        "labels (--dtype: float16 and bfloat16 by default, or float32). Chunks run as tasks "
+        "on Dask distributed (a local cluster unless "
         "--scheduler is given); each finished chunk is kept under OUT/chunks, so running "
         "the same command again resumes. Writes OUT/results.json (read by xentconf report). "
         "Exit status: 0 every row conforms (declared deviations aside), 1 some row does "
@@ -407,7 +408,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return fail(f"--pairs {exc}")
     values = {name: getattr(args, name) for name in SWEEP_OPTIONS}
-    values["dtype"] = dtypes
     out = Path(args.out).resolve()
     try:
         run = validate(values, flag_prefix="--")

@@ -183,12 +183,13 @@ def test_a_bad_scheduler_address_is_one_line_and_exit_2(tmp_path, address, says)
 
 
 @pytest.mark.parametrize("args, says", [
-    (["--dtype", "float64"], "--dtype float64"),
-    (["--pairs", "5:3"], "--pairs"),
-    (["--api", "nn_dense"], "--api nn_dense"),
+    (["--target", "reference", "--dtype", "float64"], "--dtype float64"),
+    (["--target", "reference", "--pairs", "5:3"], "--pairs"),
+    (["--target", "reference", "--api", "nn_dense"], "--api nn_dense"),
+    (["--dtype", "float16"], "--target is required"),
 ])
 def test_bad_options_are_one_line_and_exit_2(tmp_path, args, says):
-    r = xsweep(tmp_path, "--target", "reference", "--out", "o", *args, timeout=30)
+    r = xsweep(tmp_path, "--out", "o", *args, timeout=30)
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and says in r.stderr
 
