@@ -390,11 +390,10 @@ class Checker:
         double-double path is cheap and the exact value of the formula is the same."""
         names = ("features", "labels") if api == RAW_OPS[0] else ("logits", "labels")
         args = {names[0]: x, names[1]: labels}
-        exp = self.expectation(api, args, {})
         up = None
-        if api not in RAW_OPS and self.wants_grad(api):
-            up = upstream_for(exp.outputs["loss"].shape, exp.outputs["loss"].dtype, seed)
-            exp = self.expectation(api, args, {}, up)
+        if api not in RAW_OPS and self.wants_grad(api):  # the loss is [N] of the logits' dtype
+            up = upstream_for(labels.shape, x.dtype, seed)
+        exp = self.expectation(api, args, {}, up)
         wide = self.expectation(api, {names[0]: x.astype(np.float64), names[1]: labels}, {},
                                 None if up is None else up.astype(np.float64))
         for name, o in exp.outputs.items():
