@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import re
+import signal
 import socket
 import sys
 import time
@@ -400,8 +401,14 @@ def connect(scheduler: str | None, workers: int):
         except Exception as exc:  # noqa: BLE001
             raise SweepError(f"--scheduler {scheduler}: cannot reach a Dask scheduler "
                              f"({type(exc).__name__}: {exc})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    # the workers ignore Ctrl-C (the disposition is inherited): the driver alone stops,
+    # keeps what is done, and shuts the cluster down
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    finally:
+        signal.signal(signal.SIGINT, old)
     return Client(cluster), cluster
 
 
