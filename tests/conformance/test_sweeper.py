@@ -103,6 +103,11 @@ def test_a_target_that_crashes_in_a_worker_is_an_outcome_and_the_sweep_goes_on(c
     assert s["chunks_done"] == s["chunks"] == 2  # both chunks recorded, neither lost
     assert s["verdicts"] == {"crash": 1024}
     assert all(c["verdict"] == "crash" for c in s["crashed_chunks"])
+    # a malfunction is not a judgement: the next run tries those chunks again
+    again = sweeper.execute(plan_for("xent_targets:crash"), [(NN, "float16", start,
+                                                               start + 512)],
+                            tmp_path, client=client, chunk=256)
+    assert (again.computed, again.reused) == (2, 0)
 
 
 def test_a_killed_worker_loses_no_chunk_and_a_rerun_recomputes_nothing(client, tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -169,6 +170,14 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
         if p not in sys.path:
             sys.path.insert(0, p)
     t0 = time.perf_counter()
+    if plan.isolate and multiprocessing.current_process().daemon:
+        out = _empty(plan, api, dtype, lo, hi)
+        out.update(status="error", verdicts={"error": out["rows"]},
+                   cells=_cells(dtype, lo, hi, None),
+                   message="this Dask worker is a daemon process and cannot start the "
+                           "target's child process: start the workers with "
+                           "DASK_DISTRIBUTED__WORKER__DAEMON=False, or give --isolate none")
+        return out
     sandbox = Sandbox(plan.spec, timeout=plan.timeout, isolate=plan.isolate)
     try:
         try:
@@ -449,7 +458,10 @@ def _load_chunk(path: Path) -> dict | None:
         c = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return c if isinstance(c, dict) and "verdicts" in c and "cells" in c else None
+    # a chunk whose target malfunctioned (crash, timeout, error: perhaps the worker's
+    # environment) is tried again by the next run; a judged chunk never is
+    ok = isinstance(c, dict) and "verdicts" in c and "cells" in c and c.get("status") == "done"
+    return c if ok else None
 
 
 @dataclass
