@@ -341,6 +341,131 @@ def _run_run(args: argparse.Namespace) -> int:
     return code
 
 
+# --------------------------------------------------------------------- sweep
+
+#: The run options that apply to a sweep (defined once in conformance.options).
+SWEEP_OPTIONS = ("target", "api", "device", "profile", "accuracy", "deviations", "dtype",
+                 "keras", "unsupported", "timeout", "isolate")
+
+
+def _configure_sweep(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Judge a target on every row of an exhaustive sweep of the C = 2 sparse losses "
+        "(tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits and tf.nn.sparse_softmax_cross_"
+        "entropy_with_logits): every float16 x float16 and bfloat16 x bfloat16 pair of bit "
+        "patterns, or every float32 value of one logit against a grid of the other, both "
+        "labels (--dtype: float16 and bfloat16 by default, or float32). Chunks run as tasks "
+        "on Dask distributed (a local cluster unless "
+        "--scheduler is given); each finished chunk is kept under OUT/chunks, so running "
+        "the same command again resumes. Writes OUT/results.json (read by xentconf report). "
+        "Exit status: 0 every row conforms (declared deviations aside), 1 some row does "
+        "not, 2 usage error, 130 interrupted (chunks done are kept).")
+    from xentconf.conformance.options import add_run_arguments
+
+    add_run_arguments(parser, only=SWEEP_OPTIONS)
+    parser.add_argument("--pairs", metavar="START:STOP",
+                        help="a slice of the pair indices (decimal or 0x hex; a pair index "
+                             "is a << 16 | b for 16-bit dtypes, value_bits * 8 + grid index "
+                             "for float32); default: the whole sweep")
+    parser.add_argument("--chunk", metavar="PAIRS", type=int, default=None,
+                        help="pairs per task (default: 65536)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="a Dask scheduler, tcp://HOST:8786 (its workers must be "
+                             "non-daemonic: distributed.worker.daemon false); default: a "
+                             "local cluster")
+    parser.add_argument("-n", "--workers", metavar="N", type=int, default=None,
+                        help="worker processes of the local cluster (default: one per core)")
+    parser.add_argument("--out", default="sweep", metavar="DIR",
+                        help="folder for chunks/ and results.json (default: sweep)")
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    prefix = f"{PROG} sweep"
+
+    def fail(message: str) -> int:
+        print(f"{prefix}: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+    from xentconf.conformance.options import UsageError, resolve_target, validate
+    from xentconf.conformance.sweep import PAIR_DTYPES, SWEEP_APIS
+    from xentconf.protocol import API_SHORT
+
+    dtypes = list(dict.fromkeys(args.dtype)) or ["float16", "bfloat16"]
+    for d in dtypes:
+        if d not in PAIR_DTYPES:
+            return fail(f"--dtype {d}: sweeps cover {', '.join(PAIR_DTYPES)} (every pair of "
+                        "16-bit values; every float32 value against a grid)")
+    if args.chunk is not None and args.chunk < 1:
+        return fail(f"--chunk {args.chunk}: give a positive number of pairs")
+    if args.workers is not None and args.workers < 1:
+        return fail(f"-n {args.workers}: give a positive number of workers")
+    from xentconf.conformance import sweeper
+
+    ranges = {}
+    for d in dtypes:
+        try:
+            ranges[d] = sweeper.parse_pairs(args.pairs, d)
+        except ValueError as exc:
+            return fail(f"--pairs {exc}")
+    values = {name: getattr(args, name) for name in SWEEP_OPTIONS}
+    out = Path(args.out).resolve()
+    try:
+        run = validate(values, flag_prefix="--")
+    except UsageError as exc:
+        return fail(str(exc))
+    bad_api = [a for a in run.apis if a not in SWEEP_APIS]
+    if bad_api:
+        return fail(f"--api {API_SHORT[bad_api[0]]}: sweeps cover the C = 2 sparse APIs, "
+                    f"{', '.join(API_SHORT[a] for a in SWEEP_APIS)}")
+    if run.callable_target and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    problem = _writable_folder(out)
+    if problem:
+        return fail(f"--out {args.out}: {problem}")
+    if args.scheduler is not None:
+        try:
+            sweeper.check_scheduler(args.scheduler)
+        except sweeper.SweepError as exc:
+            return fail(str(exc))
+    from xentconf.conformance.sandbox import Sandbox
+
+    probe = Sandbox(run.spec, timeout=run.timeout, isolate=run.isolate)
+    try:
+        resolve_target(run, probe)
+    except UsageError as exc:
+        return fail(str(exc))
+    finally:
+        probe.close()
+    apis = [a for a in run.apis if a in SWEEP_APIS]
+    jobs = [(a, d, *ranges[d]) for a in apis for d in dtypes
+            if d in run.info.apis[a].dtypes]
+    if not jobs:
+        return fail("nothing to sweep: the target implements none of the chosen APIs "
+                    f"({', '.join(API_SHORT[a] for a in SWEEP_APIS)}) in the chosen dtypes")
+    plan = sweeper.SweepPlan(
+        spec=run.spec, target_name=run.target_name, device=run.device, profile=run.profile,
+        accuracy=run.accuracy, keras=run.info.keras, timeout=run.timeout,
+        isolate=run.isolate, callable_target=run.callable_target,
+        deviations=tuple(run.deviations),
+        path=(os.getcwd(),) if run.callable_target else ())
+    try:
+        client, cluster = sweeper.connect(args.scheduler, args.workers or os.cpu_count() or 1)
+    except sweeper.SweepError as exc:
+        return fail(str(exc))
+    try:
+        outcome = sweeper.execute(plan, jobs, out, client=client,
+                                  chunk=args.chunk or sweeper.CHUNK_PAIRS)
+    except sweeper.SweepError as exc:
+        return fail(str(exc))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(sweeper.summary(outcome))
+    print(f"results: {out / 'results.json'}")
+    return outcome.code
+
+
 # --------------------------------------------------------------------- table
 
 #: Add a subcommand by appending a ``Subcommand`` here.
@@ -350,6 +475,13 @@ SUBCOMMANDS: list[Subcommand] = [
         help="judge a target on generated cases; write results, JUnit XML and a report",
         configure=_configure_run,
         run=_run_run,
+    ),
+    Subcommand(
+        name="sweep",
+        help="judge a target on every 16-bit pair (or float32 value) of the C = 2 sparse "
+             "losses, as tasks on Dask",
+        configure=_configure_sweep,
+        run=_run_sweep,
     ),
     Subcommand(
         name="oracle",

@@ -14,7 +14,8 @@ Document (``SCHEMA_VERSION`` 1)::
     {"schema": "xentconf-results", "schema_version": 1,
      "run": {...RUN_FIELDS...},
      "deviations": [DEVIATION...],
-     "outcomes": [OUTCOME...]}
+     "outcomes": [OUTCOME...],
+     "sweeps": [SWEEP...]}          (optional: written by ``xentconf sweep``)
 
 An OUTCOME's ``verdict`` is one of :data:`VERDICTS`:
 
@@ -246,6 +247,56 @@ JSON_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+# ---------------------------------------------------------------- sweeps (xentconf sweep)
+#: One exhaustive sweep (``xentconf sweep``): counts over every row judged, the distinct
+#: failure kinds with their smallest examples, and the failure map over the two logits.
+SWEEP = {
+    "type": "object",
+    "required": ["id", "api", "dtype", "rows", "rows_done", "chunks", "chunks_done",
+                 "grades", "verdicts", "failures", "map"],
+    "properties": {
+        "id": {"type": "string", "description": "<target>-<device>-<dtype>-<api>-sweep"},
+        "api": {"type": "string"}, "api_short": {"type": "string"},
+        "dtype": {"type": "string"}, "space": _STR,
+        "grid": {"type": ["array", "null"], "items": {"type": "number"}},
+        "start": {"type": "integer", "minimum": 0, "description": "first pair index"},
+        "stop": {"type": "integer", "minimum": 0, "description": "last pair index + 1"},
+        "rows": {"type": "integer", "minimum": 0, "description": "two per pair"},
+        "rows_done": {"type": "integer", "minimum": 0},
+        "chunks": {"type": "integer", "minimum": 0},
+        "chunks_done": {"type": "integer", "minimum": 0},
+        "required": {"enum": list(REQUIRED_GRADES)},
+        "grades": {"type": "object", "additionalProperties": {"type": "integer"},
+                   "description": "grade -> rows (a row's grade is its worst element's)"},
+        "verdicts": {"type": "object", "additionalProperties": {"type": "integer"},
+                     "description": "verdict -> rows (crash, timeout, error: every row of "
+                                    "the chunks where the target malfunctioned)"},
+        "worst_budget": _NUM,
+        "failures": {"type": "array", "items": {
+            "type": "object", "required": ["kind", "count", "examples"],
+            "properties": {"kind": {"type": "string"},
+                           "count": {"type": "integer", "minimum": 0},
+                           "examples": {"type": "array", "items": {"type": "object"},
+                                        "description": "the smallest failing rows: "
+                                                       "pair, logits (hex), label, "
+                                                       "grade, output, got, expected"},
+                           "reproducer": _STR}}},
+        "crashed_chunks": {"type": "array", "items": {"type": "object"}},
+        "map": {"type": "object", "required": ["x_bins", "y_bins", "cells"],
+                "properties": {"x": _STR, "y": _STR,
+                               "x_bins": {"type": "array", "items": {"type": "string"}},
+                               "y_bins": {"type": "array", "items": {"type": "string"}},
+                               "cells": {"type": "array", "items": {
+                                   "type": "array", "items": {"type": "integer"},
+                                   "description": "[x bin, y bin, rows, failing rows]"}}}},
+        "duration_s": _NUM,
+    },
+}
+JSON_SCHEMA["properties"]["sweeps"] = {
+    "type": "array", "items": SWEEP,
+    "description": "exhaustive sweeps (xentconf sweep); absent in ordinary runs"}
 
 
 class ResultsError(Exception):

@@ -45,7 +45,7 @@ from .shrink import simplify
 from .strategies import Case, cases, categories, upstream_for
 from .verdict import CaseVerdict, Raised, grade_index, judge, worse
 
-__all__ = ["CaseFailure", "Checker", "TestSpec"]
+__all__ = ["CaseFailure", "Checker", "TestSpec", "support"]
 
 ARRAY_LIMIT = 4096  # elements of an array kept in a results file
 SAMPLES_LIMIT = 400
@@ -70,6 +70,18 @@ class TestSpec:
     feature: str
     support: str  # native | composed | unsupported
     skip_reason: str = ""
+
+
+def support(info, api: str, feature: str) -> str:
+    """How target ``info`` supports ``feature`` of ``api``: native, composed or unsupported."""
+    s = info.apis.get(api)
+    if s is None:
+        return "unsupported"
+    if feature in s.unsupported:
+        return "unsupported"
+    if feature in s.composed:
+        return "composed"
+    return "native"
 
 
 class CaseFailure(AssertionError):
@@ -591,6 +603,23 @@ class Checker:
         return "shows", f"reaches {v.grade}: {v.message}"
 
 
+    def sweep_expectation(self, api: str, x: np.ndarray, labels: np.ndarray, seed: int):
+        """The expectation of sweep rows ``x`` [N, 2] with ``labels`` [N] in one vectorized
+        call: (argument names, args, expectation, upstream or None). The exact values the
+        verdict consults come from the same rows in float64, where the engine's
+        double-double path is cheap and the exact value of the formula is the same."""
+        names = ("features", "labels") if api == RAW_OPS[0] else ("logits", "labels")
+        args = {names[0]: x, names[1]: labels}
+        up = None
+        if api not in RAW_OPS and self.wants_grad(api):  # the loss is [N] of the logits' dtype
+            up = upstream_for(labels.shape, x.dtype, seed)
+        exp = self.expectation(api, args, {}, up)
+        wide = self.expectation(api, {names[0]: x.astype(np.float64), names[1]: labels}, {},
+                                None if up is None else up.astype(np.float64))
+        for name, o in exp.outputs.items():
+            o.mid64 = (lambda w=wide.outputs[name]: w.rounded64)  # noqa: B023 - bound by default
+        return names, args, exp, up
+
     def run_sweep(self, shard) -> dict:
         """Judge one shard of an exhaustive sweep in one call."""
         from .strategies import Case
@@ -600,17 +629,7 @@ class Checker:
         rec = _Record()
         spec = TestSpec(shard.id, shard.api, shard.dtype, "sweep", "native")
         x, labels = shard_rows(shard)
-        names = ("features", "labels") if shard.api == RAW_OPS[0] else ("logits", "labels")
-        args = {names[0]: x, names[1]: labels}
-        exp = self.expectation(shard.api, args, {})
-        up = None
-        if shard.api not in RAW_OPS and self.wants_grad(shard.api):
-            up = upstream_for(exp.outputs["loss"].shape, exp.outputs["loss"].dtype, shard.index)
-            exp = self.expectation(shard.api, args, {}, up)
-        wide = self.expectation(shard.api, {names[0]: x.astype(np.float64), names[1]: labels}, {},
-                                None if up is None else up.astype(np.float64))
-        for name, o in exp.outputs.items():
-            o.mid64 = (lambda w=wide.outputs[name]: w.rounded64)  # noqa: B023 - bound by default
+        names, args, exp, up = self.sweep_expectation(shard.api, x, labels, shard.index)
         setup = Setup(shard.api, device=self.device, profile=self.profile, grad=up is not None)
         res = self.sandbox.call(setup, Call(shard.api, args, {}, upstream=up),
                                 timeout=max(self.sandbox.timeout * 10, 300.0))

@@ -126,10 +126,13 @@ def _add(add: Callable[..., Any], flag: str, o: Option) -> None:
     add(flag, **kwargs)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--NAME`` for every option, on ``xentconf run``'s parser."""
+def add_run_arguments(parser: argparse.ArgumentParser,
+                      only: tuple[str, ...] | None = None) -> None:
+    """``--NAME`` for every option (or those named in ``only``), on ``xentconf run``'s
+    parser (``xentconf sweep`` takes the subset that applies to a sweep)."""
     for o in OPTIONS:
-        _add(parser.add_argument, f"--{o.name}", o)
+        if only is None or o.name in only:
+            _add(parser.add_argument, f"--{o.name}", o)
 
 
 def add_plugin_options(group) -> None:

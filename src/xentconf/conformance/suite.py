@@ -17,6 +17,7 @@ import pytest
 from xentconf.protocol import API_SHORT
 
 from .checker import Checker, TestSpec
+from .checker import support as _support
 from .plugin import get_run
 from .sandbox import Sandbox
 from .strategies import FEATURES_OF
@@ -25,17 +26,6 @@ from .sweep import SWEEP_APIS, SWEEP_DTYPES, sweep_shards
 # numpy's warnings about casting the generated NaN/inf/huge values are expected noise
 pytestmark = [pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
               pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")]
-
-
-def _support(info, api: str, feature: str) -> str:
-    s = info.apis.get(api)
-    if s is None:
-        return "unsupported"
-    if feature in s.unsupported:
-        return "unsupported"
-    if feature in s.composed:
-        return "composed"
-    return "native"
 
 
 def _specs(run) -> list[TestSpec]:

@@ -1,4 +1,16 @@
-"""Exhaustive 16-bit sweeps: every float16 and every bfloat16 value of one logit.
+"""Exhaustive sweeps of the C = 2 sparse losses.
+
+Two families of rows live here (the driver that runs them on Dask is
+:mod:`xentconf.conformance.sweeper`):
+
+* the pytest suite's shards (below): every 16-bit value of one logit against :data:`GRID`;
+* ``xentconf sweep``'s *pair spaces* (:func:`pair_rows`): for float16 and bfloat16 every
+  pair of bit patterns ``(a, b)`` (2³² pairs), for float32 every bit pattern of one logit
+  against :data:`GRID` (2³² × 8 pairs); each pair gives two rows, the label on either
+  logit. A pair index ``p`` is ``a << 16 | b`` (16-bit) or ``v * len(GRID) + g``
+  (float32), so a slice of indices is a slice of the sweep.
+
+The pytest shards:
 
 For C = 2, the sparse loss (``tf.nn.sparse_softmax_cross_entropy_with_logits``) and the raw
 op (``tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits``) are evaluated on the rows
@@ -19,8 +31,8 @@ import numpy as np
 
 from xentconf.protocol import API_IDS, API_SHORT
 
-__all__ = ["GRID", "SHARDS", "SWEEP_APIS", "SWEEP_DTYPES", "SweepShard", "shard_rows",
-           "sweep_shards"]
+__all__ = ["GRID", "PAIR_DTYPES", "SHARDS", "SWEEP_APIS", "SWEEP_DTYPES", "SweepShard",
+           "map_axes", "map_bins", "pair_rows", "pair_total", "shard_rows", "sweep_shards"]
 
 SWEEP_APIS = (API_IDS[0], API_IDS[2])  # raw sparse op, tf.nn sparse loss
 SWEEP_DTYPES = ("float16", "bfloat16")
@@ -55,3 +67,66 @@ def shard_rows(shard: SweepShard) -> tuple[np.ndarray, np.ndarray]:
     label = np.tile(np.array([0, 1], np.int32), v.size * len(g))
     x = np.stack([vv, gg], axis=1)
     return x, label
+
+
+# ------------------------------------------------------------------ pair spaces
+
+#: The dtypes of ``xentconf sweep``: every pair (16-bit) or every value against GRID (float32).
+PAIR_DTYPES = ("float16", "bfloat16", "float32")
+MAP_BINS = 64  # sign and the top five exponent bits of a logit
+
+
+def pair_total(dtype: str) -> int:
+    """How many pairs the sweep of ``dtype`` has."""
+    return (1 << 32) * (1 if dtype in _BITS else len(GRID))
+
+
+def _pair_bits(dtype: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    p = np.arange(start, stop, dtype=np.uint64)
+    if dtype in _BITS:
+        return (p >> np.uint64(16)).astype(np.uint16), (p & np.uint64(0xFFFF)).astype(np.uint16)
+    return (p // np.uint64(len(GRID))).astype(np.uint32), \
+        (p % np.uint64(len(GRID))).astype(np.uint32)
+
+
+def pair_rows(dtype: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(logits [2n, 2] of ``dtype``, labels [2n] int32) of pairs ``start`` to ``stop``:
+    row ``2k + l`` is pair ``start + k`` with label ``l``."""
+    a, b = _pair_bits(dtype, start, stop)
+    if dtype in _BITS:
+        va, vb = a.view(_BITS[dtype]), b.view(_BITS[dtype])
+    else:
+        va, vb = a.view(np.float32), np.asarray(GRID, np.float32)[b]
+    x = np.repeat(np.stack([va, vb], axis=1), 2, axis=0)
+    labels = np.tile(np.array([0, 1], np.int32), a.size)
+    return x, labels
+
+
+def map_bins(dtype: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """The map cell (x: the first logit, y: the second) of every pair: sign and top five
+    exponent bits of a 16-bit or float32 logit (64 bins); the grid value's index for the
+    float32 sweep's second logit."""
+    a, b = _pair_bits(dtype, start, stop)
+    if dtype in _BITS:
+        return (a >> 10).astype(np.intp), (b >> 10).astype(np.intp)
+    return (a >> 26).astype(np.intp), b.astype(np.intp)
+
+
+def _bin_label(dtype: str, k: int) -> str:
+    sign = "−" if k >> 5 else "+"
+    e5 = k & 31
+    if dtype == "float16":
+        if e5 == 31:
+            return f"{sign}inf/nan"
+        return f"{sign}0/sub" if e5 == 0 else f"{sign}2^{e5 - 15}"
+    if e5 == 31:
+        return f"{sign}2^{e5 * 8 - 127}…inf/nan"
+    return f"{sign}0…2^{e5 * 8 + 7 - 127}" if e5 == 0 else f"{sign}2^{e5 * 8 - 127}"
+
+
+def map_axes(dtype: str) -> tuple[list[str], list[str]]:
+    """The labels of the map's x bins (the first logit) and y bins (the second)."""
+    xs = [_bin_label(dtype, k) for k in range(MAP_BINS)]
+    if dtype in _BITS:
+        return xs, list(xs)
+    return xs, [repr(g) for g in GRID]

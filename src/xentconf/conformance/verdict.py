@@ -79,6 +79,8 @@ class CaseVerdict:
     def as_tensorflow(self) -> bool:
         """Differs from the truth only as TensorFlow's own mechanisms do."""
         return not self.ok and bool(self.mechanisms)
+    #: output -> (grade index of every element, wrong NaN/inf of every element), flat
+    elements: dict = field(default_factory=dict)
 
 
 def _fmt(v: float) -> str:
@@ -120,6 +122,8 @@ class _Graded:
     wrong_special: bool = False  # a NaN or inf where there must be none, or missing
     index: int = -1  # flat index of the worst element (-1: none below the required grade)
     missed: np.ndarray | None = None  # flat indices of the elements below the required grade
+    grades: np.ndarray | None = None  # the grade index of every element (flat)
+    wrong: np.ndarray | None = None  # a wrong NaN or inf at every element (flat)
 
 
 def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Graded:
@@ -128,7 +132,8 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
     g = np.asarray(got).astype(np.float64).ravel()
     n = r.size
     if n == 0:
-        return _Graded("exact", 0.0, 0.0, "")
+        return _Graded("exact", 0.0, 0.0, "", grades=np.zeros(0, np.int8),
+                       wrong=np.zeros(0, bool))
     idx = np.zeros(n, np.int8)  # per-element grade index
     nan_r, inf_r = np.isnan(r), np.isinf(r)
     fin_r = ~(nan_r | inf_r)
@@ -185,7 +190,7 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
                        f"grade {GRADES[worst]}")
     missed = np.flatnonzero((idx > _ORDER[required]) | wrong)
     return _Graded(GRADES[worst], float(np.max(ulps)), float(np.max(units)), message,
-                   bool(wrong.any()), k, missed)
+                   bool(wrong.any()), k, missed, idx, wrong)
 
 
 def _summary(value) -> str:
@@ -249,6 +254,7 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
     worst_output = None
     messages = []
     failing: dict = {}
+    elements: dict = {}
     structural = False
     missed: dict = {}
     for name in names:
@@ -268,6 +274,7 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
         structural |= g.wrong_special
         if g.index >= 0:
             failing[name] = g.index
+        elements[name] = (g.grades, g.wrong)
         if g.message:
             messages.append(g.message)
         if g.missed is not None and g.missed.size:
@@ -281,7 +288,8 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
                        worst_ulps=worst_ulps,
                        worst_budget=worst_budget, worst_output=worst_output,
                        message=message, tags=tags, failing=failing,
-                       mechanisms=mechs, contract="coerced" if contract is not None else None)
+                       mechanisms=mechs, contract="coerced" if contract is not None else None,
+                       elements=elements)
 
 
 def _xla_alternative(exp: Expectation, result: dict, required: str) -> CaseVerdict | None:

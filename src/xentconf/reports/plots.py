@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from xentconf.results import json_number
 
-__all__ = ["Domain", "Strip", "StripPlot", "StripRow", "fmt_num", "log_domain", "strip_plot"]
+__all__ = ["Domain", "Strip", "StripPlot", "StripRow", "SweepMap", "fmt_num", "log_domain",
+           "strip_plot", "sweep_map"]
 
 #: viewBox geometry (user units; the SVG scales to the page width).
 WIDTH = 1100
@@ -213,3 +214,74 @@ def _strip_row(strip: Strip, y: float, domain: Domain) -> StripRow:
                  + (f", {fmt_num(strip.worst_ulps)} ulps" if strip.worst_ulps is not None
                     else ""))
     return row
+
+
+# ------------------------------------------------------------------ sweep maps
+
+MAP_CELL = 9  # user units per map cell
+MAP_LEFT = 110  # room for the y labels
+MAP_TOP = 24
+
+
+@dataclass
+class MapCell:
+    x: float
+    y: float
+    w: float
+    h: float
+    fill: str  # the colour: grey when nothing failed, light to dark red by failure density
+    title: str
+
+
+@dataclass
+class SweepMap:
+    """A sweep's failure map: the first logit's sign and exponent across, the second's
+    down; a cell's colour is the share of its rows that failed."""
+
+    title: str
+    subtitle: str
+    width: int
+    height: int
+    cells: list[MapCell]
+    xticks: list[tuple[float, str]]
+    yticks: list[tuple[float, str]]
+    x_label: str
+    y_label: str
+    legend: list[tuple[float, str, str]]  # (x, fill, text)
+    left: float = MAP_LEFT
+    top: float = MAP_TOP
+    plot_w: float = 0.0
+    plot_h: float = 0.0
+
+
+def _density_fill(share: float) -> str:
+    if share <= 0:
+        return "#e6ebf0"
+    t = min(1.0, 0.25 + 0.75 * math.log10(1 + 9 * share))  # visible even at a few rows
+    r, g, b = (int(round(255 + (c - 255) * t)) for c in (165, 15, 21))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def sweep_map(title: str, subtitle: str, sweep: dict) -> SweepMap:
+    """Lay out the failure map of one ``sweeps`` entry of a results document."""
+    m = sweep["map"]
+    xs, ys = m["x_bins"], m["y_bins"]
+    ch = MAP_CELL if len(ys) > 16 else 3 * MAP_CELL
+    plot_w, plot_h = len(xs) * MAP_CELL, len(ys) * ch
+    cells = []
+    for xb, yb, n, bad in m["cells"]:
+        share = bad / n if n else 0.0
+        cells.append(MapCell(MAP_LEFT + xb * MAP_CELL, MAP_TOP + yb * ch, MAP_CELL, ch,
+                             _density_fill(share),
+                             f"logit 0 {xs[xb]}, logit 1 {ys[yb]}: {bad} of {n} rows fail "
+                             f"({100 * share:.3g}%)"))
+    step = max(1, len(xs) // 8)
+    xticks = [(MAP_LEFT + (k + 0.5) * MAP_CELL, xs[k]) for k in range(0, len(xs), step)]
+    ystep = max(1, len(ys) // 8)
+    yticks = [(MAP_TOP + (k + 0.5) * ch, ys[k]) for k in range(0, len(ys), ystep)]
+    legend_y = MAP_TOP + plot_h + 44
+    legend = [(MAP_LEFT + i * 120, _density_fill(v), text) for i, (v, text) in enumerate(
+        [(0, "none fail"), (0.001, "0.1%"), (0.01, "1%"), (0.1, "10%"), (1.0, "all fail")])]
+    return SweepMap(title, subtitle, MAP_LEFT + plot_w + 20, int(legend_y + 16), cells,
+                    xticks, yticks, m.get("x") or "logit 0", m.get("y") or "logit 1", legend,
+                    plot_w=plot_w, plot_h=plot_h)

@@ -37,7 +37,7 @@ from xentconf.results import (
 from . import views
 from .diff import Diff, diff
 from .merge import SEVERITY, Board, ReportError, Row, api_label, merge, outcome_map
-from .plots import Strip, StripPlot, fmt_num, log_domain, strip_plot
+from .plots import Strip, StripPlot, fmt_num, log_domain, strip_plot, sweep_map
 
 __all__ = ["render", "write_report"]
 
@@ -278,7 +278,7 @@ def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | 
     sources = list(sources) if sources is not None else [f"results #{i + 1}"
                                                          for i in range(len(docs))]
     docs = _validated(docs, sources)
-    if not any(doc["outcomes"] for doc in docs):
+    if not any(doc["outcomes"] or doc.get("sweeps") for doc in docs):
         names = ", ".join(sources) if sources else "no results given"
         raise ReportError(f"no outcomes in {names}: nothing to report (did the run collect "
                           "any test?)")
@@ -329,6 +329,13 @@ def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | 
             return row_label(*baseline_board.rows[baseline_board.row_of[oid]].key)
         return ""
 
+    sweeps = []
+    for doc in docs:
+        label = _run_label(doc["run"])
+        for sw in doc.get("sweeps") or []:
+            sweeps.append({"label": label, "sweep": sw, "map": sweep_map(
+                f"{sw['api_short']} {sw['dtype']}", label, sw)})
+
     env = _environment()
     css = _static(env, "report.css")
     script = _static(env, "report.js")
@@ -345,6 +352,7 @@ def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | 
         anchors=anchors,
         n_drills=sum(len(v) for v in drills.values()),
         plots=_plots(board),
+        sweeps=sweeps,
         runs=run_views,
         stale=stale,
         diff=changes,

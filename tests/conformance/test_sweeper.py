@@ -1,0 +1,218 @@
+"""``xentconf sweep`` on a real 2-worker Dask LocalCluster: small slices of the float16 pair
+sweep against the reference target and against deliberately wrong callables
+(tests/conformance/targets), a worker killed mid-sweep, resuming, and the bad-input
+messages. What each slice must give follows from the pair-index layout (``a << 16 | b``)
+and what each callable does, not from the code under test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("distributed")
+
+from xentconf import results  # noqa: E402
+from xentconf.conformance import sweeper  # noqa: E402
+from xentconf.conformance.sandbox import TargetSpec  # noqa: E402
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning")]
+
+TARGETS = Path(__file__).parent / "targets"
+NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
+RAW = "tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits"
+ONE = 0x3C00  # float16 1.0
+MAX = 0x7BFF  # float16 65504, the largest finite value
+
+
+def plan_for(target: str, api: str = NN) -> sweeper.SweepPlan:
+    if ":" in target:
+        spec = TargetSpec(target, (("api", api), ("keras", "keras2"), ("profile", "cpu"),
+                                   ("unsupported", ())))
+    else:
+        spec = TargetSpec(target)
+    return sweeper.SweepPlan(spec=spec, target_name=target.replace(":", "."), device="cpu",
+                             profile="cpu", accuracy="stable", keras=None, timeout=60.0,
+                             isolate=True, callable_target=":" in target,
+                             path=(str(TARGETS),))
+
+
+@pytest.fixture(scope="module")
+def client():
+    c, cluster = sweeper.connect(None, 2)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_reference_conforms_on_a_slice_of_both_apis(client, tmp_path):
+    start = ONE << 16  # a = 1.0, b = the first 1024 bit patterns (+0 and subnormals)
+    jobs = [(NN, "float16", start, start + 1024), (RAW, "float16", start, start + 1024)]
+    got = sweeper.execute(plan_for("reference"), jobs, tmp_path, client=client, chunk=512)
+    assert got.code == 0
+    assert (got.computed, got.reused) == (4, 0)
+    doc = results.load(tmp_path / "results.json")  # the shipped schema takes it
+    assert [s["api"] for s in doc["sweeps"]] == [NN, RAW]
+    for s in doc["sweeps"]:
+        assert s["rows"] == s["rows_done"] == 2048  # 1024 pairs, both labels
+        assert s["verdicts"] == {"pass": 2048}
+        assert sum(s["grades"].values()) == 2048
+        assert s["failures"] == []
+        # a = 1.0 is x bin 0x3c00 >> 10 = 15; b = +0 and subnormals is y bin 0
+        assert s["map"]["cells"] == [[15, 0, 2048, 0]]
+    assert len(list((tmp_path / "chunks").glob("*.json"))) == 4
+
+
+def test_a_wrong_callable_fails_where_float32_exp_overflows(client, tmp_path):
+    # naive takes exp in float32: exp(65504) is inf, inf / inf is NaN, so every row with
+    # a = 65504 and b tiny returns NaN where TensorFlow's loss is finite
+    start = MAX << 16
+    got = sweeper.execute(plan_for("xent_targets:naive"), [(NN, "float16", start,
+                                                             start + 1024)],
+                          tmp_path, client=client, chunk=512)
+    assert got.code == 1
+    s = got.document["sweeps"][0]
+    assert s["verdicts"] == {"fail": 2048}
+    assert sum(f["count"] for f in s["failures"]) == 2048
+    assert all("wrong NaN/inf" in f["kind"] for f in s["failures"])
+    kinds = {f["kind"].split("logits ")[1] for f in s["failures"]}
+    assert kinds == {"(normal, zero)", "(normal, subnormal)"}
+    for f in s["failures"]:
+        ex = f["examples"][0]
+        assert ex["logits"][0] == float(65504).hex()
+        assert ex["got"] == ["nan"] and ex["expected"][0] != "nan"
+        assert "xent_targets" in f["reproducer"]
+    assert s["map"]["cells"] == [[MAX >> 10, 0, 2048, 2048]]
+
+
+def test_a_target_that_crashes_in_a_worker_is_an_outcome_and_the_sweep_goes_on(client,
+                                                                             tmp_path):
+    start = ONE << 16
+    got = sweeper.execute(plan_for("xent_targets:crash"), [(NN, "float16", start,
+                                                             start + 512)],
+                          tmp_path, client=client, chunk=256)
+    s = got.document["sweeps"][0]
+    assert got.code == 1
+    assert s["chunks_done"] == s["chunks"] == 2  # both chunks recorded, neither lost
+    assert s["verdicts"] == {"crash": 1024}
+    assert all(c["verdict"] == "crash" for c in s["crashed_chunks"])
+    # a malfunction is not a judgement: the next run tries those chunks again
+    again = sweeper.execute(plan_for("xent_targets:crash"), [(NN, "float16", start,
+                                                               start + 512)],
+                            tmp_path, client=client, chunk=256)
+    assert (again.computed, again.reused) == (2, 0)
+
+
+def test_a_killed_worker_loses_no_chunk_and_a_rerun_recomputes_nothing(client, tmp_path):
+    start = ONE << 16
+    jobs = [(NN, "float16", start, start + 6 * 256)]
+    persisted = []
+
+    def kill_one(job, n):
+        persisted.append(job)
+        if n == 1:  # a worker dies with a chunk in hand
+            pid = next(iter(client.run(os.getpid).values()))
+            os.kill(pid, signal.SIGKILL)
+
+    got = sweeper.execute(plan_for("reference"), jobs, tmp_path, client=client, chunk=256,
+                          on_persist=kill_one)
+    assert got.code == 0
+    assert len(persisted) == len(set(persisted)) == 6  # each chunk persisted once
+    assert got.document["sweeps"][0]["verdicts"] == {"pass": 6 * 512}
+    files = sorted((tmp_path / "chunks").glob("*.json"))
+    stamps = {f.name: f.stat().st_mtime_ns for f in files}
+    again = sweeper.execute(plan_for("reference"), jobs, tmp_path, client=client, chunk=256)
+    assert (again.computed, again.reused) == (0, 6)
+    assert {f.name: f.stat().st_mtime_ns for f in files} == stamps
+    assert again.document["sweeps"] == got.document["sweeps"]
+
+
+def test_a_stopped_sweep_resumes_where_it_was(client, tmp_path):
+    start = ONE << 16
+    jobs = [(NN, "float16", start, start + 4 * 256)]
+
+    def stop(job, n):
+        if n == 2:
+            raise KeyboardInterrupt
+
+    first = sweeper.execute(plan_for("reference"), jobs, tmp_path, client=client, chunk=256,
+                            on_persist=stop)
+    assert first.code == 130 and first.document["run"]["interrupted"]
+    assert first.document["sweeps"][0]["chunks_done"] == 2
+    rest = sweeper.execute(plan_for("reference"), jobs, tmp_path, client=client, chunk=256)
+    assert (rest.computed, rest.reused) == (2, 2)
+    assert rest.document["sweeps"][0]["verdicts"] == {"pass": 4 * 512}
+
+
+def test_an_unwritable_chunk_stops_the_sweep_and_keeps_what_was_done(client, tmp_path):
+    start = ONE << 16
+    jobs = [(NN, "float16", start, start + 3 * 256)]
+    blocked = sweeper.chunk_jobs(*jobs[0], chunk=256)[2]
+    (tmp_path / "chunks" / sweeper.chunk_name(blocked)).mkdir(parents=True)
+    with pytest.raises(sweeper.SweepError) as info:
+        sweeper.execute(plan_for("reference"), jobs, tmp_path, client=client, chunk=256,
+                        window=1)
+    message = str(info.value)
+    assert "cannot write chunk" in message and "\n" not in message
+    kept = [p.name for p in (tmp_path / "chunks").glob("*.json") if p.is_file()]
+    assert len(kept) == 2
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def xsweep(tmp_path, *args, timeout=120):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TARGETS), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "xentconf", "sweep", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=tmp_path)
+
+
+@pytest.mark.parametrize("address, says", [
+    ("tcp://127.0.0.1:1", "cannot connect"),
+    ("127.0.0.1:8786", "not a scheduler address"),
+])
+def test_a_bad_scheduler_address_is_one_line_and_exit_2(tmp_path, address, says):
+    r = xsweep(tmp_path, "--target", "reference", "--scheduler", address, "--out", "o",
+               timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and says in r.stderr and "--scheduler" in r.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--target", "reference", "--dtype", "float64"], "--dtype float64"),
+    (["--target", "reference", "--pairs", "5:3"], "--pairs"),
+    (["--target", "reference", "--api", "nn_dense"], "--api nn_dense"),
+    (["--dtype", "float16"], "--target is required"),
+])
+def test_bad_options_are_one_line_and_exit_2(tmp_path, args, says):
+    r = xsweep(tmp_path, "--out", "o", *args, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and says in r.stderr
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "o").write_text("not a folder")
+    r = xsweep(tmp_path, "--target", "reference", "--out", "o", timeout=30)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--out o" in r.stderr
+
+
+def test_the_command_runs_on_a_given_scheduler_and_resumes(client, tmp_path):
+    args = ["--target", "reference", "--api", "nn_sparse", "--dtype", "float16",
+            "--pairs", f"{ONE << 16}:{(ONE << 16) + 512}", "--chunk", "512",
+            "--scheduler", client.scheduler.address, "--out", "o"]
+    r = xsweep(tmp_path, *args)
+    assert r.returncode == 0, r.stderr
+    assert "rows/s" in r.stderr and "1 computed, 0 reused" in r.stdout
+    doc = results.load(tmp_path / "o" / "results.json")
+    assert doc["sweeps"][0]["verdicts"] == {"pass": 1024}
+    again = xsweep(tmp_path, *args)
+    assert again.returncode == 0 and "0 computed, 1 reused" in again.stdout

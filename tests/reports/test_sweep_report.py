@@ -1,0 +1,60 @@
+"""A results file that carries a sweep (``xentconf sweep``): it validates, and the report
+draws its failure map and failure kinds, alone or merged with an ordinary run."""
+
+import re
+import xml.etree.ElementTree as ET
+
+from xentconf import results
+from xentconf.reports import render
+
+NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
+
+
+def sweep_doc() -> dict:
+    doc = results.new_document({
+        "xentconf_version": "0", "target": {"name": "gamma"}, "device": "cpu",
+        "profile": "cpu", "accuracy": "stable", "python": "3", "platform": "x",
+        "started": "2026-01-01T00:00:00Z", "duration_s": 1.0, "interrupted": False})
+    bins = [f"b{k}" for k in range(64)]
+    doc["sweeps"] = [{
+        "id": "gamma-cpu-float16-nn_sparse-sweep", "api": NN, "api_short": "nn_sparse",
+        "dtype": "float16", "rows": 4096, "rows_done": 4096, "chunks": 2, "chunks_done": 2,
+        "grades": {"exact": 2048, "fail": 2048}, "verdicts": {"pass": 2048, "fail": 2048},
+        "failures": [{"kind": "loss: fail, wrong NaN/inf; logits (normal, zero)",
+                      "count": 2048, "examples": [{"pair": 1, "logits": ["0x1.ffcp+15",
+                                                                         "0x0.0p+0"],
+                                                   "label": 0, "got": ["nan"],
+                                                   "expected": ["0x0.0p+0"]}],
+                      "reproducer": "print(1)"}],
+        "map": {"x_bins": bins, "y_bins": bins,
+                "cells": [[30, 0, 2048, 2048], [15, 0, 2048, 0]]},
+    }]
+    return doc
+
+
+def _svg(html: str) -> ET.Element:
+    text = re.search(r'<svg class="plot sweepmap".*?</svg>', html, re.S).group(0)
+    return ET.fromstring(text)
+
+
+def test_a_sweep_document_validates_and_renders_alone():
+    doc = results.validate(sweep_doc())
+    html = render([doc])
+    svg = _svg(html)
+    ns = "{http://www.w3.org/2000/svg}"
+    cells = [r for r in svg.iter(ns + "rect") if r.find(ns + "title") is not None]
+    titles = sorted(r.find(ns + "title").text for r in cells)
+    assert titles == ["logit 0 b15, logit 1 b0: 0 of 2048 rows fail (0%)",
+                      "logit 0 b30, logit 1 b0: 2048 of 2048 rows fail (100%)"]
+    fills = {r.find(ns + "title").text.split(":")[0]: r.get("fill") for r in cells}
+    assert fills["logit 0 b15, logit 1 b0"] != fills["logit 0 b30, logit 1 b0"]
+    assert "loss: fail, wrong NaN/inf; logits (normal, zero)" in html
+
+
+def test_a_sweep_merges_with_an_ordinary_run(docs):
+    alone = render(docs)
+    html = render([*docs, sweep_doc()])
+    assert 'id="sweeps"' in html and 'id="sweeps"' not in alone
+    shown = [o["id"] for d in docs for o in d["outcomes"] if o["id"] in alone]
+    assert shown and all(oid in html for oid in shown)  # the ordinary runs are all there
+    _svg(html)
