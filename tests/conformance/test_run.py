@@ -88,7 +88,7 @@ def test_a_wrong_callable_fails_with_a_standalone_reproducer(tmp_path):
 ])
 def test_misbehaving_targets_become_outcomes_and_the_run_goes_on(tmp_path, name, verdict,
                                                                  text):
-    r = xrun(tmp_path, *callable_args(name, "basic", "batch0", examples=3), "--timeout", "3")
+    r = xrun(tmp_path, *callable_args(name, "basic", "batch0", examples=8), "--timeout", "3")
     assert r.returncode == 1, r.stdout + r.stderr
     got = outcomes(tmp_path)
     assert set(got) == {"basic", "batch0"}  # both tests ran and were recorded

@@ -191,7 +191,7 @@ def test_a_bad_scheduler_address_is_one_line_and_exit_2(tmp_path, address, says)
     (["--target", "reference", "--dtype", "float64"], "--dtype float64"),
     (["--target", "reference", "--pairs", "5:3"], "--pairs"),
     (["--target", "reference", "--api", "nn_dense"], "--api nn_dense"),
-    (["--dtype", "float16"], "--target is required"),
+    (["--dtype", "float16"], "--dtype needs --target"),
 ])
 def test_bad_options_are_one_line_and_exit_2(tmp_path, args, says):
     r = xsweep(tmp_path, "--out", "o", *args, timeout=30)
