@@ -208,6 +208,13 @@ USAGE_ERRORS = [
     (["--target", "xent_targets:good", "--api", NN, "--unsupported", "teleport"],
      "--unsupported 'teleport': unknown feature"),
     (["--target", "reference", "-n", "lots"], "-n lots: give a number of workers"),
+    (["--target", "xent_targets:good", "--api", NN, "--array", "tensor"],
+     "--array 'tensor': unknown array library"),
+    (["--target", "reference", "--array", "jax"], "--array is for a callable target"),
+    (["--target", "xent_targets:good", "--api", NN, "--array", "cupy"],
+     "--array cupy: cupy is not installed"),
+    (["--target", "xent_targets:good", "--api", NN, "--device", "cuda"],
+     "--array numpy holds arrays on the cpu only"),
     (["--target", "reference", "--out", "/proc/xentconf-out"], "--out /proc/xentconf-out: "
      "cannot write there"),
     (["--target", "reference", "--out", "a-file/sub"], "--out a-file/sub: cannot write there"),
