@@ -92,7 +92,7 @@ def test_oracle_directory_main(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------- delegation to the oracle
-# A stand-in for xentconf.oracle.cli_case pins down the handler's side of the contract
+# A stand-in for xentconf.oracle.case pins down the handler's side of the contract
 # (JSON on stdout and 0; CaseError -> one line on stderr and 2) without the real oracle.
 
 
@@ -101,7 +101,7 @@ class FakeCaseError(Exception):
 
 
 @pytest.fixture
-def fake_cli_case(monkeypatch):
+def fake_case(monkeypatch):
     seen = []
 
     def run_case(text: str) -> dict:
@@ -112,32 +112,32 @@ def fake_cli_case(monkeypatch):
 
     package = types.ModuleType("xentconf.oracle")
     package.__path__ = []
-    module = types.ModuleType("xentconf.oracle.cli_case")
+    module = types.ModuleType("xentconf.oracle.case")
     module.run_case = run_case
     module.CaseError = FakeCaseError
-    package.cli_case = module
+    package.case = module
     monkeypatch.setitem(sys.modules, "xentconf.oracle", package)
-    monkeypatch.setitem(sys.modules, "xentconf.oracle.cli_case", module)
+    monkeypatch.setitem(sys.modules, "xentconf.oracle.case", module)
     return seen
 
 
-def test_oracle_prints_result_as_json(tmp_path, capsys, fake_cli_case):
+def test_oracle_prints_result_as_json(tmp_path, capsys, fake_case):
     case = tmp_path / "case.json"
     case.write_text('{"a": [1, 2]}', encoding="utf-8")
     assert main(["oracle", str(case)]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out) == {"echo": {"a": [1, 2]}}
     assert err == ""
-    assert fake_cli_case == ['{"a": [1, 2]}']
+    assert fake_case == ['{"a": [1, 2]}']
 
 
-def test_oracle_reads_stdin(monkeypatch, capsys, fake_cli_case):
+def test_oracle_reads_stdin(monkeypatch, capsys, fake_case):
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(read=lambda: '{"b": 3}'))
     assert main(["oracle", "-"]) == 0
     assert json.loads(capsys.readouterr().out) == {"echo": {"b": 3}}
 
 
-def test_oracle_case_error_is_one_line_exit_2(tmp_path, capsys, fake_cli_case):
+def test_oracle_case_error_is_one_line_exit_2(tmp_path, capsys, fake_case):
     case = tmp_path / "bad.json"
     case.write_text("bad", encoding="utf-8")
     assert main(["oracle", str(case)]) == 2

@@ -64,7 +64,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
         return 2
 
     # Imported here so that the CLI starts (and --help works) without loading the oracle.
-    from xentconf.oracle.cli_case import CaseError, run_case
+    from xentconf.oracle.case import CaseError, run_case
 
     try:
         result = run_case(text)

@@ -33,7 +33,7 @@ from tests.adapters.conftest import check_snippets, expect_raises, expectation, 
 from xentconf.adapters.tensorflow import API_SHORT_NAMES, DEVIATIONS, TensorFlowTarget
 from xentconf.conformance import deviations as devmod
 from xentconf.conformance.verdict import judge as verdict
-from xentconf.oracle.cli_case import parse_case
+from xentconf.oracle.case import parse_case
 from xentconf.protocol import API_IDS, FEATURES, KERAS_APIS, Call, Setup, TargetError
 
 try:

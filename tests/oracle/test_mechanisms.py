@@ -158,7 +158,7 @@ def test_xla_nan_rows_where_the_eager_cpu_kernel_raises():
 def test_the_oracle_command_reports_the_contract():
     import json
 
-    from xentconf.oracle.cli_case import run_case
+    from xentconf.oracle.case import run_case
 
     case = {"api": RAW_S, "args": {"features": {"dtype": "float32", "data": [[1, 2, 3]]},
                                    "labels": {"dtype": "float32", "data": [1.7]}}}

@@ -59,7 +59,7 @@ from xentconf.conformance import deviations as devmod
 from xentconf.conformance.checker import _excused
 from xentconf.conformance.verdict import Raised, judge
 from xentconf.oracle import budgets as oracle_budgets
-from xentconf.oracle.cli_case import parse_case
+from xentconf.oracle.case import parse_case
 from xentconf.protocol import API_SHORT
 
 #: The grade a conformance run requires by default (``--xentconf-accuracy``), at which

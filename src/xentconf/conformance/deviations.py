@@ -47,7 +47,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
     import tomli as tomllib
 
 from xentconf.oracle import GRADES
-from xentconf.oracle.cli_case import CaseError, parse_case
+from xentconf.oracle.case import CaseError, parse_case
 
 __all__ = ["Deviation", "DeviationsError", "case_id", "load", "matching"]
 

@@ -1,4 +1,4 @@
-"""Tests of ``xentconf oracle CASE`` (xentconf.oracle.cli_case), through the CLI and directly.
+"""Tests of ``xentconf oracle CASE`` (xentconf.oracle.case), through the CLI and directly.
 
 Expected values are computed here with mpmath at high precision from the exact inputs,
 independently of the oracle.
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from xentconf.oracle import API_IDS
-from xentconf.oracle.cli_case import CaseError, parse_case, run_case
+from xentconf.oracle.case import CaseError, parse_case, run_case
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
