@@ -43,6 +43,7 @@ from tests.oracle.tf_cases import (  # noqa: E402
     describe_case,
     describe_expectation,
     describe_tf,
+    raise_problems,
     run_oracle,
 )
 
@@ -204,15 +205,9 @@ def test_semantics_agree_with_tensorflow(case):
         _keras_module(case.keras)
     e = run_oracle(case)
     res = run_tf(case)
-    problems = []
-    if e.raises is not None and res.error is None:
-        problems.append(f"oracle raises {e.raises.error}, TF does not")
-    elif e.raises is None and res.error is not None:
-        problems.append(f"TF raises {res.error}, oracle does not")
-    elif e.raises is not None:
-        if e.raises.error != res.error:
-            problems.append(f"error class: TF {res.error}, oracle {e.raises.error}")
-    else:
+    problems = raise_problems(e, res)
+    if problems is None:
+        problems = []
         for c in compare_case(case, e, res).values():
             problems.extend(c.problems)
     assert not problems, (

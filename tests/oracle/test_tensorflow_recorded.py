@@ -49,6 +49,7 @@ from tests.oracle.tf_cases import (
     keras2_float16_probability_gradient,
     logits_dtype,
     measured_errors,
+    raise_problems,
     read_fixture,
     recorded_in,
     run_oracle,
@@ -228,15 +229,9 @@ def test_recorded_cases_are_cases_of_xentconf_oracle():
 def semantics_problems(mode: str, i: int) -> list[str]:
     group, case, up, res = recording(mode, i)
     e = expectation(mode, i)
-    problems = []
-    if e.raises is not None and res.error is None:
-        problems.append(f"oracle raises {e.raises.error}, TF does not")
-    elif e.raises is None and res.error is not None:
-        problems.append(f"TF raises {res.error}, oracle does not")
-    elif e.raises is not None:
-        if mode == "eager" and e.raises.error != res.error:
-            problems.append(f"error class: TF {res.error}, oracle {e.raises.error}")
-    else:
+    problems = raise_problems(e, res, error_class=mode == "eager")
+    if problems is None:
+        problems = []
         if res.grad_error is not None:
             problems.append(f"TF's gradient failed: {res.grad_error}")
         budgets = ("stable", "tf-precision") if (mode, group) == ("eager", "calibration") \

@@ -349,6 +349,20 @@ def keras2_float16_probability_gradient(case: Case) -> bool:
             and str(np.asarray(case.args.get("y_pred")).dtype) == "float16")
 
 
+def raise_problems(e, res: TFResult, *, error_class: bool = True) -> list[str] | None:
+    """Where the oracle and TensorFlow disagree on raising (and, with ``error_class``, on
+    the error's class); None when neither raised, so the values are to be compared."""
+    if e.raises is not None and res.error is None:
+        return [f"oracle raises {e.raises.error}, TF does not"]
+    if e.raises is None and res.error is not None:
+        return [f"TF raises {res.error}, oracle does not"]
+    if e.raises is not None:
+        if error_class and e.raises.error != res.error:
+            return [f"error class: TF {res.error}, oracle {e.raises.error}"]
+        return []
+    return None
+
+
 def compare_case(case: Case, e, res: TFResult, *, assert_budgets=("stable",),
                  names=None) -> dict:
     """Compare every output (or those in ``names``); returns {output: Cmp}."""
