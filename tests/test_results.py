@@ -39,6 +39,7 @@ def test_round_trip_with_non_finite_errors(tmp_path):
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d.update(schema="other"), "not an xentconf results file"),
     (lambda d: d.update(schema_version=99), "upgrade xentconf"),
+    (lambda d: d.update(schema_version=0), "re-run the conformance run"),
     (lambda d: d["outcomes"][0].update(verdict="great"), "is not one of"),
     (lambda d: d["outcomes"][0].pop("api"), "missing field 'api'"),
     (lambda d: d["outcomes"][0].update(worst_ulps="lots"), "is not a number"),
@@ -79,3 +80,25 @@ def test_failures_are_validated_and_compact_arrays_expand():
     out = results.expand_arrays(nested)
     assert out["case"]["args"]["n"] == 3
     assert out["list"][0]["data"][1][2] == "-0x1p+0"
+
+
+def test_a_version_1_document_is_still_read():
+    # version 1 is version 2 without its additions: a baseline written before them stays
+    # usable with --baseline
+    d = doc()
+    d["schema_version"] = 1
+    assert results.validate(d)["schema_version"] == 1
+
+
+def test_record_builders_fill_optional_fields_and_refuse_what_the_schema_refuses():
+    o = results.outcome(id="t-cpu-float32-raw_sparse-basic", api="a", dtype="float32",
+                        feature="basic", verdict="pass", examples=3)
+    assert o["failures"] is None and o["reproducer"] is None and "target" not in o
+    results.validate({**doc(), "outcomes": [o]})
+    with pytest.raises(ValueError, match="unknown field"):
+        results.outcome(id="x", api="a", dtype="float32", feature="f", verdict="pass",
+                        examples=1, verdit="pass")
+    with pytest.raises(ValueError, match="is not one of"):
+        results.failure(kind="crash", verdict="pass", message="m")
+    with pytest.raises(ValueError, match="missing field 'examples'"):
+        results.outcome(id="x", api="a", dtype="float32", feature="f", verdict="pass")

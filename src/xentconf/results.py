@@ -9,9 +9,9 @@ against. A test checks that the shipped file is current.
 
 Nothing else of xentconf may be imported here.
 
-Document (``SCHEMA_VERSION`` 1)::
+Document (``SCHEMA_VERSION`` 2)::
 
-    {"schema": "xentconf-results", "schema_version": 1,
+    {"schema": "xentconf-results", "schema_version": 2,
      "run": {...RUN_FIELDS...},
      "deviations": [DEVIATION...],
      "outcomes": [OUTCOME...],
@@ -42,6 +42,11 @@ Counterexamples use the case format of ``xentconf oracle`` (floats as C99 hex st
 any counterexample can be fed back to the oracle bit-exactly. A large array that is mostly
 one value is written compactly: ``{"dtype", "shape", "fill", "entries": [[flat index,
 value], ...]}`` in place of ``"data"`` (:func:`expand_array` gives the plain form).
+
+Versions: 2 added the ``as-tensorflow`` verdict, ``failures``, ``mechanisms``,
+``contract`` and ``sweeps``. A version-1 document is a version-2 document without them,
+so both are read (:data:`READS`); an older xentconf refuses a version-2 file with "upgrade
+xentconf" instead of tripping over a verdict it does not know.
 """
 
 from __future__ import annotations
@@ -64,20 +69,26 @@ __all__ = [
     "FAILURE_KINDS",
     "VERDICTS",
     "CONFORMING",
+    "READS",
     "ResultsError",
     "dumps",
     "expand_array",
     "expand_arrays",
     "load",
     "loads",
+    "failure",
     "new_document",
+    "outcome",
     "schema_text",
+    "sweep",
     "validate",
     "write",
 ]
 
 SCHEMA_ID = "xentconf-results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The schema versions this xentconf reads (each a subset of the next).
+READS = (1, 2)
 
 #: Verdicts, from best to worst for display order.
 VERDICTS = ("pass", "as-tensorflow", "deviation", "fail", "crash", "timeout", "error", "skip")
@@ -120,7 +131,7 @@ JSON_SCHEMA: dict[str, Any] = {
     "required": ["schema", "schema_version", "run", "deviations", "outcomes"],
     "properties": {
         "schema": {"const": SCHEMA_ID},
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"enum": list(READS)},
         "run": {
             "type": "object",
             "required": ["xentconf_version", "target", "device", "profile", "accuracy",
@@ -249,6 +260,10 @@ JSON_SCHEMA: dict[str, Any] = {
 }
 
 
+#: One test's outcome (an item of ``outcomes``).
+OUTCOME: dict[str, Any] = JSON_SCHEMA["properties"]["outcomes"]["items"]
+
+
 # ---------------------------------------------------------------- sweeps (xentconf sweep)
 #: One exhaustive sweep (``xentconf sweep``): counts over every row judged, the distinct
 #: failure kinds with their smallest examples, and the failure map over the two logits.
@@ -347,6 +362,44 @@ def _check(value: Any, schema: dict[str, Any], where: str) -> None:
         raise ResultsError(f"{where}: {value} is below {schema['minimum']}")
 
 
+def _nullable(schema: dict[str, Any]) -> bool:
+    types = schema.get("type", ())
+    return "null" in ([types] if isinstance(types, str) else types) or \
+        None in schema.get("enum", ())
+
+
+def _record(schema: dict[str, Any], what: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A record of ``schema`` from ``fields``: every optional field the schema lets be null
+    is present (null when not given), in the schema's order; an unknown field or a value
+    the schema refuses is a bug of the writer, raised here rather than written."""
+    props = schema["properties"]
+    unknown = sorted(set(fields) - set(props))
+    if unknown:
+        raise ValueError(f"{what}: unknown field(s) {', '.join(unknown)}")
+    out = {k: fields[k] if k in fields else None for k in props
+           if k in fields or _nullable(props[k])}
+    try:
+        _check(out, schema, what)
+    except ResultsError as exc:
+        raise ValueError(str(exc)) from None
+    return out
+
+
+def outcome(**fields: Any) -> dict[str, Any]:
+    """One test's outcome record (:data:`OUTCOME`), checked against the schema."""
+    return _record(OUTCOME, "outcome", fields)
+
+
+def failure(**fields: Any) -> dict[str, Any]:
+    """One distinct failure of a test (:data:`FAILURE`), checked against the schema."""
+    return _record(FAILURE, "failure", fields)
+
+
+def sweep(**fields: Any) -> dict[str, Any]:
+    """One exhaustive sweep's record (:data:`SWEEP`), checked against the schema."""
+    return _record(SWEEP, "sweep", fields)
+
+
 def validate(doc: Any, source: str = "results") -> dict[str, Any]:
     """Check ``doc`` is a results document this xentconf reads; return it.
 
@@ -362,9 +415,10 @@ def validate(doc: Any, source: str = "results") -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         raise ResultsError(f"{source}: written with results schema version {version}, newer "
                            f"than this xentconf reads ({SCHEMA_VERSION}); upgrade xentconf")
-    if version < SCHEMA_VERSION:
+    if version not in READS:
         raise ResultsError(f"{source}: results schema version {version} is older than this "
-                           f"xentconf reads ({SCHEMA_VERSION}); re-run the conformance run")
+                           f"xentconf reads ({', '.join(map(str, READS))}); re-run the "
+                           f"conformance run")
     _check(doc, JSON_SCHEMA, source)
     return doc
 

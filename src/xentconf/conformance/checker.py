@@ -460,15 +460,12 @@ class Checker:
                 failures.append(self._failure_record(spec, s))
         failures.sort(key=lambda f: (-_VERDICTS_ORDER.index(f["verdict"]), order[f["kind"]]))
         worst = failures[0]
-        out = self._outcome(spec, rec, worst["verdict"], worst["message"], t0)
-        for k in ("counterexample", "expected", "actual", "reproducer"):
-            out[k] = worst[k]
-        if len(failures) > 1:
-            out["message"] = f"{len(failures)} distinct failures: " + "; ".join(
+        message = worst["message"] if len(failures) == 1 else \
+            f"{len(failures)} distinct failures: " + "; ".join(
                 f"[{f['kind']}] {f['message']}" for f in failures)
-        out["failures"] = failures
-        out["duration_s"] = round(time.perf_counter() - t0, 4)
-        return out
+        return self._outcome(spec, rec, worst["verdict"], message, t0, failures=failures,
+                             **{k: worst[k] for k in ("counterexample", "expected", "actual",
+                                                      "reproducer")})
 
     def _simplify(self, spec: TestSpec, seen: _Seen, deadline: float) -> _Seen:
         """``seen``'s case shrunk on its arrays while the same kind of failure persists."""
@@ -495,55 +492,50 @@ class Checker:
             return seen
         return got if got is not None else seen
 
-    def _failure_record(self, spec: TestSpec, seen: _Seen) -> dict:
+    def _counterexample(self, seen: _Seen) -> dict:
+        """The case of ``seen`` in the case format; it stays readable by ``xentconf oracle``
+        (whose description is free text)."""
         c = seen.case
+        out = case_json(c.api, c.args, c.init, profile=self.profile, keras=self.keras,
+                        upstream=seen.upstream)
+        if c.tags:
+            out["description"] = "case tags: " + ", ".join(c.tags)
+        return out
+
+    def _failure_record(self, spec: TestSpec, seen: _Seen) -> dict:
         kind = seen.failure or "error"
-        verdict = _VERDICT_OF.get(kind, "fail")
-        rec = {"kind": kind, "verdict": verdict, "message": seen.message,
-               "tags": list(c.tags), "grade": seen.verdict.grade if seen.verdict else None,
-               "counterexample": case_json(c.api, c.args, c.init, profile=self.profile,
-                                           keras=self.keras, upstream=seen.upstream),
-               "expected": seen.expected, "actual": seen.actual,
-               "reproducer": self.reproducer(spec, seen)}
-        if c.tags:  # the case stays readable by `xentconf oracle` (description is free)
-            rec["counterexample"]["description"] = "case tags: " + ", ".join(c.tags)
-        return rec
+        return results.failure(
+            kind=kind, verdict=_VERDICT_OF.get(kind, "fail"), message=seen.message,
+            tags=list(seen.case.tags), grade=seen.verdict.grade if seen.verdict else None,
+            counterexample=self._counterexample(seen), expected=seen.expected,
+            actual=seen.actual, reproducer=self.reproducer(spec, seen))
 
     def _outcome(self, spec: TestSpec, rec: _Record, verdict: str, message: str, t0: float,
-                 seen: _Seen | None = None) -> dict:
+                 seen: _Seen | None = None, **found: Any) -> dict:
+        """The outcome record; the counterexample's fields come from ``seen``, or are given
+        in ``found`` (a failing test's worst of several distinct failures)."""
         grade = rec.grade  # None when only error semantics were judged
-        out: dict[str, Any] = {
-            "id": spec.id, "target": self.target_name, "device": self.device,
-            "profile": self.profile, "api": spec.api, "api_short": API_SHORT[spec.api],
-            "dtype": spec.dtype, "feature": spec.feature, "support": spec.support,
-            "verdict": verdict, "grade": grade if grade in GRADES else None,
-            "required": self.accuracy, "examples": rec.examples,
-            "worst_ulps": results.json_number(rec.worst_ulps) if rec.examples else None,
-            "worst_budget": results.json_number(rec.worst_budget) if rec.examples else None,
-            "worst_output": rec.worst_output, "message": message,
-            "deviation": None, "deviation_matches": dict(rec.deviation_matches) or None,
-            "counterexample": None, "expected": None, "actual": None, "reproducer": None,
-            "failures": None,
-            "duration_s": round(time.perf_counter() - t0, 4),
-            "samples": rec.samples or None,
-            "mechanisms": dict(rec.mechanisms) or None,
-            "contract": dict(rec.contract) or None,
-        }
-        if rec.deviation_matches:
-            out["deviation"] = ", ".join(sorted(rec.deviation_matches))
         if seen is not None:
-            c = seen.case
-            out["counterexample"] = case_json(c.api, c.args, c.init, profile=self.profile,
-                                              keras=self.keras, upstream=seen.upstream)
-            if c.tags:  # the case stays readable by `xentconf oracle` (description is free)
-                out["counterexample"]["description"] = "case tags: " + ", ".join(c.tags)
-            out["expected"] = seen.expected
-            out["actual"] = seen.actual
+            found = {"counterexample": self._counterexample(seen), "expected": seen.expected,
+                     "actual": seen.actual}
             if verdict not in ("deviation", "as-tensorflow"):
-                out["reproducer"] = self.reproducer(spec, seen)
+                found["reproducer"] = self.reproducer(spec, seen)
                 if seen.failure is not None:
-                    out["failures"] = [self._failure_record(spec, seen)]
-        return out
+                    found["failures"] = [self._failure_record(spec, seen)]
+        return results.outcome(
+            id=spec.id, target=self.target_name, device=self.device, profile=self.profile,
+            api=spec.api, api_short=API_SHORT[spec.api], dtype=spec.dtype,
+            feature=spec.feature, support=spec.support, verdict=verdict,
+            grade=grade if grade in GRADES else None, required=self.accuracy,
+            examples=rec.examples,
+            worst_ulps=results.json_number(rec.worst_ulps) if rec.examples else None,
+            worst_budget=results.json_number(rec.worst_budget) if rec.examples else None,
+            worst_output=rec.worst_output, message=message,
+            deviation=", ".join(sorted(rec.deviation_matches)) or None,
+            deviation_matches=dict(rec.deviation_matches) or None,
+            duration_s=round(time.perf_counter() - t0, 4), samples=rec.samples or None,
+            mechanisms=dict(rec.mechanisms) or None, contract=dict(rec.contract) or None,
+            **found)
 
     def reproducer(self, spec: TestSpec, seen: _Seen) -> str | None:
         c = seen.case

@@ -355,21 +355,20 @@ def merge_chunks(plan: SweepPlan, api: str, dtype: str, start: int, stop: int,
         failures.append(m)
     xs, ys = map_axes(dtype)
     rows = sum(2 * (c["stop"] - c["start"]) for c in chunks)
-    return {
-        "id": plan.test_id(api, dtype), "api": api, "api_short": API_SHORT[api],
-        "dtype": dtype, "space": "every pair of bit patterns" if dtype != "float32" else
+    return results.sweep(
+        id=plan.test_id(api, dtype), api=api, api_short=API_SHORT[api],
+        dtype=dtype, space="every pair of bit patterns" if dtype != "float32" else
         f"every bit pattern of logit 0 against {len(GRID)} values of logit 1",
-        "grid": list(GRID) if dtype == "float32" else None,
-        "start": start, "stop": stop, "rows": 2 * (stop - start), "rows_done": rows,
-        "chunks": expected_chunks, "chunks_done": len(chunks), "required": plan.accuracy,
-        "grades": grades, "verdicts": verdicts, "worst_budget": worst,
-        "failures": failures, "crashed_chunks": crashes[:20],
-        "map": {"x": "logit 0 (sign, exponent)", "y": "logit 1 (sign, exponent)"
-                if dtype != "float32" else "logit 1 (grid value)",
-                "x_bins": xs, "y_bins": ys,
-                "cells": [[xb, yb, n, bad] for (xb, yb), (n, bad) in sorted(cells.items())]},
-        "duration_s": round(seconds, 3),
-    }
+        grid=list(GRID) if dtype == "float32" else None,
+        start=start, stop=stop, rows=2 * (stop - start), rows_done=rows,
+        chunks=expected_chunks, chunks_done=len(chunks), required=plan.accuracy,
+        grades=grades, verdicts=verdicts, worst_budget=worst,
+        failures=failures, crashed_chunks=crashes[:20],
+        map={"x": "logit 0 (sign, exponent)", "y": "logit 1 (sign, exponent)"
+             if dtype != "float32" else "logit 1 (grid value)",
+             "x_bins": xs, "y_bins": ys,
+             "cells": [[xb, yb, n, bad] for (xb, yb), (n, bad) in sorted(cells.items())]},
+        duration_s=round(seconds, 3))
 
 
 # ------------------------------------------------------------------ the driver
