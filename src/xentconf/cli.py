@@ -345,7 +345,7 @@ def _run_run(args: argparse.Namespace) -> int:
 
 #: The run options that apply to a sweep (defined once in conformance.options).
 SWEEP_OPTIONS = ("target", "api", "device", "profile", "accuracy", "deviations", "dtype",
-                 "keras", "unsupported", "timeout", "isolate")
+                 "keras", "unsupported", "timeout", "isolate", "pairs")
 
 
 def _configure_sweep(parser: argparse.ArgumentParser) -> None:
@@ -363,10 +363,6 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
     from xentconf.conformance.options import add_run_arguments
 
     add_run_arguments(parser, only=SWEEP_OPTIONS)
-    parser.add_argument("--pairs", metavar="START:STOP",
-                        help="a slice of the pair indices (decimal or 0x hex; a pair index "
-                             "is a << 16 | b for 16-bit dtypes, value_bits * 8 + grid index "
-                             "for float32); default: the whole sweep")
     parser.add_argument("--chunk", metavar="PAIRS", type=int, default=None,
                         help="pairs per task (default: 65536)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
@@ -387,7 +383,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         return 2
 
     from xentconf.conformance.options import UsageError, resolve_target, validate
-    from xentconf.conformance.sweep import PAIR_DTYPES, SWEEP_APIS
+    from xentconf.conformance.sweep import PAIR_DTYPES, SWEEP_APIS, parse_pairs
     from xentconf.protocol import API_SHORT
 
     dtypes = list(dict.fromkeys(args.dtype)) or ["float16", "bfloat16"]
@@ -404,10 +400,11 @@ def _run_sweep(args: argparse.Namespace) -> int:
     ranges = {}
     for d in dtypes:
         try:
-            ranges[d] = sweeper.parse_pairs(args.pairs, d)
+            ranges[d] = parse_pairs(args.pairs, d)  # float32's space is 8 x 2^32 pairs
         except ValueError as exc:
             return fail(f"--pairs {exc}")
-    values = {name: getattr(args, name) for name in SWEEP_OPTIONS}
+    # --pairs is checked above against each dtype's space, not only the 16-bit one
+    values = {name: getattr(args, name) for name in SWEEP_OPTIONS if name != "pairs"}
     out = Path(args.out).resolve()
     try:
         run = validate(values, flag_prefix="--")
@@ -442,12 +439,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if not jobs:
         return fail("nothing to sweep: the target implements none of the chosen APIs "
                     f"({', '.join(API_SHORT[a] for a in SWEEP_APIS)}) in the chosen dtypes")
-    plan = sweeper.SweepPlan(
-        spec=run.spec, target_name=run.target_name, device=run.device, profile=run.profile,
-        accuracy=run.accuracy, keras=run.info.keras, timeout=run.timeout,
-        isolate=run.isolate, callable_target=run.callable_target,
-        deviations=tuple(run.deviations),
-        path=(os.getcwd(),) if run.callable_target else ())
+    plan = sweeper.SweepPlan.of(run, path=(os.getcwd(),))
     try:
         client, cluster = sweeper.connect(args.scheduler, args.workers or os.cpu_count() or 1)
     except sweeper.SweepError as exc:

@@ -211,6 +211,8 @@ USAGE_ERRORS = [
     (["--target", "xent_targets:good", "--api", NN, "--array", "tensor"],
      "--array 'tensor': unknown array library"),
     (["--target", "reference", "--array", "jax"], "--array is for a callable target"),
+    (["--target", "reference", "--pairs", "9:3"], "--pairs '9:3': need 0 <= START < STOP"),
+    (["--target", "reference", "--feature", "pairs"], "--feature pairs needs --pairs"),
     (["--target", "xent_targets:good", "--api", NN, "--array", "cupy"],
      "--array cupy: cupy is not installed"),
     (["--target", "xent_targets:good", "--api", NN, "--device", "cuda"],

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from xentconf.conformance.sweep import GRID, map_bins, pair_rows, pair_total
-from xentconf.conformance.sweeper import chunk_jobs, parse_pairs
+from xentconf.conformance.sweep import parse_pairs
+from xentconf.conformance.sweeper import chunk_jobs
 
 NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
 
@@ -41,6 +42,7 @@ def test_slices_parse_and_chunks_align_to_multiples():
     assert parse_pairs(None, "float16") == (0, 2**32)
     assert parse_pairs("0x10:", "float16") == (16, 2**32)
     assert parse_pairs(":100", "bfloat16") == (0, 100)
+    assert parse_pairs("all", "float16") == (0, 2**32)
     for bad in ("5:3", "a:b", "0:0x200000000"):
         with pytest.raises(ValueError):
             parse_pairs(bad, "float16")

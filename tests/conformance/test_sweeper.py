@@ -216,3 +216,57 @@ def test_the_command_runs_on_a_given_scheduler_and_resumes(client, tmp_path):
     assert doc["sweeps"][0]["verdicts"] == {"pass": 1024}
     again = xsweep(tmp_path, *args)
     assert again.returncode == 0 and "0 computed, 1 reused" in again.stdout
+
+
+def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """pytest with the plugin's options in a fresh process (the opt-in pair sweep)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TARGETS),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--xentconf-results", str(tmp_path / "r.json"), *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_pytest_judges_a_slice_of_the_pair_sweep_when_asked(tmp_path):
+    # opt-in: --xentconf-pairs adds test_pair_sweep tests; the results carry the sweep as
+    # xentconf sweep writes it. Pairs 1.0 x (every bit pattern 0x0000..0x03ff) conform.
+    start = ONE << 16
+    r = _pytest(tmp_path, "--xentconf-target", "reference", "--xentconf-api", "nn_sparse",
+                "--xentconf-dtype", "float16", "--xentconf-feature", "pairs",
+                "--xentconf-pairs", f"{start:#x}:{start + 1024:#x}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed" in r.stdout
+    (s,) = results.load(tmp_path / "r.json")["sweeps"]
+    assert (s["api"], s["dtype"], s["start"], s["stop"]) == (NN, "float16", start, start + 1024)
+    assert s["rows"] == s["rows_done"] == 2048 and s["verdicts"] == {"pass": 2048}
+    assert s["map"]["cells"] == [[15, 0, 2048, 0]]
+
+
+def test_pytest_pair_sweep_fails_a_wrong_callable_with_a_reproducer(tmp_path):
+    # naive overflows exp in float32 at a = 65504 (see above): every row fails, the test
+    # fails (exit 1), and each failure kind has a reproducer that exits 1
+    start = MAX << 16
+    r = _pytest(tmp_path, "--xentconf-target", "xent_targets:naive", "--xentconf-api",
+                "nn_sparse", "--xentconf-dtype", "float16", "--xentconf-feature", "pairs",
+                "--xentconf-pairs", f"{start:#x}:{start + 1024:#x}")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "2048 of 2048 rows do not conform" in r.stdout
+    (s,) = results.load(tmp_path / "r.json")["sweeps"]
+    assert s["verdicts"] == {"fail": 2048}
+    for f in s["failures"]:
+        script = tmp_path / "repro.py"
+        script.write_text(f["reproducer"])
+        p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(TARGETS)}, timeout=300)
+        assert p.returncode == 1, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--xentconf-feature", "pairs"], "--xentconf-feature pairs needs --xentconf-pairs"),
+    (["--xentconf-pairs", "9:3"], "--xentconf-pairs '9:3': need 0 <= START < STOP"),
+    (["--xentconf-pairs", "some"], "--xentconf-pairs 'some': give all, or START:STOP"),
+])
+def test_bad_pair_options_are_a_usage_error(tmp_path, args, says):
+    r = _pytest(tmp_path, "--xentconf-target", "reference", *args)
+    assert r.returncode == 4, r.stdout + r.stderr  # pytest's usage-error status
+    assert says in r.stderr

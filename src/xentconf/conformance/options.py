@@ -111,6 +111,12 @@ OPTIONS: tuple[Option, ...] = (
            default="process"),
     Option("sweep", "the exhaustive float16/bfloat16 sweeps of the C = 2 sparse losses",
            choices=("on", "off"), default="on"),
+    Option("pairs", "the exhaustive pair sweep of the C = 2 sparse losses: every float16 x "
+           "float16 and bfloat16 x bfloat16 pair of bit patterns, both labels; all, or a "
+           "slice START:STOP of pair indices (a << 16 | b, decimal or 0x hex; xentconf "
+           "sweep's float32 pairs are value_bits * 8 + grid index). A run (or "
+           "pytest) judges it only when this is given, as tests of feature 'pairs'; xentconf "
+           "sweep sweeps all pairs by default", metavar="all|START:STOP"),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -161,6 +167,7 @@ class RunConfig:
     isolate: bool
     sweep: bool
     results: str | None
+    pairs: tuple[int, int] | None  # the slice of the pair sweep to judge as tests
     deviation_files: list[str]
     deviations: list = field(default_factory=list)
     info: Any = None  # the target's TargetInfo (filled by resolve_target)
@@ -229,7 +236,8 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
         apis.append(full)
     apis = list(dict.fromkeys(apis))
     dtypes = list(dict.fromkeys(choice("dtype", d) for d in value("dtype")))
-    all_features = tuple(sorted({f for fs in FEATURES_OF.values() for f in fs} | {"sweep"}))
+    all_features = tuple(sorted({f for fs in FEATURES_OF.values() for f in fs} |
+                                {"sweep", "pairs"}))
     features = list(dict.fromkeys(choice("feature", f, all_features)
                                   for f in value("feature")))
     device = choice("device", value("device"))
@@ -249,6 +257,17 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
         raise UsageError(f"{flag('timeout')} {timeout}: give a positive number of seconds")
     isolate = choice("isolate", value("isolate"), what="isolation mode") == "process"
     sweep = choice("sweep", value("sweep"), what="sweep setting") == "on"
+    pairs = None
+    if value("pairs") is not None:
+        from .sweep import parse_pairs
+
+        try:
+            pairs = parse_pairs(value("pairs"), "float16")  # both 16-bit spaces: 2^32 pairs
+        except ValueError as exc:
+            raise UsageError(f"{flag('pairs')} {exc}") from None
+    elif "pairs" in features:
+        raise UsageError(f"{flag('feature')} pairs needs {flag('pairs')} (all, or a slice "
+                         "START:STOP of pair indices)")
     unsupported = [u.strip() for u in (value("unsupported") or "").split(",") if u.strip()]
     for u in unsupported:
         choice("unsupported", u, FEATURES + DTYPES, "feature or dtype")
@@ -294,7 +313,7 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
         target_name=target.replace(":", "."), apis=apis, dtypes=dtypes or list(DTYPES),
         features=features, device=device, profile=profile, accuracy=accuracy, keras=keras,
         hypothesis=hyp, examples=examples, seed=value("seed"), timeout=timeout,
-        isolate=isolate, sweep=sweep, results=results, deviation_files=dev_files,
+        isolate=isolate, sweep=sweep, results=results, pairs=pairs, deviation_files=dev_files,
         deviations=deviations, flag_prefix=flag_prefix, strict=bool(value("strict")))
 
 

@@ -91,6 +91,7 @@ class _State:
         self.started_iso = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.outcomes: dict[str, dict] = {}
         self.pinned: dict[str, dict] = {}
+        self.sweeps: dict[tuple[str, str], list[dict]] = {}  # (api, dtype) -> pair slices
         self.interrupted = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -101,6 +102,9 @@ class _State:
             elif key == _KEY + "-pinned":
                 data = json.loads(value)
                 self.pinned[data["id"]] = data
+            elif key == _KEY + "-sweep" and report.when == "call":  # not again at teardown
+                data = json.loads(value)
+                self.sweeps.setdefault((data["api"], data["dtype"]), []).append(data)
 
     def pytest_keyboard_interrupt(self, excinfo) -> None:
         self.interrupted = True
@@ -214,6 +218,13 @@ def build_document(state: _State, exitstatus: int) -> dict:
         "command": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
     })
     doc["outcomes"] = sorted(state.outcomes.values(), key=lambda o: o["id"])
+    if state.sweeps:
+        from .sweeper import SweepPlan, chunk_jobs, merge_chunks
+
+        plan = SweepPlan.of(run)
+        doc["sweeps"] = [merge_chunks(plan, api, dtype, *run.pairs, chunks,
+                                      len(chunk_jobs(api, dtype, *run.pairs)))
+                         for (api, dtype), chunks in sorted(state.sweeps.items())]
     matched: dict[str, int] = {}
     for o in doc["outcomes"]:
         for k, v in (o.get("deviation_matches") or {}).items():
@@ -237,13 +248,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     counts: dict[str, int] = {}
     for o in state.outcomes.values():
         counts[o["verdict"]] = counts.get(o["verdict"], 0) + 1
-    if not counts:
+    if not counts and not state.sweeps:
         return
     tr.section("xentconf")
     run = state.run
-    tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}, required grade "
-                  f"{run.accuracy}: " + ", ".join(f"{v} {counts[v]}" for v in results.VERDICTS
-                                                  if v in counts))
+    if counts:
+        tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}, required "
+                      f"grade {run.accuracy}: " + ", ".join(
+                          f"{v} {counts[v]}" for v in results.VERDICTS if v in counts))
     # an entry declaring a grade at least as good as the required one never applies
     needed = [d for d in run.deviations
               if results.GRADES.index(d.grade) > results.GRADES.index(run.accuracy)]
@@ -256,5 +268,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     for d in passing:
         tr.write_line(f"known deviation {d!r}: its pinned case passes now (remove the entry?)",
                       yellow=True)
+    for (api, dtype), chunks in sorted(state.sweeps.items()):
+        rows = sum(c["rows"] for c in chunks)
+        verdicts: dict[str, int] = {}
+        for c in chunks:
+            for k, n in c["verdicts"].items():
+                verdicts[k] = verdicts.get(k, 0) + n
+        tr.write_line(f"pair sweep {dtype} {api}: {rows} rows: " +
+                      ", ".join(f"{v} {verdicts[v]}" for v in results.VERDICTS
+                                if v in verdicts))
     if run.results:
         tr.write_line(f"results: {run.results}")

@@ -2,15 +2,18 @@
 
 Test ids read like a table: ``test_conformance[<target>-<device>-<dtype>-<api>-<feature>]``
 (one per API × dtype × feature the target implements), ``test_pinned_deviation[<id>]``
-(one per known deviation with a pinned case), and ``test_sweep[...]`` (the exhaustive
-16-bit sweeps, sharded so that xdist workers split them). Capabilities decide skips at
-collection; tests never branch on the device.
+(one per known deviation with a pinned case), ``test_sweep[...]`` (the exhaustive
+16-bit sweeps, sharded so that xdist workers split them) and, when ``pairs`` is given,
+``test_pair_sweep[<target>-<device>-<dtype>-<api>-pairs-<start>-<stop>]`` (a slice of
+every float16/bfloat16 pair, as ``xentconf sweep`` judges it, :data:`TEST_PAIRS` pairs a
+test). Capabilities decide skips at collection; tests never branch on the device.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -22,6 +25,7 @@ from .plugin import get_run
 from .sandbox import Sandbox
 from .strategies import FEATURES_OF
 from .sweep import SWEEP_APIS, SWEEP_DTYPES, sweep_shards
+from .sweeper import BAD_VERDICTS, SweepPlan, chunk_jobs, judge_slice
 
 # numpy's warnings about casting the generated NaN/inf/huge values are expected noise
 pytestmark = [pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
@@ -66,9 +70,38 @@ def _shards(run) -> list:
     return shards
 
 
+#: Pairs one test of the pair sweep judges (2^24: 256 chunks, a few minutes a test).
+TEST_PAIRS = 1 << 24
+
+
+@dataclass(frozen=True)
+class PairSlice:
+    id: str
+    api: str
+    dtype: str
+    start: int
+    stop: int
+
+
+def _pair_slices(run) -> list[PairSlice]:
+    if run.pairs is None or (run.features and "pairs" not in run.features):
+        return []
+    out = []
+    for api in SWEEP_APIS:
+        if api not in run.apis:
+            continue
+        for dtype in SWEEP_DTYPES:
+            if dtype in run.dtypes and dtype in run.info.apis[api].dtypes:
+                for _, _, lo, hi in chunk_jobs(api, dtype, *run.pairs, chunk=TEST_PAIRS):
+                    out.append(PairSlice(f"{run.target_name}-{run.device}-{dtype}-"
+                                         f"{API_SHORT[api]}-pairs-{lo:08x}-{hi:08x}",
+                                         api, dtype, lo, hi))
+    return out
+
+
 def planned(run) -> int:
     """How many tests a resolved run will collect (0: the selection is empty)."""
-    return len(_specs(run)) + len(_pins(run)) + len(_shards(run))
+    return len(_specs(run)) + len(_pins(run)) + len(_shards(run)) + len(_pair_slices(run))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -82,6 +115,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "xentconf_shard" in metafunc.fixturenames:
         shards = _shards(run)
         metafunc.parametrize("xentconf_shard", shards, ids=[s.id for s in shards])
+    if "xentconf_pairs" in metafunc.fixturenames:
+        slices = _pair_slices(run)
+        metafunc.parametrize("xentconf_pairs", slices, ids=[s.id for s in slices])
 
 
 def _pin_applies(run, d) -> bool:
@@ -160,3 +196,20 @@ def test_sweep(xentconf_shard, xentconf_checker: Checker, request) -> None:
     outcome = xentconf_checker.run_sweep(xentconf_shard)
     _finish(request, outcome)
 
+
+
+@pytest.mark.xentconf
+def test_pair_sweep(xentconf_pairs: PairSlice, xentconf_checker: Checker, request) -> None:
+    """A slice of the pair sweep; the plugin merges the slices into the results' sweeps."""
+    s = xentconf_pairs
+    got = judge_slice(SweepPlan.of(get_run(request.config)), xentconf_checker, s.api,
+                      s.dtype, s.start, s.stop)
+    request.node.user_properties.append(("xentconf-sweep", json.dumps(got)))
+    bad = sum(n for v, n in got["verdicts"].items() if v in BAD_VERDICTS)
+    if bad:
+        first = max(got["kinds"].items(), key=lambda kv: kv[1]["count"], default=None)
+        what = f"; most: {first[0]} ({first[1]['count']} rows)" if first else \
+            "; " + "; ".join(c["message"] for c in got["crashed"])[:500]
+        pytest.fail(f"{bad} of {got['rows']} rows do not conform{what}", pytrace=False)
+    if got["verdicts"].get("deviation"):
+        pytest.xfail(f"{got['verdicts']['deviation']} rows are known deviations")

@@ -24,6 +24,7 @@ the engine's double-double path is cheap and the exact value of the formula is t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -32,7 +33,8 @@ import numpy as np
 from xentconf.protocol import API_IDS, API_SHORT
 
 __all__ = ["GRID", "PAIR_DTYPES", "SHARDS", "SWEEP_APIS", "SWEEP_DTYPES", "SweepShard",
-           "map_axes", "map_bins", "pair_rows", "pair_total", "shard_rows", "sweep_shards"]
+           "map_axes", "map_bins", "pair_rows", "pair_total", "parse_pairs", "shard_rows",
+           "sweep_shards"]
 
 SWEEP_APIS = (API_IDS[0], API_IDS[2])  # raw sparse op, tf.nn sparse loss
 SWEEP_DTYPES = ("float16", "bfloat16")
@@ -79,6 +81,24 @@ MAP_BINS = 64  # sign and the top five exponent bits of a logit
 def pair_total(dtype: str) -> int:
     """How many pairs the sweep of ``dtype`` has."""
     return (1 << 32) * (1 if dtype in _BITS else len(GRID))
+
+
+def parse_pairs(text: str | None, dtype: str) -> tuple[int, int]:
+    """``START:STOP`` (pair indices, decimal or 0x hex; either may be left out), or ``all``,
+    as a range within the dtype's pair space; ValueError with what to fix."""
+    total = pair_total(dtype)
+    if not text or text.strip() == "all":
+        return 0, total
+    m = re.fullmatch(r"\s*(0x[0-9a-fA-F]+|\d+)?\s*:\s*(0x[0-9a-fA-F]+|\d+)?\s*", text)
+    if not m:
+        raise ValueError(f"{text!r}: give all, or START:STOP, pair indices such as "
+                         "0:65536 or 0x3c000000:0x3c010000")
+    start = int(m.group(1), 0) if m.group(1) else 0
+    stop = int(m.group(2), 0) if m.group(2) else total
+    if not 0 <= start < stop <= total:
+        raise ValueError(f"{text!r}: need 0 <= START < STOP <= {total} (the {dtype} sweep "
+                         f"has {total} pairs)")
+    return start, stop
 
 
 def _pair_bits(dtype: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:

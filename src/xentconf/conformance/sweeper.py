@@ -41,12 +41,12 @@ from . import deviations as devmod
 from .checker import Checker, TestSpec, _Record, support
 from .sandbox import Sandbox
 from .strategies import Case
-from .sweep import GRID, map_axes, map_bins, pair_rows, pair_total
+from .sweep import GRID, map_axes, map_bins, pair_rows
 from .verdict import Raised, grade_index, judge
 
 __all__ = ["CHUNK_PAIRS", "EXAMPLES", "SweepError", "SweepPlan", "check_scheduler",
-           "chunk_jobs", "connect", "execute", "merge_chunks", "parse_pairs", "run_chunk",
-           "summary"]
+           "chunk_jobs", "combine_chunks", "connect", "execute", "judge_slice", "merge_chunks",
+           "run_chunk", "summary"]
 
 CHUNK_PAIRS = 1 << 16  # pairs per chunk (two rows each)
 EXAMPLES = 3  # smallest examples kept per failure kind
@@ -73,6 +73,15 @@ class SweepPlan:
     deviations: tuple = ()
     path: tuple[str, ...] = ()  # sys.path entries a callable target's module needs
 
+    @classmethod
+    def of(cls, run, path: tuple[str, ...] = ()) -> SweepPlan:
+        """The plan of a validated, resolved run (``options.RunConfig``)."""
+        return cls(spec=run.spec, target_name=run.target_name, device=run.device,
+                   profile=run.profile, accuracy=run.accuracy, keras=run.info.keras,
+                   timeout=run.timeout, isolate=run.isolate,
+                   callable_target=run.callable_target, deviations=tuple(run.deviations),
+                   path=path if run.callable_target else ())
+
     def test_id(self, api: str, dtype: str) -> str:
         return f"{self.target_name}-{self.device}-{dtype}-{API_SHORT[api]}-sweep"
 
@@ -84,24 +93,6 @@ class SweepPlan:
 
 
 # ------------------------------------------------------------------ selection
-
-
-def parse_pairs(text: str | None, dtype: str) -> tuple[int, int]:
-    """``START:STOP`` (pair indices, decimal or 0x hex; either may be left out) as a range
-    within the dtype's pair space; ValueError with what to fix."""
-    total = pair_total(dtype)
-    if not text:
-        return 0, total
-    m = re.fullmatch(r"\s*(0x[0-9a-fA-F]+|\d+)?\s*:\s*(0x[0-9a-fA-F]+|\d+)?\s*", text)
-    if not m:
-        raise ValueError(f"{text!r}: give START:STOP, pair indices such as 0:65536 or "
-                         "0x3c000000:0x3c010000")
-    start = int(m.group(1), 0) if m.group(1) else 0
-    stop = int(m.group(2), 0) if m.group(2) else total
-    if not 0 <= start < stop <= total:
-        raise ValueError(f"{text!r}: need 0 <= START < STOP <= {total} (the {dtype} sweep "
-                         f"has {total} pairs)")
-    return start, stop
 
 
 def chunk_jobs(api: str, dtype: str, start: int, stop: int,
@@ -292,6 +283,20 @@ def _judge_chunk(plan: SweepPlan, checker: Checker, api: str, dtype: str, lo: in
     return out
 
 
+def judge_slice(plan: SweepPlan, checker: Checker, api: str, dtype: str, start: int,
+                stop: int) -> dict:
+    """Pairs ``start`` to ``stop`` judged chunk by chunk in this process with ``checker``
+    (its target already loaded), combined into one record (:func:`combine_chunks`): the
+    pytest suite's pair-sweep tests."""
+    done = []
+    for _, _, lo, hi in chunk_jobs(api, dtype, start, stop):
+        t0 = time.perf_counter()
+        c = _judge_chunk(plan, checker, api, dtype, lo, hi)
+        c["seconds"] = round(time.perf_counter() - t0, 4)
+        done.append(c)
+    return combine_chunks(done)
+
+
 def _reproducer(checker: Checker, spec: TestSpec, names, x, labels, r: int) -> str | None:
     """A standalone script for row ``r`` (re-run on its own as an ordinary one-row case)."""
     one = {names[0]: x[r:r + 1], names[1]: labels[r:r + 1]}
@@ -306,35 +311,38 @@ def _reproducer(checker: Checker, spec: TestSpec, names, x, labels, r: int) -> s
 # ------------------------------------------------------------------ merging
 
 
-def merge_chunks(plan: SweepPlan, api: str, dtype: str, start: int, stop: int,
-                 chunks: list[dict], expected_chunks: int) -> dict:
-    """One ``sweeps`` entry of the results document from the chunks done so far."""
+def _example_order(e: dict) -> tuple:
+    s = e["size"]
+    return (math.inf if s in ("inf", "nan") else float.fromhex(s), e["pair"], e["label"])
+
+
+def combine_chunks(chunks: list[dict]) -> dict:
+    """Chunks folded into one chunk-shaped record (counts summed, map cells added, each
+    failure kind's smallest examples and best reproducer kept, the chunks where the target
+    malfunctioned listed under ``crashed``); a combined record combines again."""
     grades: dict[str, int] = {}
     verdicts: dict[str, int] = {}
     kinds: dict[str, dict] = {}
     cells: dict[tuple[int, int], list[int]] = {}
+    crashed: list[dict] = []
     worst = 0.0
-    seconds = 0.0
-    crashes = []
     for c in chunks:
         for k, n in c["grades"].items():
             grades[k] = grades.get(k, 0) + n
         for k, n in c["verdicts"].items():
             verdicts[k] = verdicts.get(k, 0) + n
+        crashed += c.get("crashed", [])
         if c["status"] != "done":
-            crashes.append({"start": c["start"], "stop": c["stop"], "verdict": c["status"],
+            crashed.append({"start": c["start"], "stop": c["stop"], "verdict": c["status"],
                             "message": c["message"]})
         for label, kd in c["kinds"].items():
-            m = kinds.setdefault(label, {"kind": label, "count": 0, "examples": [],
-                                         "reproducer": None, "_best": None})
+            m = kinds.setdefault(label, {"count": 0, "examples": [], "reproducer": None})
             m["count"] += kd["count"]
-            if kd["examples"]:
-                first = kd["examples"][0]
-                key = (float.fromhex(first["size"]) if first["size"] not in ("inf", "nan")
-                       else math.inf, first["pair"])
-                if m["_best"] is None or key < m["_best"]:
-                    m["_best"], m["reproducer"] = key, kd["reproducer"]
-            m["examples"] += kd["examples"]
+            if kd["examples"] and (not m["examples"] or _example_order(kd["examples"][0]) <
+                                   _example_order(m["examples"][0])):
+                m["reproducer"] = kd["reproducer"]
+            m["examples"] = sorted(m["examples"] + kd["examples"],
+                                   key=_example_order)[:EXAMPLES]
         for xb, yb, n, bad in c["cells"]:
             cell = cells.setdefault((xb, yb), [0, 0])
             cell[0] += n
@@ -342,33 +350,38 @@ def merge_chunks(plan: SweepPlan, api: str, dtype: str, start: int, stop: int,
         wb = c.get("worst_budget")
         if isinstance(wb, int | float):
             worst = max(worst, wb)
-        seconds += c["seconds"]
+    return {"api": chunks[0]["api"] if chunks else None,
+            "dtype": chunks[0]["dtype"] if chunks else None,
+            "start": min((c["start"] for c in chunks), default=0),
+            "stop": max((c["stop"] for c in chunks), default=0),
+            "rows": sum(c["rows"] for c in chunks), "status": "done", "message": "",
+            "chunks": sum(c.get("chunks", 1) for c in chunks),
+            "grades": grades, "verdicts": verdicts, "kinds": kinds, "crashed": crashed,
+            "cells": [[xb, yb, n, bad] for (xb, yb), (n, bad) in sorted(cells.items())],
+            "worst_budget": worst, "seconds": sum(c["seconds"] for c in chunks)}
 
-    def order(e):
-        s = e["size"]
-        return (math.inf if s in ("inf", "nan") else float.fromhex(s), e["pair"], e["label"])
 
-    failures = []
-    for m in sorted(kinds.values(), key=lambda m: -m["count"]):
-        m.pop("_best")
-        m["examples"] = sorted(m["examples"], key=order)[:EXAMPLES]
-        failures.append(m)
+def merge_chunks(plan: SweepPlan, api: str, dtype: str, start: int, stop: int,
+                 chunks: list[dict], expected_chunks: int) -> dict:
+    """One ``sweeps`` entry of the results document from the chunks done so far (plain or
+    combined ones)."""
+    c = combine_chunks(chunks)
+    failures = [{"kind": label, **m} for label, m in
+                sorted(c["kinds"].items(), key=lambda kv: -kv[1]["count"])]
     xs, ys = map_axes(dtype)
-    rows = sum(2 * (c["stop"] - c["start"]) for c in chunks)
     return results.sweep(
         id=plan.test_id(api, dtype), api=api, api_short=API_SHORT[api],
         dtype=dtype, space="every pair of bit patterns" if dtype != "float32" else
         f"every bit pattern of logit 0 against {len(GRID)} values of logit 1",
         grid=list(GRID) if dtype == "float32" else None,
-        start=start, stop=stop, rows=2 * (stop - start), rows_done=rows,
-        chunks=expected_chunks, chunks_done=len(chunks), required=plan.accuracy,
-        grades=grades, verdicts=verdicts, worst_budget=worst,
-        failures=failures, crashed_chunks=crashes[:20],
+        start=start, stop=stop, rows=2 * (stop - start), rows_done=c["rows"],
+        chunks=expected_chunks, chunks_done=c["chunks"], required=plan.accuracy,
+        grades=c["grades"], verdicts=c["verdicts"], worst_budget=c["worst_budget"],
+        failures=failures, crashed_chunks=c["crashed"][:20],
         map={"x": "logit 0 (sign, exponent)", "y": "logit 1 (sign, exponent)"
              if dtype != "float32" else "logit 1 (grid value)",
-             "x_bins": xs, "y_bins": ys,
-             "cells": [[xb, yb, n, bad] for (xb, yb), (n, bad) in sorted(cells.items())]},
-        duration_s=round(seconds, 3))
+             "x_bins": xs, "y_bins": ys, "cells": c["cells"]},
+        duration_s=round(c["seconds"], 3))
 
 
 # ------------------------------------------------------------------ the driver
