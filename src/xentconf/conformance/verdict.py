@@ -91,9 +91,6 @@ def _fmt(v: float) -> str:
 
 def _exact_at(o: OutputExpectation, flat: np.ndarray) -> np.ndarray:
     """The exact values (rounded to float64) at flat indices ``flat`` of ``o``."""
-    mid = getattr(o, "mid64", None)  # the engine's float64 values, when it offers them
-    if mid is not None:
-        return np.asarray(mid(), dtype=np.float64).ravel()[flat]
     return o.exact64.ravel()[flat]
 
 
@@ -105,10 +102,6 @@ def _exact_side(o: OutputExpectation, flat: np.ndarray, r: np.ndarray,
     side = np.sign(x - r)
     if o.format.p < 53:
         return side
-    mid = getattr(o, "mid_dd", None)  # the engine's double-double values, if offered
-    if mid is not None:
-        hi, lo = (np.asarray(a, dtype=np.float64).ravel()[flat] for a in mid())
-        return np.sign((hi - r) + lo)
     forms = o.forms
     return np.array([compare_to(forms[int(i)], float(v)) for i, v in zip(flat, r)])
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import inspect
 from types import SimpleNamespace
 
+import numpy as np
+
 from xentconf.vocabulary import API_IDS, KERAS_APIS
 
 from . import semantics as S
@@ -26,6 +28,12 @@ from .expectation import Expectation
 from .plan import Plan, Raises
 
 SBNZ = "weighted_sum_by_nonzero_weights"
+#: The APIs whose exact results depend on the arguments' values alone, never on their
+#: dtype (no constant — smoothing, clipping epsilon, weights — is cast to the logits'
+#: dtype): the same call on the arguments widened to float64 has the same exact values,
+#: so the vectorized tier's float64 path gives their float64 rounding cheaply.
+WIDE_EXACT = API_IDS[:4]
+_NARROW = ("float16", "bfloat16", "float32")
 _DEFAULT = object()
 
 
@@ -217,6 +225,9 @@ def build(evaluator, tier: str) -> SimpleNamespace:
             fn = entry
             _bind(fn, args, "args")
         exp = fn(**args, profile=profile, upstream=upstream)
+        if tier != "exact" and exp.raises is None and api in WIDE_EXACT:
+            _widened(exp, args, lambda a, u: oracle_call(api, a, None, profile=profile,
+                                                         upstream=u))
         if exp.raises is not None and profile == "cpu":
             # where the eager CPU kernel raises, XLA on the same CPU may not (NaN rows for
             # out-of-range labels): oracle.mechanisms.xla_nan_rows asks for this
@@ -229,6 +240,38 @@ def build(evaluator, tier: str) -> SimpleNamespace:
     return SimpleNamespace(tf=tf, oracle_call=oracle_call, tier=tier,
                            SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
                            CategoricalCrossentropy=CategoricalCrossentropy)
+
+
+def _widened(exp: Expectation, args: dict, call) -> None:
+    """Give ``exp``'s outputs of a narrow dtype the float64 rounding of their exact values
+    from ``call`` on the arguments widened to float64 (evaluated once, when first asked;
+    None when the widened call does not give the same outputs)."""
+    narrow = [o for o in exp.outputs.values() if o.dtype.name in _NARROW]
+    dtypes = {a.dtype for a in args.values() if getattr(a, "dtype", None) is not None and
+              a.dtype.name in _NARROW}
+    if not narrow or len(dtypes) != 1:
+        return
+    (dt,) = dtypes
+    wide = lambda a: a.astype(np.float64) if getattr(a, "dtype", None) == dt else a  # noqa: E731
+    got: list = []
+
+    def widened() -> Expectation | None:
+        if not got:
+            try:
+                w = call({k: wide(v) for k, v in args.items()},
+                         None if exp.upstream is None else wide(exp.upstream))
+            except S.OracleInputError:
+                w = None
+            got.append(w if w is not None and w.raises is None else None)
+        return got[0]
+
+    for o in narrow:
+        def source(name=o.name, shape=o.shape):
+            w = widened()
+            if w is None or name not in w.outputs or w.outputs[name].shape != shape:
+                return None
+            return w.outputs[name].rounded64
+        o.exact64_source = source
 
 
 def _bind(fn, kwargs: dict, what: str) -> None:

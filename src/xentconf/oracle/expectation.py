@@ -60,9 +60,17 @@ class OutputExpectation:
         """Correctly rounded values as an array of the output dtype."""
         return self.rounded64.astype(self.format.dtype)
 
+    #: Where the oracle knows a cheaper road to the same :attr:`exact64` (see
+    #: ``api.WIDE_EXACT``): a function giving it, or None when it does not apply after all.
+    exact64_source: Callable[[], np.ndarray | None] | None = None
+
     @cached_property
     def exact64(self) -> np.ndarray:
         """The exact values rounded to float64 (for display and error measurement)."""
+        if self.exact64_source is not None:
+            v = self.exact64_source()
+            if v is not None:
+                return np.asarray(v, dtype=np.float64).reshape(self.shape)
         return np.array([to_float64(f) for f in self.forms], dtype=np.float64).reshape(self.shape)
 
     def exact_strings(self, digits: int = 30) -> list[str]:
