@@ -7,6 +7,10 @@ arrays, Python scalars, TF's reduction strings): for the raw ops the result must
 (or a factory): it is constructed with the constructor's keyword arguments, and the
 instance is called as ``obj(y_true, y_pred, sample_weight=...)`` (``sample_weight``
 omitted when None). Results are converted with :func:`numpy.asarray` and never changed.
+With ``array="torch"``, ``"jax"`` or ``"cupy"`` the array inputs are that library's arrays
+on ``device`` instead (:func:`~xentconf.protocol.to_array_library`, inside
+:func:`~xentconf.protocol.array_scope`), and its arrays come back through
+:func:`~xentconf.protocol.to_numpy`.
 
 Any exception the callable raises propagates: it means "rejected the input". A result that
 is not an answer at all (None, a string, a tuple of the wrong length) raises
