@@ -13,7 +13,7 @@ CONSTRAINTS = ("-c", "constraints.txt")
 def tests(session: nox.Session) -> None:
     """Run the test suite in parallel with the pinned versions (extra arguments go to
     pytest)."""
-    session.install(*CONSTRAINTS, "-e", ".[dev,onnxruntime]")
+    session.install(*CONSTRAINTS, "-e", ".[dev,onnxruntime,kernels]")
     session.run("python", "-m", "pytest", "-n", "auto", "-q", "--durations=15",
                 *session.posargs)
 

@@ -64,6 +64,7 @@ __all__ = [
     "api_id",
     "array_dtypes",
     "array_problem",
+    "array_scope",
     "array_source",
     "array_version",
     "is_callable_target",
@@ -286,7 +287,17 @@ def _to_cupy(a, device):
     return cupy.asarray(a)
 
 
+def _jax_scope():
+    # JAX narrows float64 to float32 and int64 to int32 unless 64-bit types are enabled:
+    # enabled for the conversion and the call only (as the jax adapter does), so that the
+    # arrays keep the generated dtypes and the process's own setting is left alone
+    import jax
+
+    return jax.enable_x64(True)
+
+
 _TO = {"torch": _to_torch, "jax": _to_jax, "cupy": _to_cupy}
+_SCOPE = {"jax": _jax_scope}
 
 
 def to_array_library(a, library: str, device: str):
@@ -296,6 +307,14 @@ def to_array_library(a, library: str, device: str):
     if library == "numpy" or not isinstance(a, np.ndarray):
         return a
     return _TO[library](a, device)
+
+
+def array_scope(library: str):
+    """The context in which inputs are converted to ``library``'s arrays and the target is
+    called: ``jax.enable_x64(True)`` for JAX, nothing for the others."""
+    import contextlib
+
+    return _SCOPE[library]() if library in _SCOPE else contextlib.nullcontext()
 
 
 def to_numpy(x):
@@ -345,8 +364,9 @@ def array_version(library: str) -> str | None:
 
 
 def array_source(library: str, device: str) -> str:
-    """Standalone source defining ``_to_lib(a)`` (numpy -> ``library`` on ``device``) and
-    ``_to_numpy(x)`` — the very conversions the suite uses — for reproducers."""
+    """Standalone source defining ``_to_lib(a)`` (numpy -> ``library`` on ``device``),
+    ``_to_numpy(x)`` and ``_scope()`` (:func:`array_scope`) — the very conversions the
+    suite uses — for reproducers."""
     import inspect
 
     parts = [inspect.getsource(_to_numpy)]
@@ -356,4 +376,10 @@ def array_source(library: str, device: str) -> str:
         parts.append(inspect.getsource(_TO[library]))
         parts.append(f"def _to_lib(a):\n    return {_TO[library].__name__}(a, {device!r}) "
                      "if isinstance(a, np.ndarray) else a\n")
+    if library in _SCOPE:
+        parts.append(inspect.getsource(_SCOPE[library]))
+        parts.append(f"def _scope():\n    return {_SCOPE[library].__name__}()\n")
+    else:
+        parts.append("def _scope():\n    import contextlib\n\n"
+                     "    return contextlib.nullcontext()\n")
     return "\n\n".join(parts)

@@ -83,6 +83,13 @@ def test_a_broken_deviations_file_is_a_usage_error(tmp_path):
     assert "give 'reason' as a non-empty string" in r.stderr
 
 
+def test_an_array_library_the_plugin_cannot_use_is_a_usage_error(tmp_path):
+    r = pytest_run(tmp_path, "--xentconf-target", "mylosses:xent", "--xentconf-api",
+                   "nn_sparse", "--xentconf-array", "tensor")
+    assert r.returncode == 4
+    assert "--xentconf-array 'tensor': unknown array library" in r.stderr
+
+
 def _toml(case: dict) -> list[str]:
     lines = [f'api = "{case["api"]}"']
     for name, arr in case["args"].items():

@@ -238,6 +238,21 @@ def test_usage_errors_exit_2_with_a_clear_message(tmp_path, args, message):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_an_array_library_that_sees_no_gpu_is_a_usage_error(tmp_path, monkeypatch, library):
+    import importlib.util
+
+    if importlib.util.find_spec(library) is None:
+        pytest.skip(f"{library} is not installed (the test command installs it)")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU is visible, on any machine
+    r = xrun(tmp_path, "--target", "xent_targets:good", "--api", NN, "--array", library,
+             "--device", "cuda")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"--array {library} --device cuda: {library} sees no CUDA device here" in r.stderr
+    assert r.stderr.count("\n") == 1 and r.stdout == "", r.stdout + r.stderr
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
 def test_out_must_not_be_a_file(tmp_path):
     (tmp_path / "out").write_text("keep me")
     r = xrun(tmp_path, "--target", "reference")

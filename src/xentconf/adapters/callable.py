@@ -7,6 +7,10 @@ arrays, Python scalars, TF's reduction strings): for the raw ops the result must
 (or a factory): it is constructed with the constructor's keyword arguments, and the
 instance is called as ``obj(y_true, y_pred, sample_weight=...)`` (``sample_weight``
 omitted when None). Results are converted with :func:`numpy.asarray` and never changed.
+With ``array="torch"``, ``"jax"`` or ``"cupy"`` the array inputs are that library's arrays
+on ``device`` instead (:func:`~xentconf.protocol.to_array_library`, inside
+:func:`~xentconf.protocol.array_scope`), and its arrays come back through
+:func:`~xentconf.protocol.to_numpy`.
 
 Any exception the callable raises propagates: it means "rejected the input". A result that
 is not an answer at all (None, a string, a tuple of the wrong length) raises
@@ -49,6 +53,7 @@ from xentconf.protocol import (
     TargetOutputError,
     array_dtypes,
     array_problem,
+    array_scope,
     array_version,
     to_array_library,
     to_numpy,
@@ -227,20 +232,21 @@ class _CallableRunner(Runner):
             raise TargetError(f"{self._target.name} has no gradients (feature 'grad' is "
                               "unsupported); do not pass an upstream gradient")
         lib, device = self._target.array, self._target.device
-        args = {k: to_array_library(v, lib, device) for k, v in call.args.items()}
-        if api in KERAS_APIS:
-            init = dict(call.init) if call.init else dict(self._setup.init)
-            loss = self._obj(**init)
-            y_true = args.pop("y_true")
-            y_pred = args.pop("y_pred")
-            if args.get("sample_weight", 0) is None:
-                del args["sample_weight"]
-            result = loss(y_true, y_pred, **args)
-        else:
-            result = self._obj(**args)
-        if lib != "numpy":  # the library's arrays back to numpy (bfloat16 kept)
-            result = tuple(map(to_numpy, result)) if isinstance(result, tuple | list) \
-                else to_numpy(result)
+        with array_scope(lib):
+            args = {k: to_array_library(v, lib, device) for k, v in call.args.items()}
+            if api in KERAS_APIS:
+                init = dict(call.init) if call.init else dict(self._setup.init)
+                loss = self._obj(**init)
+                y_true = args.pop("y_true")
+                y_pred = args.pop("y_pred")
+                if args.get("sample_weight", 0) is None:
+                    del args["sample_weight"]
+                result = loss(y_true, y_pred, **args)
+            else:
+                result = self._obj(**args)
+            if lib != "numpy":  # the library's arrays back to numpy (bfloat16 kept)
+                result = tuple(map(to_numpy, result)) if isinstance(result, tuple | list) \
+                    else to_numpy(result)
         return outputs_of(api, result, self._target.name)
 
 

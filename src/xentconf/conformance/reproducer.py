@@ -205,24 +205,27 @@ def _callable_snippet(spec: str, api: str, array: str = "numpy", device: str = "
     lines = [f"from {module} import {attr.split('.')[0]} as target",
              *([f"target = target.{attr.partition('.')[2]}"] if "." in attr else [])]
     a = "args"
+    body = []
     if array != "numpy":  # the same conversions the suite made, to the same arrays
         lines[:0] = [array_source(array, device).rstrip(), ""]
         a = "lib_args"
-        lines.append(f"{a} = {{k: _to_lib(v) for k, v in args.items()}}")
+        body.append(f"{a} = {{k: _to_lib(v) for k, v in args.items()}}")
     if api in KERAS_APIS:
-        lines += [f"kw = {{k: v for k, v in {a}.items() if k not in ('y_true', 'y_pred')}}",
-                  "if kw.get('sample_weight', 0) is None:",
-                  "    del kw['sample_weight']",
-                  f"result = target(**init)({a}['y_true'], {a}['y_pred'], **kw)"]
+        body += [f"kw = {{k: v for k, v in {a}.items() if k not in ('y_true', 'y_pred')}}",
+                 "if kw.get('sample_weight', 0) is None:",
+                 "    del kw['sample_weight']",
+                 f"result = target(**init)({a}['y_true'], {a}['y_pred'], **kw)"]
     else:
-        lines.append(f"result = target(**{a})")
+        body.append(f"result = target(**{a})")
     to_np = "np.asarray" if array == "numpy" else "_to_numpy"
     if api in RAW_OPS:
-        lines.append(f"outputs = {{'loss': {to_np}(result[0]), "
-                     f"'backprop': {to_np}(result[1])}}")
+        body.append(f"outputs = {{'loss': {to_np}(result[0]), "
+                    f"'backprop': {to_np}(result[1])}}")
     else:
-        lines.append(f"outputs = {{'loss': {to_np}(result)}}")
-    return "\n".join(lines)
+        body.append(f"outputs = {{'loss': {to_np}(result)}}")
+    if array != "numpy":  # converted and called in the suite's context (JAX: 64-bit on)
+        body = ["with _scope():", *("    " + line for line in body)]
+    return "\n".join(lines + body)
 
 
 def script(*, test_id: str, target: str, target_options: dict, api: str, profile: str,
