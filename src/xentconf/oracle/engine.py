@@ -398,7 +398,7 @@ class Engine:
         fmt = self.plan.loss_format
         for i in where.tolist():
             r = int(red.index[i])
-            form = scale(row_exact(self.plan.rows, r).loss, red.fractions()[i])
+            form = scale(row_exact(self.plan.rows, r).loss, red.fraction_at(i))
             out[i] = _certify_exact(form, fmt)
             self.fallbacks += 1
 

@@ -112,6 +112,15 @@ class Reduction:
             self._floats = None
         return self.coef
 
+    def fraction_at(self, i: int):
+        """Coefficient ``i`` as an exact Fraction (a special float kept), converting no
+        other coefficient (a fallback of a few elements must not convert them all)."""
+        v = self.coef[i]
+        if isinstance(v, Fraction):
+            return v
+        v = float(v)
+        return Fraction(v) if math.isfinite(v) else v
+
     def floats(self) -> tuple[np.ndarray, np.ndarray]:
         """(float64 values, absolute error bounds) of the coefficients (vectorized)."""
         cached = getattr(self, "_floats", None)
