@@ -2,11 +2,12 @@
 
 A sweep is a slice of a pair space (:func:`~xentconf.conformance.sweep.pair_rows`) for one
 API and dtype, cut into *chunks* of consecutive pairs. Each chunk is one Dask task,
-:func:`run_chunk`: it loads the target itself (a :class:`~.sandbox.Sandbox`, so a crash
-or a hang becomes the chunk's outcome), judges every row in one vectorized call of the
-oracle's fast tier with the suite's verdict, and returns a small summary (counts per grade
+:func:`run_chunk`: it calls the target in a :class:`~.sandbox.Sandbox` (so a crash or a
+hang becomes the chunk's outcome; each worker process loads the target itself and keeps
+it loaded for its next tasks, the one thing a worker keeps between tasks), judges every
+row in one vectorized call of the oracle's fast tier with the suite's verdict, and returns a small summary (counts per grade
 and verdict, failure kinds with their smallest examples and a reproducer, the failure map).
-It keeps nothing between tasks.
+It keeps no results between tasks.
 
 The driver (:func:`execute`) persists every finished chunk under ``OUT/chunks/`` at once
 (atomically) and drops its result from the cluster, so a sweep that is stopped, or that
@@ -17,6 +18,7 @@ of the results schema) that ``xentconf report`` reads with ordinary runs.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import multiprocessing
@@ -164,6 +166,32 @@ def _cells(dtype: str, lo: int, hi: int, bad_rows: np.ndarray | None) -> list:
     return [[int(k % 64), int(k // 64), int(rows[k]), int(bad[k])] for k in nz]
 
 
+_SANDBOXES: dict = {}  # this worker process's loaded targets (a cache: no results)
+
+
+def _sandbox_key(plan: SweepPlan) -> tuple:
+    return (plan.spec, plan.timeout, plan.isolate)
+
+
+def _sandbox(plan: SweepPlan) -> Sandbox:
+    """The target's sandbox in this worker process, started by the first task that needs
+    it and kept for the next ones: starting a target's process takes about a second, as
+    long as judging a chunk. A crash or a timeout kills the child; the next call starts a
+    fresh one, so a task never sees another task's target state beyond its loading."""
+    key = _sandbox_key(plan)
+    box = _SANDBOXES.get(key)
+    if box is None:
+        if not _SANDBOXES:
+            atexit.register(_close_sandboxes)
+        box = _SANDBOXES[key] = Sandbox(plan.spec, timeout=plan.timeout, isolate=plan.isolate)
+    return box
+
+
+def _close_sandboxes() -> None:
+    while _SANDBOXES:
+        _SANDBOXES.popitem()[1].close()
+
+
 def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
     """Judge pairs ``lo`` to ``hi`` of the ``dtype`` sweep of ``api`` (one Dask task)."""
     for p in plan.path:
@@ -178,7 +206,7 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
                            "target's child process: start the workers with "
                            "DASK_DISTRIBUTED__WORKER__DAEMON=False, or give --isolate none")
         return out
-    sandbox = Sandbox(plan.spec, timeout=plan.timeout, isolate=plan.isolate)
+    sandbox = _sandbox(plan)
     try:
         try:
             info = sandbox.info()
@@ -196,8 +224,10 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
                 support_of=lambda a, f: support(info, a, f),
                 callable_spec=plan.callable_target, target_options=plan.spec.kwargs)
             out = _judge_chunk(plan, checker, api, dtype, lo, hi)
-    finally:
+    except BaseException:
+        _SANDBOXES.pop(_sandbox_key(plan), None)
         sandbox.close()
+        raise
     out["seconds"] = round(time.perf_counter() - t0, 4)
     return out
 

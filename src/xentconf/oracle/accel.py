@@ -40,3 +40,13 @@ def kernel():
         else:
             _STATE["kernel"] = _kernels.run
     return _STATE["kernel"]
+
+
+def certifier():
+    """The compiled :func:`xentconf.oracle.certify.certify_ball` (flat arrays, every core),
+    or None without numba or with ``XENTCONF_ACCEL=0``."""
+    if not enabled():
+        return None
+    from . import _kernels
+
+    return _kernels.certify_rows

@@ -60,6 +60,8 @@ from .rows import (
     _Workspace,
     sparse_loss_rows,
     sparse_row_stats,
+    two_class_bp,
+    two_class_rows,
 )
 from .semantics import upstream_values
 
@@ -131,6 +133,9 @@ class Engine:
         # the compiled kernel (same answers, bit for bit) where numba is installed
         self.accel = USE_ACCEL and rows.kind == "sparse" and \
             rows.source.dtype in (np.float32, np.float64) and _accel.enabled()
+        # C = 2: the closed form (rows.two_class_rows); float64 logits take the dd path
+        self.two_class = rows.kind == "sparse" and rows.c == 2 and \
+            rows.source.dtype in (np.float16, np.float32)
         self._exact = None
         self._loss_rows = None
         self._ws = _Workspace()
@@ -146,6 +151,10 @@ class Engine:
         """((L, rad), (grad, rad) or None, NaN-row mask) for rows lo:hi."""
         rows = self.plan.rows
         kind = rows.kind
+        if self.two_class:  # σ and the bad rows are kept from the loss pass
+            self._row_values()
+            sig, srad, bad = (a[lo:hi] for a in self._two_class_sig)
+            return None, two_class_bp(sig, srad, np.clip(rows.labels[lo:hi], 0, 1)), bad
         if kind == "sparse" and not need_grad:
             lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
             stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel, self._ws)
@@ -179,7 +188,18 @@ class Engine:
         if c == 0:
             self._loss_rows = (L, R)
             return self._loss_rows
-        if rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
+        if self.two_class:
+            sig, srad, bad = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+            for lo in range(0, n, KERNEL_BLOCK_ROWS):
+                hi = min(n, lo + KERNEL_BLOCK_ROWS)
+                b, (m, r), (sig[lo:hi], srad[lo:hi]) = two_class_rows(
+                    rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1))
+                bad[lo:hi] = b
+                L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
+            self._two_class_sig = (sig, srad, bad)
+            self._loss_rows = (L, R)
+            return self._loss_rows
+        elif rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
             step = max(1, min(n, KERNEL_BLOCK_ROWS,
                               KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
         else:
