@@ -5,8 +5,9 @@ API and dtype, cut into *chunks* of consecutive pairs. Each chunk is one Dask ta
 :func:`run_chunk`: it calls the target in a :class:`~.sandbox.Sandbox` (so a crash or a
 hang becomes the chunk's outcome; each worker process loads the target itself and keeps
 it loaded for its next tasks, the one thing a worker keeps between tasks), judges every
-row in one vectorized call of the oracle's fast tier with the suite's verdict, and returns a small summary (counts per grade
-and verdict, failure kinds with their smallest examples and a reproducer, the failure map).
+row in one vectorized call of the oracle's fast tier with the suite's verdict, and returns
+a small summary (counts per grade and verdict, failure kinds with their smallest examples
+and a reproducer, the failure map).
 It keeps no results between tasks.
 
 The driver (:func:`execute`) persists every finished chunk under ``OUT/chunks/`` at once
