@@ -199,6 +199,7 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
         if p not in sys.path:
             sys.path.insert(0, p)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if plan.isolate and multiprocessing.current_process().daemon:
         out = _empty(plan, api, dtype, lo, hi)
         out.update(status="error", verdicts={"error": out["rows"]},
@@ -230,6 +231,9 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
         sandbox.close()
         raise
     out["seconds"] = round(time.perf_counter() - t0, 4)
+    # this worker's CPU time (the target's own process not included): on a shared
+    # machine the wall time above counts the waits for a CPU too
+    out["cpu_seconds"] = round(time.process_time() - c0, 4)
     return out
 
 
@@ -445,8 +449,12 @@ def connect(scheduler: str | None, workers: int):
     # keeps what is done, and shuts the cluster down
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        # one single-threaded worker per core: the engine's compiled kernels (and the
+        # targets' thread pools) get one thread each, not one per core per worker
+        one = {k: "1" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+                                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, silence_logs=logging.ERROR, env=one)
     finally:
         signal.signal(signal.SIGINT, old)
     return Client(cluster), cluster
