@@ -160,3 +160,31 @@ def test_compiled_certification_matches_numpy(name):
     assert np.array_equal(a[0], b[0], equal_nan=True)
     assert np.array_equal(np.signbit(a[0]), np.signbit(b[0]))
     assert np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("c", [2, 10])
+def test_answers_do_not_depend_on_the_thread_count(c):
+    """Row blocks on several threads give the same bits as one thread (and the same
+    fallbacks): several blocks, float16 rows with exact ties to force some fallbacks."""
+    from xentconf.oracle import engine as E
+
+    rng = np.random.default_rng(5)
+    n = 3 * E.KERNEL_BLOCK_ROWS // c + 17
+    x = (rng.standard_normal((n, c)) * 4).astype(np.float16)
+    x[::3] = 0  # uniform rows: log(c) and 1/c
+    y = rng.integers(0, c, n)
+    up = rng.standard_normal(n).astype(np.float16)
+    seen = []
+    before = E.THREADS
+    try:
+        for threads in (1, 3):
+            E.set_threads(threads)
+            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, upstream=up)
+            seen.append((e["loss"].rounded64, e["grad_logits"].rounded64, e.engine.fallbacks))
+    finally:
+        E.set_threads(before)
+    (l1, g1, f1), (l3, g3, f3) = seen
+    assert np.array_equal(l1, l3, equal_nan=True)
+    assert np.array_equal(g1, g3, equal_nan=True)
+    assert np.array_equal(np.signbit(g1), np.signbit(g3))
+    assert f1 == f3

@@ -451,7 +451,7 @@ def connect(scheduler: str | None, workers: int):
     try:
         # one single-threaded worker per core: the engine's compiled kernels (and the
         # targets' thread pools) get one thread each, not one per core per worker
-        one = {k: "1" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+        one = {k: "1" for k in ("XENTCONF_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
                                 "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR, env=one)

@@ -340,10 +340,9 @@ def _as_i64(typingctx, v):
     return types.int64(types.float64), codegen
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True, parallel=True)
-def certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
-    """``certify.certify_ball`` elementwise over flat arrays, on every core (each element on
-    its own, so the answer does not depend on the thread count)."""
+def _certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
+    """``certify.certify_ball`` elementwise over flat arrays (each element on its own, so
+    the answer does not depend on the thread count)."""
     up = 2.0 ** (p - 1 - emin)
     down = 1.0 / up
     u4 = 4.0 * 2.0 ** -53
@@ -362,3 +361,9 @@ def certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
             good = good and r == 0.0
         ok[i] = good
         rounded[i] = m if special else _round_fmt(m, p, emin, maxf, up, down)
+
+
+certify_rows = nb.njit(cache=True, error_model="numpy", nogil=True, parallel=True)(
+    _certify_rows)  # on every core
+certify_rows_serial = nb.njit(cache=True, error_model="numpy", nogil=True)(
+    _certify_rows)  # on the calling thread (prange runs as range)

@@ -40,6 +40,8 @@ so scratch memory stays bounded (``BLOCK_BYTES``) whatever the input size.
 from __future__ import annotations
 
 import math
+import os
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -66,6 +68,32 @@ from .rows import (
 from .semantics import upstream_values
 
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
+#: Threads over row blocks (and the compiled certification's threads): every core unless
+#: XENTCONF_THREADS says otherwise (set_threads). Blocks are fixed by the input's shape and
+#: each element is computed within its block, so the answer is the same for any count.
+THREADS = max(1, int(os.environ.get("XENTCONF_THREADS", 0) or os.cpu_count() or 1))
+_POOL: dict = {}
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads for the engine's row blocks and compiled kernels."""
+    global THREADS
+    THREADS = max(1, int(n))
+    _accel.set_threads(THREADS)
+
+
+def _map_blocks(fn, starts) -> list:
+    """``[fn(lo) for lo in starts]``, on up to THREADS threads (numpy and the compiled
+    kernels release the GIL; each call writes only its own rows)."""
+    starts = list(starts)
+    if THREADS <= 1 or len(starts) <= 1:
+        return [fn(lo) for lo in starts]
+    pool = _POOL.get(THREADS)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOL[THREADS] = ThreadPoolExecutor(THREADS, thread_name_prefix="xentconf")
+    return list(pool.map(fn, starts))
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
 KERNEL_BLOCK_ROWS = 1 << 16  # and at most this many (bounds the row-level temporaries)
 BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
@@ -138,7 +166,7 @@ class Engine:
             rows.source.dtype in (np.float16, np.float32)
         self._exact = None
         self._loss_rows = None
-        self._ws = _Workspace()
+        self._ws = threading.local()
 
     # exact tier, for the fallbacks
     @property
@@ -157,7 +185,10 @@ class Engine:
             return None, two_class_bp(sig, srad, np.clip(rows.labels[lo:hi], 0, 1)), bad
         if kind == "sparse" and not need_grad:
             lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
-            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel, self._ws)
+            ws = getattr(self._ws, "ws", None)
+            if ws is None:  # scratch per thread, reused across that thread's blocks
+                ws = self._ws.ws = _Workspace()
+            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel, ws)
             return sparse_loss_rows(rows.c, stats), None, stats[0]
         if kind in ("sparse", "dense"):
             blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
@@ -190,12 +221,15 @@ class Engine:
             return self._loss_rows
         if self.two_class:
             sig, srad, bad = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
-            for lo in range(0, n, KERNEL_BLOCK_ROWS):
+
+            def two(lo):
                 hi = min(n, lo + KERNEL_BLOCK_ROWS)
                 b, (m, r), (sig[lo:hi], srad[lo:hi]) = two_class_rows(
                     rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1))
                 bad[lo:hi] = b
                 L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
+
+            _map_blocks(two, range(0, n, KERNEL_BLOCK_ROWS))
             self._two_class_sig = (sig, srad, bad)
             self._loss_rows = (L, R)
             return self._loss_rows
@@ -204,11 +238,13 @@ class Engine:
                               KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
         else:
             step = _block_rows(n, c)
-        for lo in range(0, n, step):
+        def one(lo):
             hi = min(n, lo + step)
             (m, r), _g, bad = self._block(lo, hi, need_grad=False)
             L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, bad, m, r)
-        self._ws = _Workspace()  # release the scratch
+
+        _map_blocks(one, range(0, n, step))
+        self._ws = threading.local()  # release the scratch
         self._loss_rows = (L, R)
         return self._loss_rows
 
@@ -462,8 +498,11 @@ class Engine:
                 return self._rows_from_exact(name)
         else:
             gam, grad_rad = np.ones(n), np.zeros(n)
+        if self.two_class:
+            self._row_values()  # σ, before the threads read it
         step = _block_rows(n, c)
-        for lo in range(0, n, step):
+
+        def one(lo):
             hi = min(n, lo + step)
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
             g = gam[lo:hi, None]
@@ -472,10 +511,13 @@ class Engine:
                 vr = np.abs(g) * rad + grad_rad[lo:hi, None] * np.abs(bp) + U * np.abs(val)
                 vr = np.where(np.isfinite(val), vr, 0.0)
             val, vr = _row_rules(rows, lo, hi, bad0, val, vr, cols=True)
-            rounded, ok = certify_ball(val, vr, fmt)
-            if not ok.all():
-                self._fallback_grad(rounded, ok, lo, gam_exact=with_gamma, fmt=fmt)
-            out[lo:hi] = rounded
+            out[lo:hi], ok = certify_ball(val, vr, fmt, threads=1)
+            return ok if not ok.all() else None
+
+        for lo, ok in zip(range(0, n, step), _map_blocks(one, range(0, n, step))):
+            if ok is not None:  # the exact tier, in this thread
+                self._fallback_grad(out[lo:lo + ok.shape[0]], ok, lo, gam_exact=with_gamma,
+                                    fmt=fmt)
         return out
 
     def _rows_from_exact(self, name: str) -> np.ndarray:
