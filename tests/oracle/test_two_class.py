@@ -188,3 +188,28 @@ def test_answers_do_not_depend_on_the_thread_count(c):
     assert np.array_equal(g1, g3, equal_nan=True)
     assert np.array_equal(np.signbit(g1), np.signbit(g3))
     assert f1 == f3
+
+
+def test_compiled_two_class_rows_match_numpy_bit_for_bit():
+    from xentconf.oracle import accel
+    from xentconf.oracle import rows as R
+
+    if accel.two_class_kernels() is None:
+        pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
+    rng = np.random.default_rng(2)
+    every = np.arange(65536, dtype=np.uint16).view(np.float16)
+    x16 = rng.choice(every, (100000, 2))
+    x32 = (rng.standard_normal((100000, 2)) * 10.0 ** rng.integers(-10, 38, (100000, 1)))
+    x32 = x32.astype(np.float32)
+    x32[::7, 1] = -np.inf
+    x32[::11, 0] = np.nan
+    x32[::13, 0] = x32[::13, 1]
+    for x in (x16, x32):
+        lab = rng.integers(0, 2, x.shape[0])
+        with np.errstate(all="ignore"):
+            a = R.two_class_rows(x, lab, True)
+            b = R.two_class_rows(x, lab, False)
+        assert np.array_equal(a[0], b[0])
+        for p, q in zip(a[1] + a[2], b[1] + b[2]):
+            assert np.array_equal(p, q, equal_nan=True)
+            assert np.array_equal(np.signbit(p), np.signbit(q))

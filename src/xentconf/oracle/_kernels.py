@@ -367,3 +367,56 @@ certify_rows = nb.njit(cache=True, error_model="numpy", nogil=True, parallel=Tru
     _certify_rows)  # on every core
 certify_rows_serial = nb.njit(cache=True, error_model="numpy", nogil=True)(
     _certify_rows)  # on the calling thread (prange runs as range)
+
+
+# ------------------------------------------------------------------ two classes
+
+@jit
+def two_class_pre(x, lab, bad, d, dlo, e):
+    """``rows.two_class_rows`` up to the exponential, one row at a time (the same
+    operations in the same order: ``two_sum``, then vexp's ``exp_nonpos(−|d|)``)."""
+    for i in range(x.shape[0]):
+        a = np.float64(x[i, 0])
+        b = np.float64(x[i, 1])
+        if lab[i]:
+            zy, zo = b, a
+        else:
+            zy, zo = a, b
+        isbad = (a != a) or (b != b) or a == np.inf or b == np.inf or \
+            (a == -np.inf and b == -np.inf)
+        s = zo + (-zy)
+        bb = s - zo
+        lo = (zo - (s - bb)) + (-zy - bb)
+        if not (s > -np.inf and s < np.inf):
+            lo = 0.0
+        if isbad:
+            s = 0.0
+        bad[i] = isbad
+        d[i] = s
+        dlo[i] = lo
+        dd = max(-abs(s), clamp)
+        kf = (dd * inv_ln2 + sh) - sh
+        r = (dd - kf * ln2_hi) - kf * ln2_lo
+        p = _poly(r)
+        kk = np.int64(kf)
+        k1 = kk >> 1
+        e[i] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+
+
+@jit
+def two_class_post(d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig, srad):
+    """The rest of ``rows.two_class_rows`` from ``lp = log1p(e)`` (numpy's, so both paths
+    share it), the same operations in the same order."""
+    for i in range(d.shape[0]):
+        di, ei, li = d[i], e[i], lp[i]
+        adlo = abs(dlo[i])
+        eps = exp_rel + adlo * slack
+        pos = di > 0
+        v = di + li if pos else li
+        rad = ((c_fn * li + eps * ei) * slack + u * v + adlo) * slack + eta
+        L[i] = v
+        Lrad[i] = rad if (v > -np.inf and v < np.inf) else 0.0
+        s1 = 1.0 + ei
+        sg = 1.0 / s1 if pos else ei / s1
+        sig[i] = sg
+        srad[i] = sg * (3 * u + 2 * eps) * slack + eta

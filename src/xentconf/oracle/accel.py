@@ -65,3 +65,13 @@ def set_threads(n: int) -> None:
     numba = _STATE["numba"]
     if numba is not None:
         numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def two_class_kernels():
+    """The compiled halves of ``rows.two_class_rows`` (before and after numpy's log1p), or
+    None without numba or with ``XENTCONF_ACCEL=0``."""
+    if not enabled():
+        return None
+    from . import _kernels
+
+    return _kernels.two_class_pre, _kernels.two_class_post

@@ -94,9 +94,7 @@ def row_gammas(red, n: int, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 dv, dr = frac_to_float(denom)
                 t = t / dv
                 rad = rad / abs(dv) + np.abs(t) * (U + dr / abs(dv))
-        idx = red.index
-        if idx.size == n and (n == 0 or (idx[0] == 0 and idx[-1] == n - 1 and
-                                          (np.diff(idx) == 1).all())):  # row r is element r
+        if red.is_identity(n):  # row r is element r
             return t + 0.0, (rad + np.abs(t) * U * 2) * SLACK  # 0 + t, as the sum below
         # bincount adds in index order from 0, as np.add.at on zeros does (and much faster)
         gam = np.bincount(red.index, weights=t, minlength=n)[:n]

@@ -225,7 +225,8 @@ class Engine:
             def two(lo):
                 hi = min(n, lo + KERNEL_BLOCK_ROWS)
                 b, (m, r), (sig[lo:hi], srad[lo:hi]) = two_class_rows(
-                    rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1))
+                    rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1),
+                    USE_ACCEL and _accel.enabled())
                 bad[lo:hi] = b
                 L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
 
@@ -403,6 +404,11 @@ class Engine:
         L, R = self._row_values()
         cw, cr = red.floats()
         idx = red.index
+        if red.kind == "none" and red.is_identity(plan.rows.n) and red.exactly_one().all():
+            rounded, ok = certify_ball(L, R, fmt)  # every coefficient is exactly 1
+            if not ok.all():
+                self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
+            return rounded.reshape(red.shape)
         with np.errstate(all="ignore"):
             vals = cw * L[idx] if idx.size else np.zeros(0)
             vr = np.abs(cw) * R[idx] + cr * np.abs(L[idx]) + U * np.abs(vals) if idx.size \

@@ -136,6 +136,16 @@ class Reduction:
         self._floats = out
         return out
 
+    def is_identity(self, n: int) -> bool:
+        """Whether element ``i`` is row ``i`` for all ``n`` rows (no broadcast, no reorder)."""
+        got = self.__dict__.get("_identity")
+        if got is None or got[0] != n:
+            idx = self.index
+            same = idx.size == n and (n == 0 or (idx[0] == 0 and idx[-1] == n - 1 and
+                                                 bool((np.diff(idx) == 1).all())))
+            got = self.__dict__["_identity"] = (n, same)
+        return got[1]
+
     def exactly_one(self) -> np.ndarray:
         vals, rad = self.floats()
         return (vals == 1.0) & (rad == 0)

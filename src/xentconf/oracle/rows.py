@@ -213,7 +213,7 @@ def sparse_loss_rows(c: int, stats) -> tuple:
     return L, rad
 
 
-def two_class_rows(xs: np.ndarray, labels: np.ndarray):
+def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False):
     """The closed form of a sparse row of two classes: ``(bad, (L, rad), (σ, rad))``.
 
     With ``d = z_o − z_y`` (the other logit minus the labelled one; ``d + d_lo`` exactly by
@@ -230,6 +230,10 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray):
     ``bad`` rows (a NaN, a +inf, or both logits −inf) are TF's NaN rows; one −inf logit
     gives a loss of 0 or +inf and a backprop of 0 or ±1, exactly.
     """
+    if accel:
+        kern = _accel.two_class_kernels()
+        if kern is not None:
+            return _two_class_compiled(kern, xs, labels)
     with np.errstate(all="ignore"):
         a = np.asarray(xs[:, 0], dtype=np.float64)
         b = np.asarray(xs[:, 1], dtype=np.float64)
@@ -252,6 +256,22 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray):
         sig = np.where(pos, 1.0 / s1, e / s1)
         srad = sig * (3 * U + 2 * eps) * SLACK + ETA
         Lrad = np.where(np.isfinite(L), Lrad, 0.0)
+    return bad, (L, Lrad), (sig, srad)
+
+
+def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
+    """:func:`two_class_rows` by the compiled kernels, bit for bit (numpy's log1p between
+    them, so both paths use the same one)."""
+    pre, post = kern
+    n = xs.shape[0]
+    x = np.ascontiguousarray(xs if xs.dtype in (np.float32, np.float64) else
+                             xs.astype(np.float32))  # float16 → float32: exact
+    bad = np.empty(n, dtype=bool)
+    d, dlo, e = np.empty(n), np.empty(n), np.empty(n)
+    pre(x, np.ascontiguousarray(labels, dtype=np.int64), bad, d, dlo, e)
+    lp = np.log1p(e)
+    L, Lrad, sig, srad = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    post(d, dlo, e, lp, EXP_REL, C_FN, SLACK, U, ETA, L, Lrad, sig, srad)
     return bad, (L, Lrad), (sig, srad)
 
 
