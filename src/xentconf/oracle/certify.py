@@ -88,6 +88,29 @@ def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, threads: int | N
     return rounded, ok
 
 
+def certify_above(base: np.ndarray, mid: np.ndarray, rad: np.ndarray, fmt: Format):
+    """(rounded, ok) for values known to lie in ``(base, mid + rad]``, ``base`` exact.
+
+    Where ``base`` is itself a value or a rounding midpoint of ``fmt`` (the loss of a
+    two-class row is ``d + log1p(e^−d)`` with the float16 difference ``d``, often a
+    midpoint, and the second term far below the working precision), every real just
+    above ``base`` rounds like ``base``'s float64 successor (no midpoint lies strictly
+    between them), and rounding is monotone: so when the successor and the upper end
+    round alike, that is the rounding of every value in the interval. ``ok`` is False
+    elsewhere (``base`` neither a value nor a midpoint, or the ends round apart).
+    """
+    with np.errstate(all="ignore"):
+        w = rad * (1 + 4 * U) + 4 * U * np.abs(mid) + 2.0 ** -1074
+        up = _round(np.nextafter(base, np.inf), fmt)
+        down = _round(np.nextafter(base, -np.inf), fmt)
+        at = _round(base, fmt)
+        value_or_mid = (at == base) | ((down != up) & (at != base))
+        hi = _round(mid + w, fmt)
+        ok = value_or_mid & (hi == up) & np.isfinite(base) & np.isfinite(rad) & \
+            (mid + w > base) & (fmt is not F64)
+    return up, ok
+
+
 # --------------------------------------------------------------------------- sums
 
 

@@ -48,7 +48,16 @@ import numpy as np
 
 from . import accel as _accel
 from . import budgets as _budgets
-from .certify import F64, SLACK, U, certify_ball, certify_dd_f64, frac_to_float, pairwise_sum
+from .certify import (
+    F64,
+    SLACK,
+    U,
+    certify_above,
+    certify_ball,
+    certify_dd_f64,
+    frac_to_float,
+    pairwise_sum,
+)
 from .evaluate import evaluate as _exact_evaluate
 from .evaluate import row_exact
 from .exact import certify as _certify_exact
@@ -181,7 +190,7 @@ class Engine:
         kind = rows.kind
         if self.two_class:  # σ and the bad rows are kept from the loss pass
             self._row_values()
-            sig, srad, bad = (a[lo:hi] for a in self._two_class_sig)
+            sig, srad, bad = (a[lo:hi] for a in self._two_class_sig[:3])
             return None, two_class_bp(sig, srad, np.clip(rows.labels[lo:hi], 0, 1)), bad
         if kind == "sparse" and not need_grad:
             lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
@@ -221,17 +230,19 @@ class Engine:
             return self._loss_rows
         if self.two_class:
             sig, srad, bad = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+            dd = np.zeros(n)
 
             def two(lo):
                 hi = min(n, lo + KERNEL_BLOCK_ROWS)
-                b, (m, r), (sig[lo:hi], srad[lo:hi]) = two_class_rows(
+                b, (m, r), (sig[lo:hi], srad[lo:hi]), dd[lo:hi] = two_class_rows(
                     rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1),
-                    USE_ACCEL and _accel.enabled())
-                bad[lo:hi] = b
+                    USE_ACCEL and _accel.enabled(), with_d=True)
+                bad[lo:hi] = b | rows.nan_rows[lo:hi] | rows.ignored[lo:hi]
                 L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
 
             _map_blocks(two, range(0, n, KERNEL_BLOCK_ROWS))
-            self._two_class_sig = (sig, srad, bad)
+            # bad: rows the closed form does not decide (TF's NaN rows, ignored rows)
+            self._two_class_sig = (sig, srad, bad, dd)
             self._loss_rows = (L, R)
             return self._loss_rows
         elif rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
@@ -406,6 +417,14 @@ class Engine:
         idx = red.index
         if red.kind == "none" and red.is_identity(plan.rows.n) and red.exactly_one().all():
             rounded, ok = certify_ball(L, R, fmt)  # every coefficient is exactly 1
+            if self.two_class and not ok.all():  # L = d + (a positive tail) with d > 0
+                i = np.flatnonzero(~ok)
+                d = self._two_class_sig[3][i]
+                pos = (d > 0) & ~self._two_class_sig[2][i] & np.isfinite(L[i])
+                i, d = i[pos], d[pos]
+                r, good = certify_above(d, L[i], R[i], fmt)
+                rounded[i[good]] = r[good]
+                ok[i[good]] = True
             if not ok.all():
                 self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
             return rounded.reshape(red.shape)

@@ -213,7 +213,8 @@ def sparse_loss_rows(c: int, stats) -> tuple:
     return L, rad
 
 
-def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False):
+def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
+                   with_d: bool = False):
     """The closed form of a sparse row of two classes: ``(bad, (L, rad), (σ, rad))``.
 
     With ``d = z_o − z_y`` (the other logit minus the labelled one; ``d + d_lo`` exactly by
@@ -228,12 +229,14 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False):
       ``2ε + 2u``, ``1/(1+e)`` relative ``ε + 2u``; ``3u + 2ε`` is claimed for both.
 
     ``bad`` rows (a NaN, a +inf, or both logits −inf) are TF's NaN rows; one −inf logit
-    gives a loss of 0 or +inf and a backprop of 0 or ±1, exactly.
+    gives a loss of 0 or +inf and a backprop of 0 or ±1, exactly. ``with_d``: also ``d``
+    (0 in bad rows), for :func:`~xentconf.oracle.certify.certify_above`.
     """
     if accel:
         kern = _accel.two_class_kernels()
         if kern is not None:
-            return _two_class_compiled(kern, xs, labels)
+            out = _two_class_compiled(kern, xs, labels)
+            return out if with_d else out[:3]
     with np.errstate(all="ignore"):
         a = np.asarray(xs[:, 0], dtype=np.float64)
         b = np.asarray(xs[:, 1], dtype=np.float64)
@@ -256,7 +259,7 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False):
         sig = np.where(pos, 1.0 / s1, e / s1)
         srad = sig * (3 * U + 2 * eps) * SLACK + ETA
         Lrad = np.where(np.isfinite(L), Lrad, 0.0)
-    return bad, (L, Lrad), (sig, srad)
+    return (bad, (L, Lrad), (sig, srad), d) if with_d else (bad, (L, Lrad), (sig, srad))
 
 
 def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
@@ -272,7 +275,7 @@ def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
     lp = np.log1p(e)
     L, Lrad, sig, srad = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     post(d, dlo, e, lp, EXP_REL, C_FN, SLACK, U, ETA, L, Lrad, sig, srad)
-    return bad, (L, Lrad), (sig, srad)
+    return bad, (L, Lrad), (sig, srad), d
 
 
 def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):
