@@ -133,9 +133,9 @@ def fallback_rates() -> list[dict]:
         E.set_threads(os.cpu_count() or 1)
         w = time.perf_counter()
         e = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(x, y)
-        e["loss"].rounded64
+        _ = e["loss"].rounded64
         loss_fb = e.engine.fallbacks
-        e["backprop"].rounded64
+        _ = e["backprop"].rounded64
         out.append({"rows": name, "n": int(y.size), "loss_fallbacks": loss_fb,
                     "backprop_fallbacks": e.engine.fallbacks - loss_fb,
                     "seconds": time.perf_counter() - w})
@@ -158,7 +158,9 @@ def main(argv=None) -> int:
               " | engine 1t / torch 1t | engine 2t / engine 1t | engine 2t / jax 2t |")
         for r in results:
             v = r[clk]
-            ratio = lambda p_, q: f"{v[p_] / v[q]:.2f}x" if p_ in v and q in v else "-"
+
+            def ratio(p_, q, v=v):
+                return f"{v[p_] / v[q]:.2f}x" if p_ in v and q in v else "-"
             print(f"| {r['C']} | {r['rows']:,} | " +
                   " | ".join(f"{x:,.0f}" for x in v.values()) +
                   f" | {ratio('engine 1t', 'torch 1t')} | {ratio('engine 2t', 'engine 1t')}"
