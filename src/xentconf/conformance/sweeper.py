@@ -168,6 +168,7 @@ def _cells(dtype: str, lo: int, hi: int, bad_rows: np.ndarray | None) -> list:
 
 
 _SANDBOXES: dict = {}  # this worker process's loaded targets (a cache: no results)
+_INFO: dict = {}  # and what each of them said it implements
 
 
 def _sandbox_key(plan: SweepPlan) -> tuple:
@@ -189,6 +190,7 @@ def _sandbox(plan: SweepPlan) -> Sandbox:
 
 
 def _close_sandboxes() -> None:
+    _INFO.clear()
     while _SANDBOXES:
         _SANDBOXES.popitem()[1].close()
 
@@ -211,7 +213,9 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
     sandbox = _sandbox(plan)
     try:
         try:
-            info = sandbox.info()
+            info = _INFO.get(id(sandbox))
+            if info is None:  # asked once per loaded target (it reads package metadata)
+                info = _INFO[id(sandbox)] = sandbox.info()
             out = None
         except RuntimeError as exc:
             info = None
@@ -228,6 +232,7 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
             out = _judge_chunk(plan, checker, api, dtype, lo, hi)
     except BaseException:
         _SANDBOXES.pop(_sandbox_key(plan), None)
+        _INFO.pop(id(sandbox), None)
         sandbox.close()
         raise
     out["seconds"] = round(time.perf_counter() - t0, 4)
@@ -450,11 +455,18 @@ def connect(scheduler: str | None, workers: int):
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         # one single-threaded worker per core: the engine's compiled kernels (and the
-        # targets' thread pools) get one thread each, not one per core per worker
-        one = {k: "1" for k in ("XENTCONF_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+        # targets' thread pools) get one thread each, not one per core per worker; and
+        # glibc's own memory policy (Dask's default MALLOC_TRIM_THRESHOLD_ switches off
+        # glibc's adaptive mmap threshold: every chunk's temporaries were fresh mappings,
+        # and faulting them in more than doubled the time of a chunk)
+        env = {k: "1" for k in ("XENTCONF_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
                                 "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        # Dask's statistical profiler samples every worker's stack every 10 ms: a few
+        # per cent of a sweep's time, and nobody reads it here
+        dask.config.set({"distributed.nanny.pre-spawn-environ": env,
+                         "distributed.worker.profile.enabled": False})
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR, env=one)
+                               dashboard_address=None, silence_logs=logging.ERROR)
     finally:
         signal.signal(signal.SIGINT, old)
     return Client(cluster), cluster

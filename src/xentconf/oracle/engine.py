@@ -80,7 +80,7 @@ USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
 #: Threads over row blocks (and the compiled certification's threads): every core unless
 #: XENTCONF_THREADS says otherwise (set_threads). Blocks are fixed by the input's shape and
 #: each element is computed within its block, so the answer is the same for any count.
-THREADS = max(1, int(os.environ.get("XENTCONF_THREADS", 0) or os.cpu_count() or 1))
+THREADS: int | None = None  # None: XENTCONF_THREADS, else every core (read when first used)
 _POOL: dict = {}
 
 
@@ -91,17 +91,25 @@ def set_threads(n: int) -> None:
     _accel.set_threads(THREADS)
 
 
+def threads() -> int:
+    """The engine's thread count (:func:`set_threads`; XENTCONF_THREADS; every core)."""
+    if THREADS is None:
+        set_threads(int(os.environ.get("XENTCONF_THREADS", 0) or os.cpu_count() or 1))
+    return THREADS
+
+
 def _map_blocks(fn, starts) -> list:
-    """``[fn(lo) for lo in starts]``, on up to THREADS threads (numpy and the compiled
-    kernels release the GIL; each call writes only its own rows)."""
+    """``[fn(lo) for lo in starts]``, on up to :func:`threads` threads (numpy and the
+    compiled kernels release the GIL; each call writes only its own rows)."""
     starts = list(starts)
-    if THREADS <= 1 or len(starts) <= 1:
+    n = threads()
+    if n <= 1 or len(starts) <= 1:
         return [fn(lo) for lo in starts]
-    pool = _POOL.get(THREADS)
+    pool = _POOL.get(n)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = _POOL[THREADS] = ThreadPoolExecutor(THREADS, thread_name_prefix="xentconf")
+        pool = _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="xentconf")
     return list(pool.map(fn, starts))
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
 KERNEL_BLOCK_ROWS = 1 << 16  # and at most this many (bounds the row-level temporaries)
