@@ -267,11 +267,12 @@ def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
     them, so both paths use the same one)."""
     pre, post = kern
     n = xs.shape[0]
-    x = np.ascontiguousarray(xs if xs.dtype in (np.float32, np.float64) else
-                             xs.astype(np.float32))  # float16 → float32: exact
+    wide = np.float32 if xs.dtype != np.float64 else np.float64  # float16 → float32: exact
+    x0 = np.ascontiguousarray(xs[:, 0], dtype=wide)
+    x1 = np.ascontiguousarray(xs[:, 1], dtype=wide)
     bad = np.empty(n, dtype=bool)
     d, dlo, e = np.empty(n), np.empty(n), np.empty(n)
-    pre(x, np.ascontiguousarray(labels, dtype=np.int64), bad, d, dlo, e)
+    pre(x0, x1, np.ascontiguousarray(labels, dtype=np.int64), bad, d, dlo, e)
     lp = np.log1p(e)
     L, Lrad, sig, srad = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     post(d, dlo, e, lp, EXP_REL, C_FN, SLACK, U, ETA, L, Lrad, sig, srad)
