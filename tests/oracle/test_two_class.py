@@ -223,3 +223,20 @@ def test_a_midpoint_difference_is_decided_without_the_exact_tier():
     e = fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(z, np.array([0, 1]))
     assert e["loss"].rounded64.tolist() == [96 + 2.0**-17] * 2
     assert e.engine.fallbacks == 0
+
+
+def test_certify_above_needs_a_value_or_a_midpoint_as_base():
+    """Values above an exact base: certified when the base is a float32 value or midpoint
+    and the upper end rounds like the base's successor; not when the base lies one float64
+    step below a midpoint (reals just above it round down, its successor rounds up)."""
+    f32 = FORMATS["float32"]
+    m = 1 + 3 * 2.0 ** -24  # between 1 + 2**-23 (odd) and 1 + 2**-22 (even): ties go up
+    tiny = np.array([2.0 ** -60])
+    r, ok = C.certify_above(np.array([m]), np.array([m + 2.0 ** -40]), tiny, f32)
+    assert ok[0] and r[0] == 1 + 2.0 ** -22  # above the midpoint: up
+    v = 1 + 2.0 ** -23
+    r, ok = C.certify_above(np.array([v]), np.array([v + 2.0 ** -40]), tiny, f32)
+    assert ok[0] and r[0] == v  # just above a value: the value
+    below = np.nextafter(m, 0.0)
+    _, ok = C.certify_above(np.array([below]), np.array([m + 2.0 ** -40]), tiny, f32)
+    assert not ok[0]

@@ -102,9 +102,11 @@ def certify_above(base: np.ndarray, mid: np.ndarray, rad: np.ndarray, fmt: Forma
     with np.errstate(all="ignore"):
         w = rad * (1 + 4 * U) + 4 * U * np.abs(mid) + 2.0 ** -1074
         up = _round(np.nextafter(base, np.inf), fmt)
-        down = _round(np.nextafter(base, -np.inf), fmt)
         at = _round(base, fmt)
-        value_or_mid = (at == base) | ((down != up) & (at != base))
+        # a midpoint: the nearest value's mirror image through base is a value as well
+        # (base − at is exact, and so is the sum: the mirror lies on base's float64 grid)
+        other = base + (base - at)
+        value_or_mid = (at == base) | ((other != at) & (_round(other, fmt) == other))
         hi = _round(mid + w, fmt)
         ok = value_or_mid & (hi == up) & np.isfinite(base) & np.isfinite(rad) & \
             (mid + w > base) & (fmt is not F64)
