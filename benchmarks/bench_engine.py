@@ -44,9 +44,11 @@ from __future__ import annotations
 
 import os
 
-# One core: pin every BLAS / OpenMP pool to a single thread before numpy/torch are imported.
+# One core: pin every BLAS / OpenMP pool, and the engine's own threads, to a single thread
+# before numpy/torch are imported (benchmarks/bench_small_c.py measures 2 threads).
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS"):
+             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS",
+             "XENTCONF_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402

@@ -164,9 +164,11 @@ def test_fallback_decides_a_float32_midpoint():
     """|d_y| = 96 + 2**-18 is a float32 midpoint; log1p(e^-96) pushes the loss above it.
 
     The engine's float64 bound cannot tell; the element falls back to the exact tier,
-    which rounds up. Independently: the float32 neighbours are 96 and 96 + 2**-17.
+    which rounds up. Independently: the float32 neighbours are 96 and 96 + 2**-17. (A
+    third class of −inf keeps the row off the closed form of C = 2, which knows the tail's
+    sign and decides it itself: tests/oracle/test_two_class.py.)
     """
-    z = np.array([[-(32 + 2.0**-18), 64.0]], dtype=np.float32)
+    z = np.array([[-(32 + 2.0**-18), 64.0, -np.inf]], dtype=np.float32)
     assert float(z[0, 0]) == -(32 + 2.0**-18)  # exact in float32
     plan = S.plan_raw_sparse(z, np.array([0]))
     r = evaluate_fast(plan)

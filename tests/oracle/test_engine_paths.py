@@ -196,9 +196,12 @@ def test_float32_logits_are_not_copied_to_float64():
     tier read rows of them, never a float64 copy of the whole input."""
     from xentconf.oracle import semantics as S
 
-    z = np.zeros((300, 2), dtype=np.float32)
-    z[:] = [-(32 + 2.0**-18), 64.0]  # every row's loss sits on a float32 midpoint
-    z[1:] = [0.5, 1.5]
+    z = np.zeros((300, 3), dtype=np.float32)
+    # the first row's loss sits on a float32 midpoint (plus a tail below float64's
+    # precision); a third class of −inf keeps it off the closed form of C = 2, which
+    # decides such a row without the exact tier
+    z[:] = [-(32 + 2.0**-18), 64.0, -np.inf]
+    z[1:] = [0.5, 1.5, -np.inf]
     plan = S.plan_raw_sparse(z, np.zeros(300, dtype=np.int64))
     assert plan.rows.source is z or plan.rows.source.base is z
     r = E.evaluate_fast(plan)

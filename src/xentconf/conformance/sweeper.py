@@ -2,11 +2,13 @@
 
 A sweep is a slice of a pair space (:func:`~xentconf.conformance.sweep.pair_rows`) for one
 API and dtype, cut into *chunks* of consecutive pairs. Each chunk is one Dask task,
-:func:`run_chunk`: it loads the target itself (a :class:`~.sandbox.Sandbox`, so a crash
-or a hang becomes the chunk's outcome), judges every row in one vectorized call of the
-oracle's fast tier with the suite's verdict, and returns a small summary (counts per grade
-and verdict, failure kinds with their smallest examples and a reproducer, the failure map).
-It keeps nothing between tasks.
+:func:`run_chunk`: it calls the target in a :class:`~.sandbox.Sandbox` (so a crash or a
+hang becomes the chunk's outcome; each worker process loads the target itself and keeps
+it loaded for its next tasks, the one thing a worker keeps between tasks), judges every
+row in one vectorized call of the oracle's fast tier with the suite's verdict, and returns
+a small summary (counts per grade and verdict, failure kinds with their smallest examples
+and a reproducer, the failure map).
+It keeps no results between tasks.
 
 The driver (:func:`execute`) persists every finished chunk under ``OUT/chunks/`` at once
 (atomically) and drops its result from the cluster, so a sweep that is stopped, or that
@@ -17,6 +19,7 @@ of the results schema) that ``xentconf report`` reads with ordinary runs.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import multiprocessing
@@ -155,12 +158,41 @@ def _cells(dtype: str, lo: int, hi: int, bad_rows: np.ndarray | None) -> list:
     return [[int(k % 64), int(k // 64), int(rows[k]), int(bad[k])] for k in nz]
 
 
+_SANDBOXES: dict = {}  # this worker process's loaded targets (a cache: no results)
+_INFO: dict = {}  # and what each of them said it implements
+
+
+def _sandbox_key(plan: SweepPlan) -> tuple:
+    return (plan.spec, plan.timeout, plan.isolate)
+
+
+def _sandbox(plan: SweepPlan) -> Sandbox:
+    """The target's sandbox in this worker process, started by the first task that needs
+    it and kept for the next ones: starting a target's process takes about a second, as
+    long as judging a chunk. A crash or a timeout kills the child; the next call starts a
+    fresh one, so a task never sees another task's target state beyond its loading."""
+    key = _sandbox_key(plan)
+    box = _SANDBOXES.get(key)
+    if box is None:
+        if not _SANDBOXES:
+            atexit.register(_close_sandboxes)
+        box = _SANDBOXES[key] = Sandbox(plan.spec, timeout=plan.timeout, isolate=plan.isolate)
+    return box
+
+
+def _close_sandboxes() -> None:
+    _INFO.clear()
+    while _SANDBOXES:
+        _SANDBOXES.popitem()[1].close()
+
+
 def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
     """Judge pairs ``lo`` to ``hi`` of the ``dtype`` sweep of ``api`` (one Dask task)."""
     for p in plan.path:
         if p not in sys.path:
             sys.path.insert(0, p)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if plan.isolate and multiprocessing.current_process().daemon:
         out = _empty(plan, api, dtype, lo, hi)
         out.update(status="error", verdicts={"error": out["rows"]},
@@ -169,10 +201,12 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
                            "target's child process: start the workers with "
                            "DASK_DISTRIBUTED__WORKER__DAEMON=False, or give --isolate none")
         return out
-    sandbox = Sandbox(plan.spec, timeout=plan.timeout, isolate=plan.isolate)
+    sandbox = _sandbox(plan)
     try:
         try:
-            info = sandbox.info()
+            info = _INFO.get(id(sandbox))
+            if info is None:  # asked once per loaded target (it reads package metadata)
+                info = _INFO[id(sandbox)] = sandbox.info()
             out = None
         except RuntimeError as exc:
             info = None
@@ -187,9 +221,15 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
                 support_of=lambda a, f: support(info, a, f),
                 callable_spec=plan.callable_target, target_options=plan.spec.kwargs)
             out = _judge_chunk(plan, checker, api, dtype, lo, hi)
-    finally:
+    except BaseException:
+        _SANDBOXES.pop(_sandbox_key(plan), None)
+        _INFO.pop(id(sandbox), None)
         sandbox.close()
+        raise
     out["seconds"] = round(time.perf_counter() - t0, 4)
+    # this worker's CPU time (the target's own process not included): on a shared
+    # machine the wall time above counts the waits for a CPU too
+    out["cpu_seconds"] = round(time.process_time() - c0, 4)
     return out
 
 
@@ -426,6 +466,17 @@ def connect(scheduler: str | None, workers: int):
     # keeps what is done, and shuts the cluster down
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        # one single-threaded worker per core: the engine's compiled kernels (and the
+        # targets' thread pools) get one thread each, not one per core per worker; and
+        # glibc's own memory policy (Dask's default MALLOC_TRIM_THRESHOLD_ switches off
+        # glibc's adaptive mmap threshold: every chunk's temporaries were fresh mappings,
+        # and faulting them in more than doubled the time of a chunk)
+        env = {k: "1" for k in ("XENTCONF_THREADS", "NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
+                                "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        # Dask's statistical profiler samples every worker's stack every 10 ms: a few
+        # per cent of a sweep's time, and nobody reads it here
+        dask.config.set({"distributed.nanny.pre-spawn-environ": env,
+                         "distributed.worker.profile.enabled": False})
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
     finally:

@@ -304,3 +304,119 @@ def run(x, labels):
     bits = x.view(np.int32 if x.dtype == np.float32 else np.int64)
     sparse_rows(x, bits, lab, t, terr, m, k, bad, xy)
     return bad, m, k, t, terr, xy
+
+
+# ------------------------------------------------------------------ rounding and certification
+
+MAGIC = 6755399441055744.0  # 1.5 · 2**52: adding and subtracting it rounds to an integer
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _round_fmt(x, p, emin, maxf, up, down):
+    """x rounded to ``p`` bits (ties to even) with the format's subnormals below 2**emin
+    and overflow to ±inf: ``formats.round_to_format``, one element."""
+    if x != x or x == 0.0 or x == np.inf or x == -np.inf or p == 53:
+        return x
+    ax = abs(x)
+    if ax < 2.0 ** emin:
+        y = x * up  # exact: a power of two times a float64 well inside the range
+        r = abs((y + MAGIC) - MAGIC) * down  # |y| < 2**(p-1): an integer, ties to even
+        return r if x > 0 else -r  # a zero keeps the sign of x
+    shift = 53 - p
+    b = _as_i64(x)
+    lsb = (b >> shift) & 1
+    b = (b + ((np.int64(1) << (shift - 1)) - 1 + lsb)) & ~((np.int64(1) << shift) - 1)
+    r = _as_f64(b)
+    if abs(r) > maxf:
+        return np.inf if x > 0 else -np.inf
+    return r
+
+
+@intrinsic
+def _as_i64(typingctx, v):
+    """The int64 whose bits are the float64 ``v``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+    return types.int64(types.float64), codegen
+
+
+def _certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
+    """``certify.certify_ball`` elementwise over flat arrays (each element on its own, so
+    the answer does not depend on the thread count)."""
+    up = 2.0 ** (p - 1 - emin)
+    down = 1.0 / up
+    u4 = 4.0 * 2.0 ** -53
+    for i in nb.prange(mid.shape[0]):
+        m = mid[i]
+        r = rad[i]
+        special = (not (m == m) or m == np.inf or m == -np.inf) and r == 0.0
+        if r == 0.0:
+            w = 0.0
+        else:
+            w = r * (1.0 + u4) + u4 * abs(m) + 2.0 ** -1074
+        lo = _round_fmt(m - w, p, emin, maxf, up, down)
+        hi = _round_fmt(m + w, p, emin, maxf, up, down)
+        good = (lo == hi or special) and (r == r and r != np.inf)
+        if f64:
+            good = good and r == 0.0
+        ok[i] = good
+        rounded[i] = m if special else _round_fmt(m, p, emin, maxf, up, down)
+
+
+certify_rows = nb.njit(cache=True, error_model="numpy", nogil=True, parallel=True)(
+    _certify_rows)  # on every core
+certify_rows_serial = nb.njit(cache=True, error_model="numpy", nogil=True)(
+    _certify_rows)  # on the calling thread (prange runs as range)
+
+
+# ------------------------------------------------------------------ two classes
+
+@jit
+def two_class_pre(x0, x1, lab, bad, d, dlo, e):
+    """``rows.two_class_rows`` up to the exponential, one row at a time (the same
+    operations in the same order: ``two_sum``, then vexp's ``exp_nonpos(−|d|)``). The two
+    logits come as contiguous columns and the body has no branches (selects and bitwise
+    tests), so the loop vectorizes (rows read in place from ``[N, 2]`` did not: 10× slower)."""
+    inf = np.inf
+    for i in range(x0.shape[0]):
+        a = np.float64(x0[i])
+        b = np.float64(x1[i])
+        one = lab[i] != 0
+        zy = b if one else a
+        zo = a if one else b
+        isbad = (a != a) | (b != b) | (a == inf) | (b == inf) | ((a == -inf) & (b == -inf))
+        s = zo + (-zy)
+        bb = s - zo
+        lo = (zo - (s - bb)) + (-zy - bb)
+        fin = (s > -inf) & (s < inf)
+        lo = lo if fin else 0.0
+        s = 0.0 if isbad else s
+        bad[i] = isbad
+        d[i] = s
+        dlo[i] = lo
+        dd = max(-abs(s), clamp)
+        kf = (dd * inv_ln2 + sh) - sh
+        r = (dd - kf * ln2_hi) - kf * ln2_lo
+        p = _poly(r)
+        kk = np.int64(kf)
+        k1 = kk >> 1
+        e[i] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+
+
+@jit
+def two_class_post(d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig, srad):
+    """The rest of ``rows.two_class_rows`` from ``lp = log1p(e)`` (numpy's, so both paths
+    share it), the same operations in the same order."""
+    for i in range(d.shape[0]):
+        di, ei, li = d[i], e[i], lp[i]
+        adlo = abs(dlo[i])
+        eps = exp_rel + adlo * slack
+        pos = di > 0
+        v = di + li if pos else li
+        rad = ((c_fn * li + eps * ei) * slack + u * v + adlo) * slack + eta
+        L[i] = v
+        Lrad[i] = rad if (v > -np.inf and v < np.inf) else 0.0
+        s1 = 1.0 + ei
+        sg = 1.0 / s1 if pos else ei / s1
+        sig[i] = sg
+        srad[i] = sg * (3 * u + 2 * eps) * slack + eta

@@ -40,3 +40,38 @@ def kernel():
         else:
             _STATE["kernel"] = _kernels.run
     return _STATE["kernel"]
+
+
+def certifier(serial: bool = False):
+    """The compiled :func:`xentconf.oracle.certify.certify_ball` (flat arrays, on every
+    core; ``serial``: on the calling thread), or None without numba or with
+    ``XENTCONF_ACCEL=0``."""
+    if not enabled():
+        return None
+    from . import _kernels
+
+    return _kernels.certify_rows_serial if serial else _kernels.certify_rows
+
+
+def set_threads(n: int) -> None:
+    """Threads of the compiled kernels that run on every core (numba's pool; at most the
+    count numba started with, NUMBA_NUM_THREADS)."""
+    if "numba" not in _STATE:
+        try:
+            import numba
+        except ImportError:
+            numba = None
+        _STATE["numba"] = numba
+    numba = _STATE["numba"]
+    if numba is not None:
+        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+def two_class_kernels():
+    """The compiled halves of ``rows.two_class_rows`` (before and after numpy's log1p), or
+    None without numba or with ``XENTCONF_ACCEL=0``."""
+    if not enabled():
+        return None
+    from . import _kernels
+
+    return _kernels.two_class_pre, _kernels.two_class_post

@@ -94,11 +94,12 @@ def row_gammas(red, n: int, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 dv, dr = frac_to_float(denom)
                 t = t / dv
                 rad = rad / abs(dv) + np.abs(t) * (U + dr / abs(dv))
-        gam = np.zeros(n)
-        grad = np.zeros(n)
-        np.add.at(gam, red.index, t)
-        np.add.at(grad, red.index, rad + np.abs(t) * U * 2)
-        counts = np.bincount(red.index, minlength=n)
+        if red.is_identity(n):  # row r is element r
+            return t + 0.0, (rad + np.abs(t) * U * 2) * SLACK  # 0 + t, as the sum below
+        # bincount adds in index order from 0, as np.add.at on zeros does (and much faster)
+        gam = np.bincount(red.index, weights=t, minlength=n)[:n]
+        grad = np.bincount(red.index, weights=rad + np.abs(t) * U * 2, minlength=n)[:n]
+        counts = np.bincount(red.index, minlength=n)[:n]
         grad += np.abs(gam) * U * np.maximum(counts - 1, 0)
     return gam, grad * SLACK
 

@@ -33,6 +33,8 @@ F64 = FORMATS["float64"]
 
 
 F32 = FORMATS["float32"]
+USE_ACCEL = True  # tests switch the compiled certification off to compare both paths
+ACCEL_MIN = 4096  # elements: below this the numpy path is as fast
 
 
 def _round(x: np.ndarray, fmt: Format) -> np.ndarray:
@@ -49,14 +51,30 @@ def _round(x: np.ndarray, fmt: Format) -> np.ndarray:
     return out
 
 
-def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format):
+def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, threads: int | None = None):
     """(rounded, ok): ok where both ends of ``mid ± rad`` round alike in ``fmt``.
 
     The ends are widened by two float64 roundings so that forming them cannot move them
-    inward. Non-finite ``mid`` with zero radius is taken as exact (NaN, ±inf).
+    inward. Non-finite ``mid`` with zero radius is taken as exact (NaN, ±inf). ``threads=1``:
+    the caller is already one of several threads (the compiled path then stays on it).
     """
     mid = np.asarray(mid, dtype=np.float64)
     rad = np.asarray(rad, dtype=np.float64)
+    if USE_ACCEL and mid.size >= ACCEL_MIN and mid.shape == rad.shape:
+        from . import accel
+
+        kern = accel.certifier()
+        if kern is not None:  # the same rounding, element by element, on every core
+            rounded = np.empty(mid.shape)
+            ok = np.empty(mid.shape, dtype=bool)
+            args = (np.ascontiguousarray(mid).reshape(-1), np.ascontiguousarray(rad).reshape(-1),
+                    fmt.p, fmt.emin, fmt.max_finite, fmt is F64, rounded.reshape(-1),
+                    ok.reshape(-1))
+            if threads == 1:
+                accel.certifier(serial=True)(*args)
+            else:
+                kern(*args)
+            return rounded, ok
     with np.errstate(all="ignore"):
         # a zero radius means mid is exact: nothing to widen
         w = np.where(rad == 0, 0.0, rad * (1 + 4 * U) + 4 * U * np.abs(mid) + 2.0 ** -1074)
@@ -68,6 +86,31 @@ def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format):
             ok &= rad == 0  # float64 outputs are certified by the double-double path only
         rounded = np.where(special, mid, _round(mid, fmt))
     return rounded, ok
+
+
+def certify_above(base: np.ndarray, mid: np.ndarray, rad: np.ndarray, fmt: Format):
+    """(rounded, ok) for values known to lie in ``(base, mid + rad]``, ``base`` exact.
+
+    Where ``base`` is itself a value or a rounding midpoint of ``fmt`` (the loss of a
+    two-class row is ``d + log1p(e^−d)`` with the float16 difference ``d``, often a
+    midpoint, and the second term far below the working precision), every real just
+    above ``base`` rounds like ``base``'s float64 successor (no midpoint lies strictly
+    between them), and rounding is monotone: so when the successor and the upper end
+    round alike, that is the rounding of every value in the interval. ``ok`` is False
+    elsewhere (``base`` neither a value nor a midpoint, or the ends round apart).
+    """
+    with np.errstate(all="ignore"):
+        w = rad * (1 + 4 * U) + 4 * U * np.abs(mid) + 2.0 ** -1074
+        up = _round(np.nextafter(base, np.inf), fmt)
+        at = _round(base, fmt)
+        # a midpoint: the nearest value's mirror image through base is a value as well
+        # (base − at is exact, and so is the sum: the mirror lies on base's float64 grid)
+        other = base + (base - at)
+        value_or_mid = (at == base) | ((other != at) & (_round(other, fmt) == other))
+        hi = _round(mid + w, fmt)
+        ok = value_or_mid & (hi == up) & np.isfinite(base) & np.isfinite(rad) & \
+            (mid + w > base) & (fmt is not F64)
+    return up, ok
 
 
 # --------------------------------------------------------------------------- sums

@@ -40,13 +40,24 @@ so scratch memory stays bounded (``BLOCK_BYTES``) whatever the input size.
 from __future__ import annotations
 
 import math
+import os
+import threading
 from fractions import Fraction
 
 import numpy as np
 
 from . import accel as _accel
 from . import budgets as _budgets
-from .certify import F64, SLACK, U, certify_ball, certify_dd_f64, frac_to_float, pairwise_sum
+from .certify import (
+    F64,
+    SLACK,
+    U,
+    certify_above,
+    certify_ball,
+    certify_dd_f64,
+    frac_to_float,
+    pairwise_sum,
+)
 from .evaluate import evaluate as _exact_evaluate
 from .evaluate import row_exact
 from .exact import certify as _certify_exact
@@ -60,10 +71,46 @@ from .rows import (
     _Workspace,
     sparse_loss_rows,
     sparse_row_stats,
+    two_class_bp,
+    two_class_rows,
 )
 from .semantics import upstream_values
 
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
+#: Threads over row blocks (and the compiled certification's threads): every core unless
+#: XENTCONF_THREADS says otherwise (set_threads). Blocks are fixed by the input's shape and
+#: each element is computed within its block, so the answer is the same for any count.
+THREADS: int | None = None  # None: XENTCONF_THREADS, else every core (read when first used)
+_POOL: dict = {}
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads for the engine's row blocks and compiled kernels."""
+    global THREADS
+    THREADS = max(1, int(n))
+    _accel.set_threads(THREADS)
+
+
+def threads() -> int:
+    """The engine's thread count (:func:`set_threads`; XENTCONF_THREADS; every core)."""
+    if THREADS is None:
+        set_threads(int(os.environ.get("XENTCONF_THREADS", 0) or os.cpu_count() or 1))
+    return THREADS
+
+
+def _map_blocks(fn, starts) -> list:
+    """``[fn(lo) for lo in starts]``, on up to :func:`threads` threads (numpy and the
+    compiled kernels release the GIL; each call writes only its own rows)."""
+    starts = list(starts)
+    n = threads()
+    if n <= 1 or len(starts) <= 1:
+        return [fn(lo) for lo in starts]
+    pool = _POOL.get(n)
+    if pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="xentconf")
+    return list(pool.map(fn, starts))
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
 KERNEL_BLOCK_ROWS = 1 << 16  # and at most this many (bounds the row-level temporaries)
 BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
@@ -131,9 +178,12 @@ class Engine:
         # the compiled kernel (same answers, bit for bit) where numba is installed
         self.accel = USE_ACCEL and rows.kind == "sparse" and \
             rows.source.dtype in (np.float32, np.float64) and _accel.enabled()
+        # C = 2: the closed form (rows.two_class_rows); float64 logits take the dd path
+        self.two_class = rows.kind == "sparse" and rows.c == 2 and \
+            rows.source.dtype in (np.float16, np.float32)
         self._exact = None
         self._loss_rows = None
-        self._ws = _Workspace()
+        self._ws = threading.local()
 
     # exact tier, for the fallbacks
     @property
@@ -146,9 +196,16 @@ class Engine:
         """((L, rad), (grad, rad) or None, NaN-row mask) for rows lo:hi."""
         rows = self.plan.rows
         kind = rows.kind
+        if self.two_class:  # σ and the bad rows are kept from the loss pass
+            self._row_values()
+            sig, srad, bad = (a[lo:hi] for a in self._two_class_sig[:3])
+            return None, two_class_bp(sig, srad, np.clip(rows.labels[lo:hi], 0, 1)), bad
         if kind == "sparse" and not need_grad:
             lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
-            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel, self._ws)
+            ws = getattr(self._ws, "ws", None)
+            if ws is None:  # scratch per thread, reused across that thread's blocks
+                ws = self._ws.ws = _Workspace()
+            stats = sparse_row_stats(rows.source[lo:hi], lab, self.accel, ws)
             return sparse_loss_rows(rows.c, stats), None, stats[0]
         if kind in ("sparse", "dense"):
             blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
@@ -179,16 +236,35 @@ class Engine:
         if c == 0:
             self._loss_rows = (L, R)
             return self._loss_rows
-        if rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
+        if self.two_class:
+            sig, srad, bad = np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool)
+            dd = np.zeros(n)
+
+            def two(lo):
+                hi = min(n, lo + KERNEL_BLOCK_ROWS)
+                b, (m, r), (sig[lo:hi], srad[lo:hi]), dd[lo:hi] = two_class_rows(
+                    rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1),
+                    USE_ACCEL and _accel.enabled(), with_d=True)
+                bad[lo:hi] = b | rows.nan_rows[lo:hi] | rows.ignored[lo:hi]
+                L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
+
+            _map_blocks(two, range(0, n, KERNEL_BLOCK_ROWS))
+            # bad: rows the closed form does not decide (TF's NaN rows, ignored rows)
+            self._two_class_sig = (sig, srad, bad, dd)
+            self._loss_rows = (L, R)
+            return self._loss_rows
+        elif rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
             step = max(1, min(n, KERNEL_BLOCK_ROWS,
                               KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
         else:
             step = _block_rows(n, c)
-        for lo in range(0, n, step):
+        def one(lo):
             hi = min(n, lo + step)
             (m, r), _g, bad = self._block(lo, hi, need_grad=False)
             L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, bad, m, r)
-        self._ws = _Workspace()  # release the scratch
+
+        _map_blocks(one, range(0, n, step))
+        self._ws = threading.local()  # release the scratch
         self._loss_rows = (L, R)
         return self._loss_rows
 
@@ -347,6 +423,19 @@ class Engine:
         L, R = self._row_values()
         cw, cr = red.floats()
         idx = red.index
+        if red.kind == "none" and red.is_identity(plan.rows.n) and red.exactly_one().all():
+            rounded, ok = certify_ball(L, R, fmt)  # every coefficient is exactly 1
+            if self.two_class and not ok.all():  # L = d + (a positive tail) with d > 0
+                i = np.flatnonzero(~ok)
+                d = self._two_class_sig[3][i]
+                pos = (d > 0) & ~self._two_class_sig[2][i] & np.isfinite(L[i])
+                i, d = i[pos], d[pos]
+                r, good = certify_above(d, L[i], R[i], fmt)
+                rounded[i[good]] = r[good]
+                ok[i[good]] = True
+            if not ok.all():
+                self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
+            return rounded.reshape(red.shape)
         with np.errstate(all="ignore"):
             vals = cw * L[idx] if idx.size else np.zeros(0)
             vr = np.abs(cw) * R[idx] + cr * np.abs(L[idx]) + U * np.abs(vals) if idx.size \
@@ -398,7 +487,7 @@ class Engine:
         fmt = self.plan.loss_format
         for i in where.tolist():
             r = int(red.index[i])
-            form = scale(row_exact(self.plan.rows, r).loss, red.fractions()[i])
+            form = scale(row_exact(self.plan.rows, r).loss, red.fraction_at(i))
             out[i] = _certify_exact(form, fmt)
             self.fallbacks += 1
 
@@ -442,8 +531,11 @@ class Engine:
                 return self._rows_from_exact(name)
         else:
             gam, grad_rad = np.ones(n), np.zeros(n)
+        if self.two_class:
+            self._row_values()  # σ, before the threads read it
         step = _block_rows(n, c)
-        for lo in range(0, n, step):
+
+        def one(lo):
             hi = min(n, lo + step)
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
             g = gam[lo:hi, None]
@@ -452,10 +544,13 @@ class Engine:
                 vr = np.abs(g) * rad + grad_rad[lo:hi, None] * np.abs(bp) + U * np.abs(val)
                 vr = np.where(np.isfinite(val), vr, 0.0)
             val, vr = _row_rules(rows, lo, hi, bad0, val, vr, cols=True)
-            rounded, ok = certify_ball(val, vr, fmt)
-            if not ok.all():
-                self._fallback_grad(rounded, ok, lo, gam_exact=with_gamma, fmt=fmt)
-            out[lo:hi] = rounded
+            out[lo:hi], ok = certify_ball(val, vr, fmt, threads=1)
+            return ok if not ok.all() else None
+
+        for lo, ok in zip(range(0, n, step), _map_blocks(one, range(0, n, step))):
+            if ok is not None:  # the exact tier, in this thread
+                self._fallback_grad(out[lo:lo + ok.shape[0]], ok, lo, gam_exact=with_gamma,
+                                    fmt=fmt)
         return out
 
     def _rows_from_exact(self, name: str) -> np.ndarray:

@@ -322,10 +322,25 @@ def row_exact(rows, r: int) -> RowExact:
 # --------------------------------------------------------------------------- plan → expectation
 
 
-def _upstream_fracs(upstream, shape: tuple) -> list:
+class _UpstreamFracs:
+    """The upstream gradient's exact values by flat index, each converted when first asked
+    for (a fallback of a few rows must not convert millions of upstream values)."""
+
+    def __init__(self, values: np.ndarray):
+        self._values = values.ravel()
+        self._fracs: dict = {}
+
+    def __getitem__(self, i: int):
+        got = self._fracs.get(i)
+        if got is None:
+            got = self._fracs[i] = frac(float(self._values[i]))
+        return got
+
+
+def _upstream_fracs(upstream, shape: tuple) -> _UpstreamFracs:
     from .semantics import upstream_values
 
-    return [frac(v) for v in upstream_values(upstream, shape).ravel().tolist()]
+    return _UpstreamFracs(upstream_values(upstream, shape))
 
 
 def exact_gammas(red, ups: list, rows=None) -> dict:
@@ -344,11 +359,10 @@ def exact_gammas(red, ups: list, rows=None) -> dict:
         cand = sorted(int(r) for r in rows if r < idx.size)  # element i is row i
     else:
         cand = np.flatnonzero(np.isin(idx, list(rows))).tolist()
-    fr = red.fractions()
     out: dict = {}
     for i in cand:
         r = int(idx[i])
-        t = _fmul(ups[i] if red.kind == "none" else ups[0], fr[i])
+        t = _fmul(ups[i] if red.kind == "none" else ups[0], red.fraction_at(i))
         if denom is not None:
             t = Fraction(0) if zero_den else _fdiv(t, denom)
         out[r] = _fadd(out.get(r, Fraction(0)), t)
@@ -379,7 +393,7 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
         return [linear_sum(pairs, denom)]
 
     loss_shape = red.shape
-    ups = _upstream_fracs(upstream, loss_shape)
+    ups = _upstream_fracs(upstream, loss_shape)  # validated now, converted when needed
 
     def row_coefs() -> list:
         gam = exact_gammas(red, ups)
@@ -404,7 +418,7 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
         arr[:] = flat
         return list(plan.grad_from_rows(arr).ravel())
 
-    bud = _budgets.Budgets(plan, lambda: np.array([float(u) for u in ups]))
+    bud = _budgets.Budgets(plan, lambda: ups._values)
     outputs = {
         "loss": OutputExpectation("loss", plan.loss_format, loss_shape, loss_forms,
                                   bud.loss),

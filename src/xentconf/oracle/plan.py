@@ -112,6 +112,15 @@ class Reduction:
             self._floats = None
         return self.coef
 
+    def fraction_at(self, i: int):
+        """Coefficient ``i`` as an exact Fraction (a special float kept), converting no
+        other coefficient (a fallback of a few elements must not convert them all)."""
+        v = self.coef[i]
+        if isinstance(v, Fraction):
+            return v
+        v = float(v)
+        return Fraction(v) if math.isfinite(v) else v
+
     def floats(self) -> tuple[np.ndarray, np.ndarray]:
         """(float64 values, absolute error bounds) of the coefficients (vectorized)."""
         cached = getattr(self, "_floats", None)
@@ -126,6 +135,16 @@ class Reduction:
             out = (vals, np.where(exact, 0.0, np.abs(vals) * 2.0 ** -53))
         self._floats = out
         return out
+
+    def is_identity(self, n: int) -> bool:
+        """Whether element ``i`` is row ``i`` for all ``n`` rows (no broadcast, no reorder)."""
+        got = self.__dict__.get("_identity")
+        if got is None or got[0] != n:
+            idx = self.index
+            same = idx.size == n and (n == 0 or (idx[0] == 0 and idx[-1] == n - 1 and
+                                                 bool((np.diff(idx) == 1).all())))
+            got = self.__dict__["_identity"] = (n, same)
+        return got[1]
 
     def exactly_one(self) -> np.ndarray:
         vals, rad = self.floats()

@@ -15,7 +15,7 @@ import numpy as np
 from . import accel as _accel
 from .certify import C_FN, ETA, SLACK, U, pairwise_sum
 from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
-from .vexp import LANES, exp_nonpos
+from .vexp import EXP_REL, LANES, exp_nonpos
 
 # --------------------------------------------------------------------------- rows
 
@@ -211,6 +211,82 @@ def sparse_loss_rows(c: int, stats) -> tuple:
         rad = sums.logs_rad + U * np.abs(L) + np.abs(alo) * SLACK
         rad = np.where(np.isinf(a), 0.0, rad)
     return L, rad
+
+
+def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
+                   with_d: bool = False):
+    """The closed form of a sparse row of two classes: ``(bad, (L, rad), (σ, rad))``.
+
+    With ``d = z_o − z_y`` (the other logit minus the labelled one; ``d + d_lo`` exactly by
+    ``two_sum``) the loss is ``softplus(d) = max(d, 0) + log1p(e)`` with ``e = exp(−|d|)``
+    and the backprop row is ``±σ(d)`` (``+`` at the other class, ``−`` at the label), with
+    ``σ(d) = e/(1 + e)`` for ``d ≤ 0`` and ``1/(1 + e)`` for ``d > 0``. Error bounds, in the
+    engine's model (``u = 2**-53``; ``ε = EXP_REL + |d_lo|`` relative on ``e``, plus ``ETA``):
+
+    * ``log1p(e)``: ``C_FN·log1p(e) + ε·e`` (``∂ log1p(e)/∂e ≤ 1``);
+    * ``L = max(d, 0) + log1p(e)``, two non-negative terms: ``+ u·L + |d_lo|``;
+    * ``1 + e``: relative ``u + ε·e/(1 + e) ≤ u + ε``; ``σ``: ``e/(1+e)`` relative
+      ``2ε + 2u``, ``1/(1+e)`` relative ``ε + 2u``; ``3u + 2ε`` is claimed for both.
+
+    ``bad`` rows (a NaN, a +inf, or both logits −inf) are TF's NaN rows; one −inf logit
+    gives a loss of 0 or +inf and a backprop of 0 or ±1, exactly. ``with_d``: also ``d``
+    (0 in bad rows), for :func:`~xentconf.oracle.certify.certify_above`.
+    """
+    if accel:
+        kern = _accel.two_class_kernels()
+        if kern is not None:
+            out = _two_class_compiled(kern, xs, labels)
+            return out if with_d else out[:3]
+    with np.errstate(all="ignore"):
+        a = np.asarray(xs[:, 0], dtype=np.float64)
+        b = np.asarray(xs[:, 1], dtype=np.float64)
+        lab1 = labels.astype(bool)
+        zy = np.where(lab1, b, a)
+        zo = np.where(lab1, a, b)
+        bad = np.isnan(a) | np.isnan(b) | (a == np.inf) | (b == np.inf) | \
+            ((a == -np.inf) & (b == -np.inf))
+        d, dlo = two_sum(zo, -zy)
+        dlo = np.where(np.isfinite(d), dlo, 0.0)
+        d = np.where(bad, 0.0, d)
+        ad = np.abs(d)
+        e = exp_nonpos(-ad)
+        eps = EXP_REL + np.abs(dlo) * SLACK
+        lp = np.log1p(e)
+        pos = d > 0
+        L = np.where(pos, d + lp, lp)
+        Lrad = ((C_FN * lp + eps * e) * SLACK + U * L + np.abs(dlo)) * SLACK + ETA
+        s1 = 1.0 + e
+        sig = np.where(pos, 1.0 / s1, e / s1)
+        srad = sig * (3 * U + 2 * eps) * SLACK + ETA
+        Lrad = np.where(np.isfinite(L), Lrad, 0.0)
+    return (bad, (L, Lrad), (sig, srad), d) if with_d else (bad, (L, Lrad), (sig, srad))
+
+
+def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
+    """:func:`two_class_rows` by the compiled kernels, bit for bit (numpy's log1p between
+    them, so both paths use the same one)."""
+    pre, post = kern
+    n = xs.shape[0]
+    wide = np.float32 if xs.dtype != np.float64 else np.float64  # float16 → float32: exact
+    x0 = np.ascontiguousarray(xs[:, 0], dtype=wide)
+    x1 = np.ascontiguousarray(xs[:, 1], dtype=wide)
+    bad = np.empty(n, dtype=bool)
+    d, dlo, e = np.empty(n), np.empty(n), np.empty(n)
+    pre(x0, x1, np.ascontiguousarray(labels, dtype=np.int64), bad, d, dlo, e)
+    lp = np.log1p(e)
+    L, Lrad, sig, srad = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    post(d, dlo, e, lp, EXP_REL, C_FN, SLACK, U, ETA, L, Lrad, sig, srad)
+    return bad, (L, Lrad), (sig, srad), d
+
+
+def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):
+    """The backprop rows ``[N, 2]`` (and radii) of :func:`two_class_rows`' ``σ``: ``−σ`` at
+    the label, ``+σ`` at the other class."""
+    bp = np.empty((sig.shape[0], 2))
+    lab1 = labels.astype(bool)
+    bp[:, 0] = np.where(lab1, sig, -sig)
+    np.negative(bp[:, 0], out=bp[:, 1])
+    return bp, np.repeat(srad[:, None], 2, axis=1)
 
 
 class _Rows:

@@ -1,0 +1,242 @@
+"""The engine's closed form at C = 2 (``rows.two_class_rows``): softplus of the logit
+difference and ±sigmoid, certified, held against mpmath at high precision on every class
+of float16 pair (random pairs, ties, huge differences, subnormals, ±0, ±inf, NaN), and
+the compiled certification against the numpy one, bit for bit."""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+from xentconf.oracle import certify as C
+from xentconf.oracle.fast import tf as fast_tf
+from xentconf.oracle.formats import FORMATS
+
+F16_MAX = 65504.0
+F16_TIE = 65520.0  # the midpoint between the float16 maximum and 2**16: rounds to inf
+
+
+def _f16_round(v: mpmath.mpf, tail: int = 0) -> float:
+    """``v + τ`` correctly rounded to float16 (ties to even), where ``τ`` is a remainder too
+    small for ``v``'s precision with the sign ``tail``: chosen between the float16
+    neighbours by exact comparison in mpmath, a tie broken by ``τ``'s sign."""
+    if mpmath.isnan(v):
+        return math.nan
+    if mpmath.isinf(v):
+        return float(v)
+    if abs(v) > F16_TIE or (abs(v) == F16_TIE and tail * v >= 0):
+        return math.copysign(math.inf, float(v))
+    x = np.float16(float(v))  # some float16 near v (maybe off by one step)
+    with np.errstate(over="ignore"):
+        cands = {float(np.nextafter(x, np.float16(-np.inf))), float(x),
+                 float(np.nextafter(x, np.float16(np.inf)))}
+    cands = sorted(c for c in cands if math.isfinite(c))
+    dist = {c: abs(mpmath.mpf(c) - v) for c in cands}
+    near = min(dist.values())
+    best = [c for c in cands if dist[c] == near]
+    if len(best) == 2 and tail:  # v is a midpoint: the remainder decides
+        return best[1] if tail > 0 else best[0]
+    return min(best, key=lambda c: int(np.float16(c).view(np.uint16)) & 1)
+
+
+def _truth(zy: float, zo: float):
+    """(loss, the sign of its remainder, σ) of a two-class row with label logit ``zy`` and
+    other logit ``zo``: the exact values by TF's rules (NaN rows for a NaN, a +inf or two
+    −inf). For ``d = zo − zy > 0`` the loss is ``d + log1p(e^−d)``: the second term may lie
+    below the working precision, and then only its sign (+) matters."""
+    if math.isnan(zy) or math.isnan(zo) or math.inf in (zy, zo) or zy == zo == -math.inf:
+        return mpmath.nan, 0, mpmath.nan
+    if zy == -math.inf:
+        return mpmath.inf, 0, mpmath.mpf(1)
+    if zo == -math.inf:
+        return mpmath.mpf(0), 0, mpmath.mpf(0)
+    d = mpmath.mpf(zo) - mpmath.mpf(zy)  # exact: float16 values differ by < 2**41 steps
+    if d > 0:
+        return d + mpmath.log1p(mpmath.exp(-d)), 1, 1 / (1 + mpmath.exp(-d))
+    return mpmath.log1p(mpmath.exp(d)), 0, mpmath.exp(d) / (1 + mpmath.exp(d))
+
+
+def _pairs() -> np.ndarray:
+    rng = np.random.default_rng(13)
+    every = np.arange(65536, dtype=np.uint16).view(np.float16)
+    fin = every[np.isfinite(every)]
+    sub = fin[(fin != 0) & (np.abs(fin) < np.float16(2.0 ** -14))]
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, F16_MAX, -F16_MAX, 1.0, -1.0,
+                        2.0 ** -24, -(2.0 ** -24), 11.0, -11.0, 17.3, 2.0 ** -14],
+                       dtype=np.float16)
+    rows = [
+        rng.choice(every, (6000, 2)),  # any bit patterns (NaNs, infinities included)
+        np.repeat(rng.choice(fin, 1500)[:, None], 2, axis=1),  # ties
+        np.stack([rng.choice(fin, 1500), rng.choice(sub, 1500)], axis=1),  # subnormals
+        np.stack([rng.choice(fin, 1500), np.full(1500, F16_MAX, np.float16)], axis=1),
+        np.stack(np.meshgrid(special, special), axis=-1).reshape(-1, 2),  # every special
+        # differences where the loss leaves float16's range, underflows or sits near 1
+        np.stack([rng.uniform(-30, 30, 3000), rng.uniform(-30, 30, 3000)],
+                 axis=1).astype(np.float16),
+    ]
+    return np.concatenate([r.astype(np.float16) for r in rows])
+
+
+def test_two_class_rows_are_correctly_rounded_against_mpmath():
+    x = _pairs()
+    labels = np.tile(np.array([0, 1], np.int32), x.shape[0] // 2 + 1)[:x.shape[0]]
+    e = fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(x, labels)
+    assert e.engine.two_class
+    loss, bp = e["loss"].rounded64, e["backprop"].rounded64
+    mpmath.mp.prec = 160
+    bad = []
+    for i, (row, y) in enumerate(zip(x.astype(np.float64), labels)):
+        L, tail, s = _truth(row[y], row[1 - y])
+        want_l = _f16_round(L, tail)
+        want_s = _f16_round(s)
+        got_bp = bp[i]
+        if math.isnan(want_l):
+            ok = math.isnan(loss[i]) and np.isnan(got_bp).all()
+        else:
+            ok = loss[i] == want_l and got_bp[1 - y] == want_s and got_bp[y] == -want_s
+        if not ok:
+            bad.append((row.tolist(), int(y), loss[i], want_l, got_bp.tolist(), want_s))
+    assert not bad, bad[:5]
+    assert e.engine.fallbacks <= x.shape[0] // 1000  # the closed form certifies nearly all
+
+
+def test_two_class_matches_the_general_engine_on_float32(monkeypatch):
+    """The closed form and the general row evaluator agree bit for bit (float32 logits,
+    with an upstream gradient: loss and grad_logits)."""
+    from xentconf.oracle import engine as E
+
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((20000, 2)) * 10.0 ** rng.integers(-8, 8, (20000, 1)))
+    x = x.astype(np.float32)
+    x[::50, 0] = x[::50, 1]  # ties
+    x[::77, 1] = -np.inf
+    x[::91, 0] = np.nan
+    y = rng.integers(0, 2, x.shape[0])
+    up = rng.standard_normal(x.shape[0]).astype(np.float32)
+    out = {}
+    orig = E.Engine.__init__
+    for closed in (True, False):
+        def init(self, *a, _closed=closed, **k):
+            orig(self, *a, **k)
+            self.two_class = self.two_class and _closed
+        monkeypatch.setattr(E.Engine, "__init__", init)
+        e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, upstream=up)
+        assert e.engine.two_class is closed
+        out[closed] = (e["loss"].rounded64, e["grad_logits"].rounded64)
+    for a, b in zip(out[True], out[False]):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64"])
+def test_compiled_certification_matches_numpy(name):
+    from xentconf.oracle import accel
+
+    if accel.certifier() is None:
+        pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
+    f = FORMATS[name]
+    rng = np.random.default_rng(4)
+    n = 200000
+    pts = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
+    pts = pts[np.isfinite(pts)]
+    mid = np.concatenate([
+        rng.standard_normal(n) * np.exp(rng.uniform(-110, 100, n)), pts,
+        (pts[1:] + pts[:-1]) / 2, [np.nan, np.inf, -np.inf, 0.0, -0.0,
+                                   f.max_finite * (1 + 2.0 ** -f.p),
+                                   f.max_finite * (1 + 2.0 ** -f.p) * (1 - 2.0 ** -50),
+                                   -f.min_subnormal / 2, -f.min_subnormal / 4]])
+    rad = np.abs(mid) * rng.choice([0.0, 1e-20, 1e-10, 1e-4], mid.size)
+    rad[::97] = np.inf
+    rad[::89] = np.nan
+    with np.errstate(all="ignore"):
+        a = C.certify_ball(mid, rad, f)
+        C.USE_ACCEL = False
+        try:
+            b = C.certify_ball(mid, rad, f)
+        finally:
+            C.USE_ACCEL = True
+    assert np.array_equal(a[0], b[0], equal_nan=True)
+    assert np.array_equal(np.signbit(a[0]), np.signbit(b[0]))
+    assert np.array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("c", [2, 10])
+def test_answers_do_not_depend_on_the_thread_count(c):
+    """Row blocks on several threads give the same bits as one thread (and the same
+    fallbacks): several blocks, float16 rows with exact ties to force some fallbacks."""
+    from xentconf.oracle import engine as E
+
+    rng = np.random.default_rng(5)
+    n = 3 * E.KERNEL_BLOCK_ROWS // c + 17
+    x = (rng.standard_normal((n, c)) * 4).astype(np.float16)
+    x[::3] = 0  # uniform rows: log(c) and 1/c
+    y = rng.integers(0, c, n)
+    up = rng.standard_normal(n).astype(np.float16)
+    seen = []
+    before = E.threads()
+    try:
+        for threads in (1, 3):
+            E.set_threads(threads)
+            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, upstream=up)
+            seen.append((e["loss"].rounded64, e["grad_logits"].rounded64, e.engine.fallbacks))
+    finally:
+        E.set_threads(before)
+    (l1, g1, f1), (l3, g3, f3) = seen
+    assert np.array_equal(l1, l3, equal_nan=True)
+    assert np.array_equal(g1, g3, equal_nan=True)
+    assert np.array_equal(np.signbit(g1), np.signbit(g3))
+    assert f1 == f3
+
+
+def test_compiled_two_class_rows_match_numpy_bit_for_bit():
+    from xentconf.oracle import accel
+    from xentconf.oracle import rows as R
+
+    if accel.two_class_kernels() is None:
+        pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
+    rng = np.random.default_rng(2)
+    every = np.arange(65536, dtype=np.uint16).view(np.float16)
+    x16 = rng.choice(every, (100000, 2))
+    x32 = (rng.standard_normal((100000, 2)) * 10.0 ** rng.integers(-10, 38, (100000, 1)))
+    x32 = x32.astype(np.float32)
+    x32[::7, 1] = -np.inf
+    x32[::11, 0] = np.nan
+    x32[::13, 0] = x32[::13, 1]
+    for x in (x16, x32):
+        lab = rng.integers(0, 2, x.shape[0])
+        with np.errstate(all="ignore"):
+            a = R.two_class_rows(x, lab, True)
+            b = R.two_class_rows(x, lab, False)
+        assert np.array_equal(a[0], b[0])
+        for p, q in zip(a[1] + a[2], b[1] + b[2]):
+            assert np.array_equal(p, q, equal_nan=True)
+            assert np.array_equal(np.signbit(p), np.signbit(q))
+
+
+def test_a_midpoint_difference_is_decided_without_the_exact_tier():
+    """d = 96 + 2**-18 is a float32 midpoint and the loss d + log1p(e^−d) lies just above
+    it: the float32 rounding is 96 + 2**-17 (the upper neighbour; a tie would go to even,
+    96). The closed form knows the tail is positive and certifies it on its own."""
+    z = np.array([[-(32 + 2.0**-18), 64.0], [64.0, -(32 + 2.0**-18)]], dtype=np.float32)
+    e = fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(z, np.array([0, 1]))
+    assert e["loss"].rounded64.tolist() == [96 + 2.0**-17] * 2
+    assert e.engine.fallbacks == 0
+
+
+def test_certify_above_needs_a_value_or_a_midpoint_as_base():
+    """Values above an exact base: certified when the base is a float32 value or midpoint
+    and the upper end rounds like the base's successor; not when the base lies one float64
+    step below a midpoint (reals just above it round down, its successor rounds up)."""
+    f32 = FORMATS["float32"]
+    m = 1 + 3 * 2.0 ** -24  # between 1 + 2**-23 (odd) and 1 + 2**-22 (even): ties go up
+    tiny = np.array([2.0 ** -60])
+    r, ok = C.certify_above(np.array([m]), np.array([m + 2.0 ** -40]), tiny, f32)
+    assert ok[0] and r[0] == 1 + 2.0 ** -22  # above the midpoint: up
+    v = 1 + 2.0 ** -23
+    r, ok = C.certify_above(np.array([v]), np.array([v + 2.0 ** -40]), tiny, f32)
+    assert ok[0] and r[0] == v  # just above a value: the value
+    below = np.nextafter(m, 0.0)
+    _, ok = C.certify_above(np.array([below]), np.array([m + 2.0 ** -40]), tiny, f32)
+    assert not ok[0]
