@@ -4,8 +4,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from xentconf.conformance.sweep import GRID, map_bins, pair_rows, pair_total
-from xentconf.conformance.sweep import parse_pairs
+from xentconf.conformance.sweep import GRID, map_bins, pair_rows, pair_total, parse_pairs
 from xentconf.conformance.sweeper import chunk_jobs
 
 NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
