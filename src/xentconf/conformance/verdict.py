@@ -89,11 +89,6 @@ def _fmt(v: float) -> str:
     return f"{float(v).hex()} ({float(v):.9g})"
 
 
-def _exact_at(o: OutputExpectation, flat: np.ndarray) -> np.ndarray:
-    """The exact values (rounded to float64) at flat indices ``flat`` of ``o``."""
-    return o.exact64.ravel()[flat]
-
-
 def _exact_side(o: OutputExpectation, flat: np.ndarray, r: np.ndarray,
                 x: np.ndarray) -> np.ndarray:
     """sign(exact − r) at ``flat``: from ``x`` (the exact values rounded to float64) when
@@ -152,7 +147,7 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
     err = d.copy()
     if need.any():
         where = np.flatnonzero(need)
-        x = _exact_at(o, where)
+        x = o.exact64_at(where)
         err[where] = np.abs(g[where] - x)
         side = _exact_side(o, where, r[where], x)
         neighbour[where] &= np.sign(g[where] - r[where]) == side
@@ -325,7 +320,7 @@ def _mechanisms(exp: Expectation, missed: dict, required: str) -> tuple[str, ...
             return ()
         n = o.size
         exact = np.full(n, np.nan)
-        exact[where] = _exact_at(o, where)
+        exact[where] = o.exact64_at(where)
         slack = np.zeros(n) if required == "exact" else \
             np.asarray(o.budgets[required], dtype=np.float64).ravel()
         ok, names = excused(allowed[name], got, exact, slack, where)

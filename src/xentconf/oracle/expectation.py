@@ -73,6 +73,18 @@ class OutputExpectation:
                 return np.asarray(v, dtype=np.float64).reshape(self.shape)
         return np.array([to_float64(f) for f in self.forms], dtype=np.float64).reshape(self.shape)
 
+    def exact64_at(self, flat: np.ndarray) -> np.ndarray:
+        """:attr:`exact64` at flat indices ``flat`` only: the whole array where it is cheap
+        (the widened call) or wanted anyway, else one exact form per element asked about
+        (rounding every form of an output, a Ziv loop each, was most of a conformance run's
+        time when a few elements were borderline)."""
+        flat = np.asarray(flat, dtype=np.intp)
+        if self.exact64_source is not None or "exact64" in self.__dict__ or \
+                2 * flat.size >= self.size:
+            return self.exact64.ravel()[flat]
+        forms = self.forms
+        return np.array([to_float64(forms[int(i)]) for i in flat], dtype=np.float64)
+
     def exact_strings(self, digits: int = 30) -> list[str]:
         """Exact values as decimal strings with ``digits`` significant digits (row-major)."""
         return [decimal_string(f, digits) for f in self.forms]
