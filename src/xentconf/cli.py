@@ -127,8 +127,7 @@ def _print_info(info, verbose: bool, only_api: str | None = None) -> None:
     if info.description:
         print(f"  {info.description}")
     if info.modes:
-        modes = [f"{m.device}/{m.profile}" + ("" if m.available else
-                                              f" unavailable ({m.reason})")
+        modes = [m.label + ("" if m.available else f" unavailable ({m.reason})")
                  for m in info.modes]
         print(f"  modes: {'; '.join(modes)}")
     if info.keras:

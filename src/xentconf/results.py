@@ -142,6 +142,9 @@ JSON_SCHEMA: dict[str, Any] = {
                                "additionalProperties": {"type": ["string", "null"]}},
                 "device": {"type": "string"},
                 "profile": {"type": "string"},
+                "mode": {"type": "string", "description": "how the target's mode executed: "
+                                                          "eager, xla, compile, or a Keras 3 "
+                                                          "backend (absent: eager)"},
                 "accuracy": {"enum": list(REQUIRED_GRADES)},
                 "strict": {"type": "boolean", "description": "as-tensorflow counted as a "
                                                              "failure"},

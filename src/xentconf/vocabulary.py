@@ -10,7 +10,8 @@ grade starts here.
 from __future__ import annotations
 
 __all__ = ["API_IDS", "API_SHORT", "BUDGET_GRADES", "DEVICES", "DTYPES", "GRADES",
-           "KERAS_APIS", "KERAS_VARIANTS", "PROFILES", "RAW_OPS", "REQUIRED_GRADES"]
+           "KERAS_APIS", "KERAS_BACKENDS", "KERAS_VARIANTS", "MODES", "PROFILES", "RAW_OPS",
+           "REQUIRED_GRADES"]
 
 #: The APIs of SPEC §1, in their order, with the short names used in test ids and reports.
 API_SHORT: dict[str, str] = {
@@ -32,6 +33,12 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 DEVICES = ("cpu", "cuda")
 #: Device profiles (SPEC §2): cpu raises on bad sparse labels; gpu and xla give NaN rows.
 PROFILES = ("cpu", "gpu", "xla")
+#: How a target executes in one of its modes (a mode is a device, a profile and one of
+#: these): eager ops, XLA compilation (TensorFlow's ``jit_compile=True``, ``jax.jit``),
+#: ``torch.compile`` (inductor), or — for Keras 3, whose calls run eagerly on whichever
+#: backend it is configured with — the backend.
+KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+MODES = ("eager", "xla", "compile", *KERAS_BACKENDS)
 #: The Keras semantics: Keras 2 (tf_keras, the seed documents') and Keras 3.
 KERAS_VARIANTS = ("keras2", "keras3")
 

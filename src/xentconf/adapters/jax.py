@@ -147,11 +147,12 @@ class JaxTarget(Target):
                 reason = f"jax/optax failed to import: {exc}"
         if reason:
             return TargetInfo(self.name, False, reason=reason, apis=apis, modes=(
-                Mode("cpu", "xla", available=False, reason=reason),
-                Mode("cuda", "xla", available=False, reason=reason)))
+                Mode("cpu", "xla", available=False, reason=reason, name="xla"),
+                Mode("cuda", "xla", available=False, reason=reason, name="xla")))
         modes = (
-            Mode("cpu", "xla", "jax.jit on the CPU (XLA: bad labels never raise)"),
-            Mode("cuda", "xla", "jax.jit on the GPU backend", available=gpu, reason=why),
+            Mode("cpu", "xla", "jax.jit on the CPU (XLA: bad labels never raise)", name="xla"),
+            Mode("cuda", "xla", "jax.jit on the GPU backend", available=gpu, reason=why,
+                 name="xla"),
         )
         return TargetInfo(
             self.name, True, version=version, modes=modes, apis=apis,

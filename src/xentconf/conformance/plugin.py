@@ -202,7 +202,8 @@ def build_document(state: _State, exitstatus: int) -> dict:
         "xentconf_version": __version__,
         "target": target,
         "frameworks": _frameworks(run),
-        "device": run.device, "profile": run.profile or "cpu", "accuracy": run.accuracy,
+        "device": run.device, "profile": run.profile or "cpu", "mode": run.mode or "eager",
+        "accuracy": run.accuracy,
         "strict": run.strict,
         "hypothesis_profile": run.hypothesis, "seed": run.seed,
         "examples": run.max_examples,
@@ -241,7 +242,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     tr.section("xentconf")
     run = state.run
-    tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}, required grade "
+    mode = "" if run.mode in (None, "eager") else f"/{run.mode}"
+    tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}{mode}, required grade "
                   f"{run.accuracy}: " + ", ".join(f"{v} {counts[v]}" for v in results.VERDICTS
                                                   if v in counts))
     # an entry declaring a grade at least as good as the required one never applies

@@ -98,10 +98,11 @@ def _csp_hash(script: str) -> str:
 # --------------------------------------------------------------------- view model
 
 
-def row_label(target: str, device: str, profile: str) -> str:
-    """``torch · cuda (gpu profile)``, or ``torch · cpu`` when device and profile agree."""
+def row_label(target: str, device: str, profile: str, mode: str = "eager") -> str:
+    """``torch · cuda (gpu profile)``, or ``torch · cpu`` when device and profile agree;
+    a mode other than eager follows (``torch · cpu · compile``)."""
     where = device if device == profile else f"{device} ({profile} profile)"
-    return f"{target} · {where}"
+    return f"{target} · {where}" + ("" if mode == "eager" else f" · {mode}")
 
 
 @dataclass
@@ -299,7 +300,8 @@ def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | 
         rows.append(RowView(
             row=row, label=row_label(*row.key), target=row.target,
             where=(row.device if row.device == row.profile
-                   else f"{row.device} · {row.profile} profile"),
+                   else f"{row.device} · {row.profile} profile")
+            + ("" if row.mode == "eager" else f" · {row.mode}"),
             version=run["target"].get("version"), keras=run["target"].get("keras"),
             interrupted=any(board.runs[i].run["interrupted"] for i in row.runs)))
 
