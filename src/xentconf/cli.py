@@ -257,7 +257,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
     try:
         if args.markdown is not None:
-            text = write_markdown(args.results, args.markdown)
+            text = write_markdown(args.results, args.markdown, args.baseline)
             if args.markdown == "-":
                 print(text, end="")
         if args.out is not None:

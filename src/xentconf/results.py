@@ -383,10 +383,21 @@ def loads(text: str, source: str = "results") -> dict[str, Any]:
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a results file."""
+    """Read and validate a results file (gzip-compressed when its name ends in ``.gz``,
+    as committed baselines are)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
+        if p.suffix == ".gz":
+            import gzip
+            import zlib
+
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+                raise ResultsError(f"{p}: not a gzip file, though its name ends in .gz "
+                                   f"({exc})") from exc
+        text = data.decode("utf-8")
     except IsADirectoryError as exc:
         raise ResultsError(f"{p}: is a directory; give the results.json inside it") from exc
     except FileNotFoundError as exc:

@@ -383,15 +383,19 @@ def _load_all(paths: Sequence[str | os.PathLike], what: str) -> list[dict[str, A
     return docs
 
 
-def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike) -> str:
+def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike,
+                   baseline_paths: Sequence[str | os.PathLike] | None = None) -> str:
     """Write the standing table of the results files ``paths`` (Markdown) to ``target``
-    (``-``: return it only) and return it; :class:`ReportError` for unusable input."""
+    (``-``: return it only) and return it; with ``baseline_paths``, a column says what
+    changed since those results. :class:`ReportError` for unusable input."""
     from .markdown import standing_table
 
     if not paths:
         raise ReportError("no results files given: name at least one results.json written "
                           "by xentconf run")
-    text = standing_table(_load_all(paths, ""), [str(p) for p in paths])
+    baseline = _load_all(baseline_paths, "baseline: ") if baseline_paths else None
+    text = standing_table(_load_all(paths, ""), [str(p) for p in paths], baseline,
+                          [str(p) for p in baseline_paths] if baseline_paths else None)
     if str(target) != "-":
         try:
             atomic_write(target, text.encode("utf-8"))
