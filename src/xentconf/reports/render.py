@@ -405,6 +405,18 @@ def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike
     return text
 
 
+def write_issue_reports(paths: Sequence[str | os.PathLike],
+                        out_dir: str | os.PathLike) -> list[Path]:
+    """Write a ready-to-file Markdown bug report per distinct finding of the results files
+    ``paths`` into ``out_dir`` (see :mod:`xentconf.reports.issues`); return their paths."""
+    from .issues import write_issues
+
+    if not paths:
+        raise ReportError("no results files given: name at least one results.json written "
+                          "by xentconf run")
+    return write_issues(_load_all(paths, ""), out_dir, [str(p) for p in paths])
+
+
 def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
                  baseline_paths: Sequence[str | os.PathLike] | None = None) -> Path:
     """Render the results files ``paths`` (compared with ``baseline_paths`` if given) into
