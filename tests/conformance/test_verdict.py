@@ -102,3 +102,24 @@ def test_underflow_tag_for_subnormal_results():
                                                                  rel_tol=0.1)
     v = judge(exp, {"loss": np.zeros(1, np.float32)}, outputs=("loss",))
     assert "underflow" in v.tags
+
+
+def test_exact_values_of_a_few_elements_equal_those_of_every_element():
+    """The verdict asks for the exact values of a few borderline elements only; they are
+    the very values of the whole output's exact64 (computed on a fresh expectation)."""
+    from xentconf.conformance.verdict import _exact_at
+    from xentconf.oracle.fast import tf as fast_tf
+
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((6, 9)) * 4).astype(np.float32)
+    labels = rng.integers(0, 9, 6).astype(np.int32)
+
+    def out():
+        return fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+            features=logits, labels=labels)["backprop"]
+
+    flat = np.array([0, 7, 31, 53])
+    few = _exact_at(out(), flat)
+    every = out().exact64.ravel()[flat]
+    assert few.dtype == np.float64 and np.array_equal(few, every)
+    assert not np.array_equal(few, out().rounded64.ravel()[flat].astype(np.float32))
