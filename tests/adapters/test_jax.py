@@ -88,6 +88,7 @@ def test_info_describes_jax_and_optax():
     modes = {m.device: m for m in INFO.modes}
     assert set(modes) == {"cpu", "cuda"}
     assert modes["cpu"].available and modes["cpu"].profile == "xla"
+    assert modes["cpu"].name == modes["cuda"].name == "xla"
     assert modes["cuda"].profile == "xla"
     try:
         jax.devices("gpu")
