@@ -158,6 +158,33 @@ def scoreboard(session: nox.Session) -> None:
 
 
 @nox.session
+def standing(session: nox.Session) -> None:
+    """Make this scoreboard run the committed baseline: each reports/<target>-<mode>.json
+    gzipped into scoreboard/, and the standing table generated from scoreboard/ between
+    the README's markers (a test holds the two equal). `xentconf report ... --baseline
+    scoreboard/*.json.gz` then shows what a new run changed."""
+    import gzip
+    from pathlib import Path
+
+    runs = sorted(p for p in Path("reports").glob("*-*.json"))
+    if not runs:
+        session.error("no reports/<target>-<mode>.json: run `nox -s scoreboard` first")
+    session.install("-e", ".")
+    out = Path("scoreboard")
+    out.mkdir(exist_ok=True)
+    for p in runs:  # mtime=0: the same results give the same bytes
+        (out / f"{p.name}.gz").write_bytes(gzip.compress(p.read_bytes(), 9, mtime=0))
+    files = sorted(str(p) for p in out.glob("*.json.gz"))
+    table = session.run("xentconf", "report", *files, "--markdown", "-", silent=True)
+    readme = Path("README.md")
+    text = readme.read_text(encoding="utf-8")
+    begin, end = "<!-- standing:begin -->", "<!-- standing:end -->"
+    head, rest = text.split(begin, 1)
+    readme.write_text(f"{head}{begin}\n{table}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+    session.log(f"{len(files)} runs in scoreboard/; the README's table regenerated")
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Run the exact tier's benchmark (arguments go to benchmarks/bench_exact.py)."""
     session.install(".")
