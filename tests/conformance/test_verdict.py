@@ -123,3 +123,38 @@ def test_exact_values_of_a_few_elements_equal_those_of_every_element():
     every = out().exact64.ravel()[flat]
     assert few.dtype == np.float64 and np.array_equal(few, every)
     assert not np.array_equal(few, out().rounded64.ravel()[flat].astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_widened_exact_values_are_the_exact_tiers(dtype):
+    """For the raw ops and tf.nn the checker offers the verdict the exact values of narrow
+    outputs from the same call widened to float64 (cheap); they are the exact tier's values
+    rounded to float64, element for element, on hard rows (huge, tiny, tied, far apart)."""
+    import ml_dtypes
+
+    from xentconf.conformance.checker import WIDE_EXACT, Checker
+    from xentconf.oracle.fast import oracle_call as fast_call
+
+    dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    checker = Checker(sandbox=None, target_name="t", device="cpu", profile="cpu", keras=None,
+                      accuracy="stable", deviations=[], support_of=lambda a, f: "native")
+    rng = np.random.default_rng(11)
+    big = float(np.finfo(np.float16).max) if dtype == "float16" else 3e38
+    z = np.array([[0.0, 1.0, -2.0, 0.5], [big, -big, big / 2, 0.0], [1e-7, 2e-7, 0.0, 0.0],
+                  [30.0, -30.0, 0.0, 12.0], [3.0, 3.0, 3.0, 3.0]]).astype(dt)
+    y = rng.integers(0, 4, 5).astype(np.int32)
+    soft = (rng.multinomial(64, [0.25] * 4, size=5) / 64).astype(dt)
+    up = (rng.standard_normal(5) + 0.5).astype(dt)
+    for api in WIDE_EXACT:
+        sparse = "Sparse" in api or "sparse" in api
+        labels = y if sparse else soft
+        args = ({"features": z, "labels": labels} if api.startswith("tf.raw_ops")
+                else {"labels": labels, "logits": z})
+        grad = None if api.startswith("tf.raw_ops") else up
+        exp = fast_call(api, args, None, profile="cpu", upstream=grad)
+        checker.widened(api, args, {}, grad, exp)
+        for name, o in exp.outputs.items():
+            got = o.mid64()
+            truth = fast_call(api, args, None, profile="cpu", upstream=grad).outputs[name]
+            fin = np.isfinite(truth.rounded64)
+            assert np.array_equal(np.asarray(got)[fin], truth.exact64[fin]), (api, name)

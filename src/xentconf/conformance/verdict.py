@@ -91,9 +91,10 @@ def _fmt(v: float) -> str:
 
 def _exact_at(o: OutputExpectation, flat: np.ndarray) -> np.ndarray:
     """The exact values (rounded to float64) at flat indices ``flat`` of ``o``."""
-    mid = getattr(o, "mid64", None)  # the engine's float64 values, when it offers them
-    if mid is not None:
-        return np.asarray(mid(), dtype=np.float64).ravel()[flat]
+    mid = getattr(o, "mid64", None)  # the exact values rounded to float64, when offered
+    values = mid() if mid is not None else None  # (None: not for this call after all)
+    if values is not None:
+        return np.asarray(values, dtype=np.float64).ravel()[flat]
     if "exact64" in o.__dict__ or 2 * len(flat) >= o.size:
         return o.exact64.ravel()[flat]
     # only the elements asked about: rounding every exact form to float64 (a Ziv loop
