@@ -267,6 +267,11 @@ def _with_grad(fn):
             return fn(z, dynamic, dict(static))
 
         loss, vjp, aux = jax.vjp(loss_of, logits, has_aux=True)
+        if upstream.shape != loss.shape:
+            # the loss is not TensorFlow's shape, so TensorFlow's upstream gradient does
+            # not fit it: the outputs as they are (the verdict names the shape), no
+            # gradient, rather than jax's complaint about the upstream
+            return {"loss": loss, **aux}
         (grad,) = vjp(upstream.astype(loss.dtype))
         return {"loss": loss, **aux, "grad_logits": grad}
 
