@@ -81,3 +81,12 @@ def test_the_command_reads_gzipped_results_and_a_baseline(tmp_path, docs, baseli
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == standing_table([docs[0]], baseline=[baseline[0]])
     assert proc.stdout.splitlines()[0].endswith("| since baseline |")
+
+
+def test_a_run_cut_short_says_so(docs):
+    import copy
+
+    cut = copy.deepcopy(docs[0])
+    cut["run"]["interrupted"] = True
+    head, _, row = _rows(standing_table([cut]))
+    assert row[head.index("run")] == "2026-01-02 (cut short)"

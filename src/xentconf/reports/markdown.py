@@ -68,7 +68,8 @@ def standing_table(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None
                    baseline_sources: Sequence[str] | None = None) -> str:
     """The Markdown standing table of validated results documents: a row per target run
     (target, its version, the mode as ``device/profile[/execution]`` with the Keras
-    variant, the verdict counts, the most frequent failures, the run's date); with
+    variant, the verdict counts, the most frequent failures, the run's date, marked when
+    the run was cut short); with
     ``baseline`` (earlier results), a last column says what changed since."""
     board = merge(docs, sources)
     since = _changes(board, baseline, baseline_sources) if baseline else None
@@ -86,7 +87,9 @@ def standing_table(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None
             mode += f", {target['keras']}"
         cells = [f"`{row.target}`", target.get("version") or "-", mode,
                  *(str(counts[v]) for v in _COLUMNS), _failing_features(row.outcomes),
-                 (run.get("started") or "")[:10]]
+                 (run.get("started") or "")[:10]
+                 + (" (cut short)" if any(board.runs[i].run["interrupted"] for i in row.runs)
+                    else "")]
         if since is not None:
             cells.append(since[row.index])
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
