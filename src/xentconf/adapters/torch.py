@@ -423,8 +423,9 @@ def _forward_fn(torch, F):
 
     def forward(api, z, y, weights, axis, eps, reduction):
         if api == API_IDS[0]:
+            loss = _sparse_loss(F, torch, y, z)  # first: torch's own label check speaks
             onehot = F.one_hot(_int_labels(torch, y), z.shape[-1])
-            return {"loss": _sparse_loss(F, torch, y, z),
+            return {"loss": loss,
                     "backprop": torch.softmax(z.detach(), dim=-1) - onehot.to(z.dtype)}
         if api == API_IDS[1]:
             zb, yb = torch.broadcast_tensors(z, y.to(z.dtype))
