@@ -73,7 +73,7 @@ def record_tensorflow(session: nox.Session) -> None:
 #: a conformance run that writes reports/<target>.json for the `report` session.
 TARGET_INSTALLS = {
     "tensorflow": [".[tensorflow]"],
-    "keras": [".[keras]"],
+    "keras": [".[keras,torch,jax]"],  # Keras 3 on each of its three backends
     "torch": [".[torch]"],
     "jax": [".[jax]"],
     "onnxruntime": [".[onnxruntime]"],
@@ -84,6 +84,22 @@ TARGET_INSTALLS = {
 MUST_CONFORM = {"reference", "tensorflow"}
 #: Targets with a CUDA mode: `conformance-<target>-gpu` runs it where nvidia-smi exists.
 GPU_TARGETS = {"tensorflow": "gpu", "torch": "gpu", "jax": "gpu"}
+#: Every CPU mode of each built-in target, as (mode, `xentconf run` arguments, environment):
+#: `conformance-<target>` runs each and writes reports/<target>-<mode>.json. TensorFlow's
+#: Keras APIs run on tf_keras (Keras 2 semantics) in both its modes; Keras 3 runs on each of
+#: its backends (it picks one at import, from KERAS_BACKEND). A torch.compile call that
+#: meets a new graph compiles it (inductor and a C++ compiler) within the per-case limit,
+#: so that mode gets a longer one.
+MODES = {
+    "tensorflow": (("eager", ("--mode", "eager"), {}), ("xla", ("--mode", "xla"), {})),
+    "keras": tuple((b, ("--mode", b), {"KERAS_BACKEND": b})
+                   for b in ("tensorflow", "torch", "jax")),
+    "torch": (("eager", ("--mode", "eager"), {}),
+              ("compile", ("--mode", "compile", "--timeout", "600"), {})),
+    "jax": (("xla", ("--mode", "xla"), {}),),
+    "onnxruntime": (("eager", ("--mode", "eager"), {}),),
+    "reference": (("eager", ("--mode", "eager"), {}),),
+}
 
 
 def _conformance(session: nox.Session, target: str, device: str = "cpu") -> None:
@@ -92,17 +108,22 @@ def _conformance(session: nox.Session, target: str, device: str = "cpu") -> None
 
     if device == "cuda" and shutil.which("nvidia-smi") is None:
         session.skip("no NVIDIA GPU here (nvidia-smi not found)")
-    session.install(*TARGET_INSTALLS[target], "pytest-xdist")
+    # editable: `nox -R` (reuse the environment, skip the install) runs the current source
+    session.install("-e", *TARGET_INSTALLS[target], "pytest-xdist")
     if device == "cpu":
         session.run("pytest", "-n", "auto", "-q", "tests/adapters",
                     env={"XENTCONF_REQUIRE_TARGET": target})
-    name = target if device == "cpu" else f"{target}-{device}"
-    out = Path("reports") / name
     codes = [0] if target in MUST_CONFORM else [0, 1]
-    session.run("xentconf", "run", "--target", target, "--device", device, "-n", "auto",
-                "--out", str(out), "--no-report", *session.posargs, success_codes=codes)
-    shutil.copyfile(out / "results.json", Path("reports") / f"{name}.json")
-    session.log(f"wrote reports/{name}.json; `nox -s report` merges reports/*.json")
+    modes = MODES[target] if device == "cpu" else (("", (), {}),)
+    for mode, args, env in modes:
+        name = "-".join(p for p in (target, "" if device == "cpu" else device, mode) if p)
+        out = Path("reports") / name
+        session.run("xentconf", "run", "--target", target, "--device", device, *args,
+                    "-n", "auto", "--out", str(out), "--no-report", *session.posargs,
+                    env=env, success_codes=codes)
+        if (out / "results.json").is_file():  # not with --install-only
+            shutil.copyfile(out / "results.json", Path("reports") / f"{name}.json")
+            session.log(f"wrote reports/{name}.json; `nox -s report` merges reports/*.json")
 
 
 for _name in TARGET_INSTALLS:
@@ -111,8 +132,9 @@ for _name in TARGET_INSTALLS:
         _conformance(session, _target)
 
     _what = "xentconf's own oracle" if _name == "reference" else _name
-    _session.__doc__ = (f"Install {_what}, test its adapter, run the conformance suite on it "
-                        f"(writes reports/{_name}.json).")
+    _modes = ", ".join(m for m, _, _ in MODES[_name])
+    _session.__doc__ = (f"Install {_what}, test its adapter, run the conformance suite in "
+                        f"each CPU mode ({_modes}; writes reports/{_name}-<mode>.json).")
     nox.session(name=f"conformance-{_name}")(_session)
 
 for _name in GPU_TARGETS:
@@ -123,6 +145,43 @@ for _name in GPU_TARGETS:
     _gpu_session.__doc__ = (f"Run the conformance suite on {_name} on CUDA (skipped without "
                             f"nvidia-smi; writes reports/{_name}-cuda.json).")
     nox.session(name=f"conformance-{_name}-gpu")(_gpu_session)
+
+
+@nox.session
+def scoreboard(session: nox.Session) -> None:
+    """Every CPU mode of every built-in target to the end, each framework in its own
+    environment (the conformance-<target> sessions, which run after this one; arguments go
+    to each `xentconf run`), then `report`: the merged report and the standing table."""
+    for target in MODES:
+        session.notify(f"conformance-{target}", session.posargs)
+    session.notify("report")
+
+
+@nox.session
+def standing(session: nox.Session) -> None:
+    """Make this scoreboard run the committed baseline: each reports/<target>-<mode>.json
+    gzipped into scoreboard/, and the standing table generated from scoreboard/ between
+    the README's markers (a test holds the two equal). `xentconf report ... --baseline
+    scoreboard/*.json.gz` then shows what a new run changed."""
+    import gzip
+    from pathlib import Path
+
+    runs = sorted(p for p in Path("reports").glob("*-*.json"))
+    if not runs:
+        session.error("no reports/<target>-<mode>.json: run `nox -s scoreboard` first")
+    session.install("-e", ".")
+    out = Path("scoreboard")
+    out.mkdir(exist_ok=True)
+    for p in runs:  # mtime=0: the same results give the same bytes
+        (out / f"{p.name}.gz").write_bytes(gzip.compress(p.read_bytes(), 9, mtime=0))
+    files = sorted(str(p) for p in out.glob("*.json.gz"))
+    table = session.run("xentconf", "report", *files, "--markdown", "-", silent=True)
+    readme = Path("README.md")
+    text = readme.read_text(encoding="utf-8")
+    begin, end = "<!-- standing:begin -->", "<!-- standing:end -->"
+    head, rest = text.split(begin, 1)
+    readme.write_text(f"{head}{begin}\n{table}{end}{rest.split(end, 1)[1]}", encoding="utf-8")
+    session.log(f"{len(files)} runs in scoreboard/; the README's table regenerated")
 
 
 @nox.session
@@ -142,12 +201,14 @@ def bench_engine(session: nox.Session) -> None:
 
 @nox.session
 def report(session: nox.Session) -> None:
-    """Merge reports/*.json into reports/index.html."""
+    """Merge reports/*.json into reports/index.html and the standing table,
+    reports/standing.md (the README's table; `scoreboard/` keeps the committed baseline)."""
     from pathlib import Path
 
     files = sorted(str(p) for p in Path("reports").glob("*.json"))
     if not files:
         session.error("no results files: reports/*.json matches nothing; run the "
                       "conformance first (xentconf run writes reports/<target>.json)")
-    session.install(".")
+    session.install("-e", ".")
     session.run("xentconf", "report", *files, "--out", "reports")
+    session.run("xentconf", "report", *files, "--markdown", "reports/standing.md")

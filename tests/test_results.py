@@ -36,6 +36,22 @@ def test_round_trip_with_non_finite_errors(tmp_path):
     assert back["outcomes"][0]["worst_budget"] == "inf"
 
 
+def test_gzip_results_load_like_plain_ones(tmp_path):
+    import gzip
+
+    d = doc(worst_budget=0.5)
+    plain = results.write(d, tmp_path / "r.json")
+    packed = tmp_path / "r.json.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert results.load(packed) == results.load(plain)
+    fake = tmp_path / "fake.json.gz"
+    fake.write_bytes(plain.read_bytes())  # not compressed, though named .gz
+    with pytest.raises(results.ResultsError, match="not a gzip file"):
+        results.load(fake)
+    with pytest.raises(results.ResultsError, match="no such file"):
+        results.load(tmp_path / "missing.json.gz")
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda d: d.update(schema="other"), "not an xentconf results file"),
     (lambda d: d.update(schema_version=99), "upgrade xentconf"),

@@ -51,3 +51,5 @@ def test_grades_and_choices_come_from_the_vocabulary():
     assert by_name["device"].choices == vocabulary.DEVICES
     assert by_name["profile"].choices == vocabulary.PROFILES
     assert by_name["keras"].choices == vocabulary.KERAS_VARIANTS
+    assert by_name["mode"].choices == vocabulary.MODES
+    assert set(vocabulary.KERAS_BACKENDS) < set(vocabulary.MODES)

@@ -127,8 +127,7 @@ def _print_info(info, verbose: bool, only_api: str | None = None) -> None:
     if info.description:
         print(f"  {info.description}")
     if info.modes:
-        modes = [f"{m.device}/{m.profile}" + ("" if m.available else
-                                              f" unavailable ({m.reason})")
+        modes = [m.label + ("" if m.available else f" unavailable ({m.reason})")
                  for m in info.modes]
         print(f"  modes: {'; '.join(modes)}")
     if info.keras:
@@ -237,6 +236,10 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--markdown", metavar="FILE",
                         help="also (or only) write the standing table, one row per target "
                              "run, as Markdown to FILE ('-': standard output)")
+    parser.add_argument("--issues", metavar="DIR",
+                        help="also (or only) write each distinct finding as a ready-to-file "
+                             "upstream bug report (Markdown) into DIR, with an index "
+                             "DIR/README.md")
 
 
 def _run_report(args: argparse.Namespace) -> int:
@@ -250,17 +253,27 @@ def _run_report(args: argparse.Namespace) -> int:
         hint = " (files after --baseline are baselines: put RESULTS first)" \
             if args.baseline else ""
         return fail(f"no RESULTS given: name the results.json files to report on{hint}")
-    if args.out is None and args.markdown is None:
+    if args.out is None and args.markdown is None and args.issues is None:
         return fail("give the folder to write the report into with --out DIR (or a file for "
-                    "the standing table with --markdown FILE)")
+                    "the standing table with --markdown FILE, or a folder for bug reports "
+                    "with --issues DIR)")
     # Imported here so that the CLI starts without jinja2 for the other subcommands.
-    from xentconf.reports import ReportError, write_markdown, write_report
+    from xentconf.reports import (
+        ReportError,
+        write_issue_reports,
+        write_markdown,
+        write_report,
+    )
 
     try:
         if args.markdown is not None:
-            text = write_markdown(args.results, args.markdown)
+            text = write_markdown(args.results, args.markdown, args.baseline)
             if args.markdown == "-":
                 print(text, end="")
+        if args.issues is not None:
+            written = write_issue_reports(args.results, args.issues)
+            print(f"{len(written)} finding{'s' * (len(written) != 1)}: "
+                  f"{Path(args.issues) / 'README.md'}")
         if args.out is not None:
             print(write_report(args.results, args.out, baseline_paths=args.baseline))
     except ReportError as exc:

@@ -31,7 +31,9 @@ from xentconf.vocabulary import (
     DEVICES,
     DTYPES,
     KERAS_APIS,
+    KERAS_BACKENDS,
     KERAS_VARIANTS,
+    MODES,
     PROFILES,
     RAW_OPS,
 )
@@ -48,7 +50,9 @@ __all__ = [
     "DTYPES",
     "FEATURES",
     "KERAS_APIS",
+    "KERAS_BACKENDS",
     "KERAS_VARIANTS",
+    "MODES",
     "OUTPUTS",
     "PROFILES",
     "RAW_OPS",
@@ -155,19 +159,29 @@ class Setup:
     api: str
     device: str = "cpu"  # "cpu" or "cuda"
     profile: str = "cpu"  # "cpu", "gpu" or "xla": the device profile the mode follows
+    mode: str = "eager"  # how the mode executes (Mode.name): eager, xla, compile, a backend
     init: tuple[tuple[str, Any], ...] = ()  # Keras constructor kwargs, as sorted items
     grad: bool = False
 
 
 @dataclass(frozen=True)
 class Mode:
-    """A way a target runs: a device and the device profile its behaviour follows."""
+    """A way a target runs: a device, the device profile its behaviour follows, and how it
+    executes there (``name``, one of :data:`MODES`: eager, xla, compile, or a Keras 3
+    backend)."""
 
     device: str
     profile: str
     description: str = ""
     available: bool = True
     reason: str = ""  # why unavailable (no GPU, no CUDA build, ...)
+    name: str = "eager"
+
+    @property
+    def label(self) -> str:
+        """``device/profile``, with the execution unless it is eager (``cpu/cpu/compile``)."""
+        base = f"{self.device}/{self.profile}"
+        return base if self.name == "eager" else f"{base}/{self.name}"
 
 
 @dataclass(frozen=True)

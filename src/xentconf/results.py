@@ -153,6 +153,9 @@ JSON_SCHEMA: dict[str, Any] = {
                                "additionalProperties": {"type": ["string", "null"]}},
                 "device": {"type": "string"},
                 "profile": {"type": "string"},
+                "mode": {"type": "string", "description": "how the target's mode executed: "
+                                                          "eager, xla, compile, or a Keras 3 "
+                                                          "backend (absent: eager)"},
                 "accuracy": {"enum": list(REQUIRED_GRADES)},
                 "strict": {"type": "boolean", "description": "as-tensorflow counted as a "
                                                              "failure"},
@@ -434,10 +437,21 @@ def loads(text: str, source: str = "results") -> dict[str, Any]:
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a results file."""
+    """Read and validate a results file (gzip-compressed when its name ends in ``.gz``,
+    as committed baselines are)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
+        if p.suffix == ".gz":
+            import gzip
+            import zlib
+
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+                raise ResultsError(f"{p}: not a gzip file, though its name ends in .gz "
+                                   f"({exc})") from exc
+        text = data.decode("utf-8")
     except IsADirectoryError as exc:
         raise ResultsError(f"{p}: is a directory; give the results.json inside it") from exc
     except FileNotFoundError as exc:

@@ -89,6 +89,7 @@ def test_info_describes_jax_and_optax():
     modes = {m.device: m for m in INFO.modes}
     assert set(modes) == {"cpu", "cuda"}
     assert modes["cpu"].available and modes["cpu"].profile == "xla"
+    assert modes["cpu"].name == modes["cuda"].name == "xla"
     assert modes["cuda"].profile == "xla"
     try:
         jax.devices("gpu")
@@ -520,3 +521,16 @@ def test_no_snippet_for_arguments_the_adapter_refuses():
     assert TARGET.snippet(Setup(NN_SPARSE, profile="xla"), call) is None
     call = Call(KERAS_APIS[0], {"y_true": np.array([0]), "y_pred": np.zeros((1, 2), "f")})
     assert TARGET.snippet(Setup(KERAS_APIS[0], profile="xla"), call) is None
+
+
+def test_a_loss_of_another_shape_comes_back_without_a_gradient():
+    """Labels of rank 3 for 2-D logits: TensorFlow's dense wrapper reads them as [-1, C]
+    rows and returns a loss of shape [B]; optax broadcasts them and returns [1, B]. The
+    upstream gradient has TensorFlow's shape, so it cannot be applied: the adapter returns
+    the loss as it is (the verdict then names the shape) instead of jax's complaint."""
+    z = np.array([[0.5, 1.0], [2.0, -1.0]], np.float32)
+    y = np.array([[[0.25, 0.75], [1.0, 0.0]]], np.float32)
+    call = Call(NN_DENSE, {"labels": y, "logits": z}, upstream=np.ones(2, np.float32))
+    out = run(call)
+    assert out["loss"].shape == (1, 2) and "grad_logits" not in out
+    assert "loss: shape [1, 2]" in fails_judge(out, call, profile="xla", names=["loss"])

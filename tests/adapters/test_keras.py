@@ -16,7 +16,15 @@ import pytest
 from tests.adapters.conftest import check_snippets, expect_raises, expectation, judge, require
 
 from xentconf.adapters.keras import KerasTarget
-from xentconf.protocol import API_IDS, FEATURES, KERAS_APIS, Call, Setup, TargetError
+from xentconf.protocol import (
+    API_IDS,
+    FEATURES,
+    KERAS_APIS,
+    KERAS_BACKENDS,
+    Call,
+    Setup,
+    TargetError,
+)
 
 keras = require("keras", "keras")
 
@@ -175,12 +183,19 @@ def test_info():
     assert set(info.apis) == set(KERAS_APIS)
     for support in info.apis.values():
         assert support.native <= set(FEATURES) and not support.composed
-    modes = {(m.device, m.profile): m for m in info.modes}
-    assert set(modes) == {("cpu", "cpu"), ("cuda", "gpu")} and modes["cpu", "cpu"].available
-    import tensorflow as tf
+    # a CPU mode per backend, named by it; only the configured backend's can run
+    backend = keras.backend.backend()
+    modes = {(m.device, m.profile, m.name): m for m in info.modes}
+    assert set(modes) == {("cpu", "cpu", b) for b in KERAS_BACKENDS} | {("cuda", "gpu", backend)}
+    assert [m.name for m in info.modes if m.device == "cpu" and m.available] == [backend]
+    assert info.modes[0].name == backend  # the default mode
+    other = next(m for m in info.modes if m.device == "cpu" and m.name != backend)
+    assert f"KERAS_BACKEND={other.name}" in other.reason
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert modes["cuda", "gpu"].available == has_gpu
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        assert modes["cuda", "gpu", backend].available == has_gpu
 
 
 def test_keras_option():

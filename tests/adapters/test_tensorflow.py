@@ -645,6 +645,8 @@ def test_info():
     modes = {(m.device, m.profile): m for m in info.modes}
     assert set(modes) == {("cpu", "cpu"), ("cpu", "xla"), ("cuda", "gpu"), ("cuda", "xla")}
     assert modes["cpu", "cpu"].available and modes["cpu", "xla"].available
+    assert modes["cpu", "cpu"].name == modes["cuda", "gpu"].name == "eager"
+    assert modes["cpu", "xla"].name == modes["cuda", "xla"].name == "xla"
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     for key in (("cuda", "gpu"), ("cuda", "xla")):
         assert modes[key].available == has_gpu and (has_gpu or modes[key].reason)

@@ -163,9 +163,11 @@ def test_info():
     assert info.name == "torch" and info.available and info.reason == ""
     assert info.version == torch.__version__
     assert info.keras is None
-    assert [(m.device, m.profile) for m in info.modes] == [("cpu", "cpu"), ("cuda", "gpu")]
-    assert info.modes[0].available
-    assert info.modes[1].available == CUDA
+    assert [(m.device, m.profile, m.name) for m in info.modes] == [
+        ("cpu", "cpu", "eager"), ("cpu", "cpu", "compile"),
+        ("cuda", "gpu", "eager"), ("cuda", "gpu", "compile")]
+    assert info.modes[0].available and info.modes[1].available
+    assert info.modes[2].available == info.modes[3].available == CUDA
     assert set(info.apis) == set(API_IDS)
     for api, sup in info.apis.items():
         every = sup.native | sup.composed | sup.unsupported
@@ -196,7 +198,7 @@ def test_info_without_torch(monkeypatch):
 
 @pytest.mark.skipif(CUDA, reason="torch sees a CUDA device")
 def test_cuda_mode_unavailable_without_cuda():
-    cuda = TARGET.info().modes[1]
+    cuda = TARGET.info().modes[2]
     assert not cuda.available and "torch.cuda.is_available() is False" in cuda.reason
     with pytest.raises(TargetError, match="cuda mode is unavailable"):
         TARGET.prepare(Setup(NN_SPARSE, device="cuda", profile="gpu"))
@@ -210,6 +212,8 @@ def test_prepare_rejects_impossible_setups():
             TARGET.prepare(Setup(api))
     with pytest.raises(TargetError, match="no torch mode"):
         TARGET.prepare(Setup(NN_SPARSE, device="cpu", profile="xla"))
+    with pytest.raises(TargetError, match="no torch mode"):
+        TARGET.prepare(Setup(NN_SPARSE, device="cpu", profile="cpu", mode="xla"))
     runner = TARGET.prepare(Setup(NN_SPARSE))
     with pytest.raises(TargetError, match="prepared for"):
         runner.run(Call(NN_DENSE, {"labels": np.ones((1, 2)), "logits": np.ones((1, 2))}))
@@ -645,3 +649,44 @@ def test_snippets_reproduce_the_runner(device):
 def test_no_snippet_for_the_keras_apis():
     call = Call(KERAS_APIS[0], {"y_true": np.array([0]), "y_pred": np.zeros((1, 2), "f")})
     assert TARGET.snippet(Setup(KERAS_APIS[0]), call) is None
+
+
+# --------------------------------------------------------------------------- torch.compile
+
+
+@pytest.mark.slow  # inductor compiles C++ for each graph
+def test_compile_mode_conforms_across_shapes_with_one_graph_per_kind():
+    """The compile mode runs the APIs through torch.compile (inductor, dynamic shapes):
+    its answers conform like eager's, and calls that differ only in batch size and class
+    count (both above 1, which torch specialises) reuse one compiled graph instead of
+    compiling one per shape."""
+    from torch._dynamo.utils import counters
+
+    runner = TARGET.prepare(Setup(NN_SPARSE, mode="compile", grad=True))
+    before = counters["stats"]["unique_graphs"]
+    for i, (b, c) in enumerate([(3, 5), (4, 7), (6, 11)]):
+        rng = np.random.default_rng(seed_of("compile", b, c))
+        call = Call(NN_SPARSE, {"labels": int_labels(rng, (b,), c, 1),
+                                "logits": logits(rng, (b, c), np.float32)},
+                    upstream=upstream(rng, (b,), np.float32))
+        out = runner.run(call)
+        judge(out, call, profile="cpu")
+        if i == 0:
+            first = counters["stats"]["unique_graphs"] - before
+            assert first >= 1, "nothing was compiled: the mode ran eagerly"
+    assert counters["stats"]["unique_graphs"] - before == first, "a new shape recompiled"
+
+
+@pytest.mark.slow
+def test_compile_mode_snippet_compiles_the_same_computation():
+    """The reproducer of a compile-mode case calls torch.compile itself and gives what the
+    runner gives."""
+    rng = np.random.default_rng(7)
+    z = logits(rng, (2, 4), np.float64)
+    call = Call(V1_SPARSE, {"labels": np.array([1, 3], np.int32), "logits": z,
+                            "weights": 2.5, "reduction": "weighted_mean"},
+                upstream=np.asarray(1.5, np.float64))
+    setup = Setup(V1_SPARSE, mode="compile", grad=True)
+    source = TARGET.snippet(setup, call)
+    assert "torch.compile(forward" in source
+    check_snippets(TARGET, {"v1_sparse": (setup, call)})

@@ -205,6 +205,9 @@ USAGE_ERRORS = [
     (["--target", "reference", "--timeout", "0"], "--timeout 0.0: give a positive number"),
     (["--target", "reference", "--deviations", "missing.toml"], "no such file"),
     (["--target", "reference", "--device", "cuda"], "has no mode on device 'cuda'"),
+    (["--target", "reference", "--mode", "warp"], "--mode 'warp': unknown"),
+    (["--target", "reference", "--mode", "compile"], "has no mode on device 'cpu' executing "
+     "'compile'"),
     (["--target", "xent_targets:good", "--api", NN, "--unsupported", "teleport"],
      "--unsupported 'teleport': unknown feature"),
     (["--target", "reference", "-n", "lots"], "-n lots: give a number of workers"),

@@ -102,3 +102,62 @@ def test_underflow_tag_for_subnormal_results():
                                                                  rel_tol=0.1)
     v = judge(exp, {"loss": np.zeros(1, np.float32)}, outputs=("loss",))
     assert "underflow" in v.tags
+
+
+def test_exact_values_of_a_few_elements_equal_those_of_every_element():
+    """The verdict asks for the exact values of a few borderline elements only; they are
+    the very values of the whole output's exact64 (computed on a fresh expectation). A
+    Keras loss: no cheaper widened road there, so the few are rounded one form each."""
+    from xentconf.oracle.fast import tf as fast_tf
+
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((6, 9)) * 4).astype(np.float32)
+    labels = rng.integers(0, 9, 6).astype(np.int32)
+
+    def out():
+        loss = fast_tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                  reduction="none")
+        o = loss(labels, logits)["grad_logits"]
+        assert o.exact64_source is None
+        return o
+
+    flat = np.array([0, 7, 31, 53])
+    few = out().exact64_at(flat)
+    every = out().exact64.ravel()[flat]
+    assert few.dtype == np.float64 and np.array_equal(few, every)
+    assert not np.array_equal(few, out().rounded64.ravel()[flat].astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_widened_exact_values_are_the_exact_tiers(dtype):
+    """For the raw ops and tf.nn the vectorized oracle takes the exact values of narrow
+    outputs from the same call widened to float64 (cheap); they are the exact tier's values
+    rounded to float64, element for element, on hard rows (huge, tiny, tied, far apart)."""
+    import ml_dtypes
+
+    from xentconf.oracle.api import EXACT, WIDE_EXACT
+    from xentconf.oracle.fast import oracle_call as fast_call
+
+    dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    rng = np.random.default_rng(11)
+    big = float(np.finfo(np.float16).max) if dtype == "float16" else 3e38
+    z = np.array([[0.0, 1.0, -2.0, 0.5], [big, -big, big / 2, 0.0], [1e-7, 2e-7, 0.0, 0.0],
+                  [30.0, -30.0, 0.0, 12.0], [3.0, 3.0, 3.0, 3.0]]).astype(dt)
+    y = rng.integers(0, 4, 5).astype(np.int32)
+    soft = (rng.multinomial(64, [0.25] * 4, size=5) / 64).astype(dt)
+    up = (rng.standard_normal(5) + 0.5).astype(dt)
+    for api in WIDE_EXACT:
+        sparse = "Sparse" in api or "sparse" in api
+        labels = y if sparse else soft
+        args = ({"features": z, "labels": labels} if api.startswith("tf.raw_ops")
+                else {"labels": labels, "logits": z})
+        grad = None if api.startswith("tf.raw_ops") else up
+        exp = fast_call(api, args, None, profile="cpu", upstream=grad)
+        truth = EXACT.oracle_call(api, args, None, profile="cpu", upstream=grad)
+        for name, o in exp.outputs.items():
+            assert o.exact64_source is not None, (api, name)
+            got = o.exact64
+            t = truth.outputs[name]
+            assert t.exact64_source is None  # the exact tier rounds its own forms
+            fin = np.isfinite(t.rounded64)
+            assert np.array_equal(got[fin], t.exact64[fin]), (api, name)

@@ -8,7 +8,8 @@ from xentconf.reports.merge import API_SHORT
 
 def test_rows_are_target_runs_in_order(docs):
     board = merge(docs, ["a.json", "b.json"])
-    assert [r.key for r in board.rows] == [("alpha", "cpu", "cpu"), ("beta", "cuda", "gpu")]
+    assert [r.key for r in board.rows] == [("alpha", "cpu", "cpu", "eager"),
+                                                ("beta", "cuda", "gpu", "eager")]
     assert [r.runs for r in board.rows] == [[0], [1]]
     assert board.rows[0].tested == 34 and board.rows[0].accepted == 30
     assert board.counts == {"pass": 35, "as-tensorflow": 0, "deviation": 2, "fail": 2,
@@ -112,3 +113,24 @@ def test_non_finite_errors(docs, parse):
     drill = next(d for d in page.find_all("details", "drill")
                  if d.find("dd").find("code").text == beta["id"])
     assert drill.find("span", "s-err").text == "inf\xa0b"
+
+
+def test_one_target_in_two_modes_merges_into_two_rows(docs):
+    """Runs of one target in several modes (eager and torch.compile, eager and XLA, Keras
+    on each backend) share their test ids; the board keeps them apart by the mode."""
+    import copy
+
+    eager = docs[0]
+    compiled = copy.deepcopy(eager)
+    compiled["run"]["mode"] = "compile"
+    board = merge([eager, compiled], ["eager.json", "compile.json"])
+    assert [r.key for r in board.rows] == [("alpha", "cpu", "cpu", "eager"),
+                                           ("alpha", "cpu", "cpu", "compile")]
+    assert board.rows[1].label == "cpu/cpu/compile"
+    n = len(eager["outcomes"])
+    assert len(board.outcomes) == 2 * n
+    first = eager["outcomes"][0]["id"]
+    assert first in board.outcomes and f"{first}@compile" in board.outcomes
+    # the same run twice in one mode is still refused
+    with pytest.raises(ReportError, match="appears in both"):
+        merge([compiled, copy.deepcopy(compiled)], ["a.json", "b.json"])

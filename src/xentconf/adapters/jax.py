@@ -147,11 +147,12 @@ class JaxTarget(Target):
                 reason = f"jax/optax failed to import: {exc}"
         if reason:
             return TargetInfo(self.name, False, reason=reason, apis=apis, modes=(
-                Mode("cpu", "xla", available=False, reason=reason),
-                Mode("cuda", "xla", available=False, reason=reason)))
+                Mode("cpu", "xla", available=False, reason=reason, name="xla"),
+                Mode("cuda", "xla", available=False, reason=reason, name="xla")))
         modes = (
-            Mode("cpu", "xla", "jax.jit on the CPU (XLA: bad labels never raise)"),
-            Mode("cuda", "xla", "jax.jit on the GPU backend", available=gpu, reason=why),
+            Mode("cpu", "xla", "jax.jit on the CPU (XLA: bad labels never raise)", name="xla"),
+            Mode("cuda", "xla", "jax.jit on the GPU backend", available=gpu, reason=why,
+                 name="xla"),
         )
         return TargetInfo(
             self.name, True, version=version, modes=modes, apis=apis,
@@ -266,6 +267,11 @@ def _with_grad(fn):
             return fn(z, dynamic, dict(static))
 
         loss, vjp, aux = jax.vjp(loss_of, logits, has_aux=True)
+        if upstream.shape != loss.shape:
+            # the loss is not TensorFlow's shape, so TensorFlow's upstream gradient does
+            # not fit it: the outputs as they are (the verdict names the shape), no
+            # gradient, rather than jax's complaint about the upstream
+            return {"loss": loss, **aux}
         (grad,) = vjp(upstream.astype(loss.dtype))
         return {"loss": loss, **aux, "grad_logits": grad}
 

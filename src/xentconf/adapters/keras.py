@@ -11,7 +11,8 @@ taken through that backend — ``tf.GradientTape`` for TensorFlow, ``jax.vjp`` f
 Nothing is validated or patched; any exception is the target rejecting the input.
 
 Modes: eager on the CPU (profile ``cpu``) and, when the backend sees one, on the GPU
-(profile ``gpu``).
+(profile ``gpu``). A mode is named by its backend (``--mode torch``); only the configured
+backend's modes are available (Keras picks its backend once, at import).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from ..protocol import (
     KERAS_APIS,
+    KERAS_BACKENDS,
     ApiSupport,
     Call,
     Mode,
@@ -185,11 +187,15 @@ class KerasTarget(Target):
         except Exception as exc:  # a broken installation: say why, never raise
             return TargetInfo(available=False, reason=f"keras failed to load: {exc}", **base)
         no_gpu = "" if gpu else f"the {backend} backend sees no GPU"
-        modes = (
-            Mode("cpu", "cpu", f"eager on the {backend} backend, cpu:0"),
-            Mode("cuda", "gpu", f"eager on the {backend} backend, gpu:0", available=gpu,
-                 reason=no_gpu),
-        )
+        # a mode per backend, named by it; only the configured one can run here
+        modes = tuple(
+            Mode("cpu", "cpu", f"eager on the {b} backend, cpu:0", name=b,
+                 available=b == backend,
+                 reason="" if b == backend else f"Keras is configured for the {backend} "
+                                                f"backend; KERAS_BACKEND={b} selects this one")
+            for b in sorted(KERAS_BACKENDS, key=lambda b: b != backend)
+        ) + (Mode("cuda", "gpu", f"eager on the {backend} backend, gpu:0", available=gpu,
+                  reason=no_gpu, name=backend),)
         apis = {api: ApiSupport(native=_FEATURES[api],
                                 notes=f"keras.losses.{_CLASSES[api]} ({backend} backend)")
                 for api in KERAS_APIS}

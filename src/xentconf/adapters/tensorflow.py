@@ -306,10 +306,10 @@ class TensorFlowTarget(Target):
                                   "(tf.config.list_physical_devices('GPU') is empty)")
         modes = (
             Mode("cpu", "cpu", "eager on /CPU:0"),
-            Mode("cpu", "xla", "tf.function(jit_compile=True) on /CPU:0"),
+            Mode("cpu", "xla", "tf.function(jit_compile=True) on /CPU:0", name="xla"),
             Mode("cuda", "gpu", "eager on /GPU:0", available=bool(gpus), reason=no_gpu),
             Mode("cuda", "xla", "tf.function(jit_compile=True) on /GPU:0",
-                 available=bool(gpus), reason=no_gpu),
+                 available=bool(gpus), reason=no_gpu, name="xla"),
         )
         keras_mod = _KERAS_MODULES[self.keras]
         keras_ok = importlib.util.find_spec(keras_mod) is not None

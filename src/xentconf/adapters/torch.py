@@ -39,6 +39,13 @@ feature ``composed`` in :meth:`TorchTarget.info`:
 
 The Keras loss classes are unsupported: torch has no Keras losses.
 
+Modes: eager and ``torch.compile`` (mode name ``compile``: inductor, ``dynamic=True``, so
+that one graph serves every batch size and class count, and floats such as weights and ε
+are graph inputs) on the CPU, and the same two on ``cuda:0`` when torch sees a device. The
+compile mode hands the very function the eager mode runs to ``torch.compile``; a python
+weight becomes a 0-d float64 tensor there (the same value once cast to the loss dtype), and
+dynamo's recompile limit is raised so that it never falls back to eager unannounced.
+
 Differences from TensorFlow that follow from this (findings, shown by the tests):
 the gradient of the dense APIs is autograd's true derivative ``u·(p·Σy − y)``, whereas
 TensorFlow's is ``u·(p − y)`` — they agree only for label rows summing to 1; float16
@@ -50,6 +57,7 @@ of rank ≠ 2, ``axis=-2`` and weights of a lower rank than the loss are accepte
 from __future__ import annotations
 
 import importlib.util
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -99,6 +107,10 @@ _SUPPORT: dict[str, tuple[set, set, set, str]] = {
                                         "probabilities", "label_smoothing", "axis"},
                  "torch has no Keras losses"),
 }
+
+#: The torch device of each (device, profile) of a mode, and how a mode may execute.
+_MODES = {("cpu", "cpu"): "cpu", ("cuda", "gpu"): "cuda"}
+_EXECUTIONS = ("eager", "compile")
 
 _NO_CUDA = "torch.cuda.is_available() is False (no CUDA device, or a CPU-only torch build)"
 _BAD_LABELS_NOTE = ("bad labels: IndexError on CPU, except -100 (torch's default ignore_index: "
@@ -307,8 +319,10 @@ def _src_weighted(args: dict, device: str, labels_ndim: int | None) -> list[str]
             "total / torch.where(den == 0, torch.ones_like(den), den))"]
 
 
-def _snippet(api: str, args: dict, upstream, device: str) -> str:
-    """Standalone torch source computing what ``_TorchRunner.run`` returns for one call."""
+def _snippet(api: str, args: dict, upstream, device: str, compile: bool = False) -> str:
+    """Standalone torch source computing what ``_TorchRunner.run`` returns for one call
+    (with ``compile``, the computation runs through ``torch.compile`` as the compile mode
+    runs it)."""
     zname = "features" if api in RAW_OPS else "logits"
     yname = "onehot_labels" if api == API_IDS[5] else "labels"
     z, y = args[zname], args[yname]
@@ -378,6 +392,14 @@ def _snippet(api: str, args: dict, upstream, device: str) -> str:
         lines += _src_weighted(args, device, None)
     else:
         raise TargetError(f"{api} is not supported by the torch target")
+    if compile:  # the same computation as one function, compiled as the compile mode does
+        body = textwrap.indent("\n".join(lines[2:]), "    ")
+        lines = [*lines[:2], f"def forward({zname}, {yname}):", body,
+                 "    return " + ", ".join(names) + ",", "",
+                 f"# torch.compile (inductor), dynamic shapes; at most {RECOMPILE_LIMIT} graphs",
+                 f"torch._dynamo.config.recompile_limit = {RECOMPILE_LIMIT}",
+                 f"{', '.join(names)}, = torch.compile(forward, backend='inductor', "
+                 f"dynamic=True)({zname}, {yname})"]
     if grad:
         up, _ = _src_tensor("upstream", upstream, device)
         lines += [f"(grad_logits,) = torch.autograd.grad(loss, {zname}, "
@@ -394,8 +416,55 @@ def _snippet(api: str, args: dict, upstream, device: str) -> str:
         f"{n!r}: {n}{convert}" for n in names) + "}"]) + "\n"
 
 
+def _forward_fn(torch, F):
+    """The outputs of one call (``loss``, and ``backprop`` for the raw ops) from tensors
+    made as TensorFlow's arguments are, and the call's plain arguments: what the eager mode
+    runs and the compile mode hands to ``torch.compile``."""
+
+    def forward(api, z, y, weights, axis, eps, reduction):
+        if api == API_IDS[0]:
+            loss = _sparse_loss(F, torch, y, z)  # first: torch's own label check speaks
+            onehot = F.one_hot(_int_labels(torch, y), z.shape[-1])
+            return {"loss": loss,
+                    "backprop": torch.softmax(z.detach(), dim=-1) - onehot.to(z.dtype)}
+        if api == API_IDS[1]:
+            zb, yb = torch.broadcast_tensors(z, y.to(z.dtype))
+            return {"loss": F.cross_entropy(_class_dim1(zb), _class_dim1(yb),
+                                            reduction="none"),
+                    "backprop": torch.softmax(zb.detach(), dim=-1) - yb}
+        if api == API_IDS[2]:
+            return {"loss": _sparse_loss(F, torch, y, z)}
+        if api == API_IDS[3]:
+            return {"loss": _dense_loss(F, y, z, axis)}
+        if api == API_IDS[4]:
+            return {"loss": _v1_sparse(F, torch, y, z, weights, reduction)}
+        if api == API_IDS[5]:
+            loss = _dense_loss(F, y, z, label_smoothing=eps, broadcast=False)
+            return {"loss": _weighted(torch, loss, weights, reduction)}
+        raise TargetError(f"{api} is not supported by the torch target")
+
+    return forward
+
+
+#: torch.compile's limit on graphs per function (8 by default; past it dynamo falls back to
+#: eager without saying so). Dtypes, ranks, reductions and gradients each need a graph of
+#: their own, so the compile mode raises it far above what a run compiles.
+RECOMPILE_LIMIT = 4096
+
+
+def _compiled(torch, fn):
+    """``fn`` under ``torch.compile`` (inductor, dynamic shapes: one graph serves every
+    batch and class count; floats are dynamic too, so weights and ε do not recompile)."""
+    cfg = torch._dynamo.config
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
+        if hasattr(cfg, name):
+            setattr(cfg, name, max(getattr(cfg, name), RECOMPILE_LIMIT))
+    return torch.compile(fn, backend="inductor", dynamic=True)
+
+
 class _TorchRunner(Runner):
-    """Evaluates one API on one device, eagerly."""
+    """Evaluates one API on one device, eagerly or through ``torch.compile``."""
 
     def __init__(self, setup: Setup, device: str):
         self.setup = setup
@@ -404,6 +473,8 @@ class _TorchRunner(Runner):
         import torch.nn.functional as F
 
         self._F = F
+        forward = _forward_fn(self._torch, F)
+        self._forward = _compiled(self._torch, forward) if setup.mode == "compile" else forward
 
     def _as_tensor(self, value, *, grad: bool = False):
         t = _tensor(self._torch, value, self._device)
@@ -414,47 +485,21 @@ class _TorchRunner(Runner):
     def run(self, call: Call) -> dict[str, np.ndarray]:
         if call.api != self.setup.api:
             raise TargetError(f"this runner was prepared for {self.setup.api}, not {call.api}")
-        torch, F = self._torch, self._F
+        torch = self._torch
         api, args = call.api, dict(call.args)
         want_grad = call.upstream is not None
-        out: dict[str, Any] = {}
         with torch.enable_grad():
-            if api in RAW_OPS:
-                z = self._as_tensor(args["features"], grad=want_grad)
-                y = self._as_tensor(args["labels"])
-                if api == API_IDS[0]:
-                    loss = _sparse_loss(F, torch, y, z)
-                    onehot = F.one_hot(_int_labels(torch, y), z.shape[-1])
-                    backprop = torch.softmax(z.detach(), dim=-1) - onehot.to(z.dtype)
-                else:
-                    zb, yb = torch.broadcast_tensors(z, y.to(z.dtype))
-                    loss = F.cross_entropy(_class_dim1(zb), _class_dim1(yb), reduction="none")
-                    backprop = torch.softmax(zb.detach(), dim=-1) - yb
-                out["backprop"] = backprop
-            elif api == API_IDS[2]:
-                z = self._as_tensor(args["logits"], grad=want_grad)
-                loss = _sparse_loss(F, torch, self._as_tensor(args["labels"]), z)
-            elif api == API_IDS[3]:
-                z = self._as_tensor(args["logits"], grad=want_grad)
-                loss = _dense_loss(F, self._as_tensor(args["labels"]), z,
-                                   int(args.get("axis", -1)))
-            elif api == API_IDS[4]:
-                z = self._as_tensor(args["logits"], grad=want_grad)
-                loss = _v1_sparse(F, torch, self._as_tensor(args["labels"]), z,
-                                  self._weights(args.get("weights", 1.0)),
-                                  args.get("reduction", "weighted_sum_by_nonzero_weights"))
-            elif api == API_IDS[5]:
-                z = self._as_tensor(args["logits"], grad=want_grad)
-                eps = args.get("label_smoothing", 0)
-                # TF smooths only `if label_smoothing > 0`; torch itself checks ε ≤ 1
-                loss = _dense_loss(F, self._as_tensor(args["onehot_labels"]), z,
-                                   label_smoothing=float(eps) if eps > 0 else None,
-                                   broadcast=False)
-                loss = _weighted(torch, loss, self._weights(args.get("weights", 1.0)),
-                                 args.get("reduction", "weighted_sum_by_nonzero_weights"))
-            else:
-                raise TargetError(f"{api} is not supported by the torch target")
-            out["loss"] = loss
+            logits = args["features" if api in RAW_OPS else "logits"]
+            labels = args["onehot_labels" if api == API_IDS[5] else "labels"]
+            z = self._as_tensor(logits, grad=want_grad)
+            y = self._as_tensor(labels)
+            weights = self._weights(args.get("weights", 1.0))
+            eps = args.get("label_smoothing", 0)
+            out = self._forward(api, z, y, weights, int(args.get("axis", -1)),
+                                # TF smooths only `if label_smoothing > 0`; torch checks ε ≤ 1
+                                float(eps) if eps > 0 else None,
+                                args.get("reduction", "weighted_sum_by_nonzero_weights"))
+            loss = out["loss"]
             if want_grad and z.requires_grad:
                 up = self._as_tensor(call.upstream).to(loss.dtype)
                 out["grad_logits"], = torch.autograd.grad(loss, z, grad_outputs=up,
@@ -465,12 +510,15 @@ class _TorchRunner(Runner):
 
     def _weights(self, w):
         if isinstance(w, (int, float)) and not isinstance(w, bool):
+            if self.setup.mode == "compile":  # a 0-d float64 tensor: one graph for any value
+                return self._torch.tensor(float(w), dtype=self._torch.float64,
+                                          device=self._device)
             return w
         return self._as_tensor(w)
 
 
 class TorchTarget(Target):
-    """PyTorch (eager; CPU, and CUDA when torch sees a device)."""
+    """PyTorch (eager and torch.compile; CPU, and CUDA when torch sees a device)."""
 
     name = "torch"
 
@@ -492,10 +540,15 @@ class TorchTarget(Target):
         except Exception as exc:  # a broken installation: say why, never raise
             return TargetInfo(name=self.name, available=False,
                               reason=f"torch failed to import: {exc}", apis=apis, keras=None)
+        no_cuda = "" if cuda else _NO_CUDA
         modes = (
             Mode("cpu", "cpu", "eager on the CPU"),
+            Mode("cpu", "cpu", "torch.compile (inductor, dynamic shapes) on the CPU",
+                 name="compile"),
             Mode("cuda", "gpu", "eager on cuda:0 (bad labels trip a device-side assert, "
-                 "not NaN rows)", available=cuda, reason="" if cuda else _NO_CUDA),
+                 "not NaN rows)", available=cuda, reason=no_cuda),
+            Mode("cuda", "gpu", "torch.compile (inductor, dynamic shapes) on cuda:0",
+                 available=cuda, reason=no_cuda, name="compile"),
         )
         return TargetInfo(name=self.name, available=True, version=torch.__version__,
                           modes=modes, apis=apis, keras=None,
@@ -507,12 +560,13 @@ class TorchTarget(Target):
         makes them (on its device), and the compositions the runner uses for this call
         (raw-op backprop, label broadcasting, the axis, compat.v1 weights and the one
         reduction asked for); ``torch.autograd.grad`` for the gradient."""
-        modes = {("cpu", "cpu"): "cpu", ("cuda", "gpu"): "cuda"}
         key = (setup.device, setup.profile)
-        if call.api != setup.api or call.api not in API_IDS[:6] or key not in modes:
+        if call.api != setup.api or call.api not in API_IDS[:6] or key not in _MODES \
+                or setup.mode not in _EXECUTIONS:
             return None
         try:
-            return _snippet(call.api, dict(call.args), call.upstream, modes[key])
+            return _snippet(call.api, dict(call.args), call.upstream, _MODES[key],
+                            compile=setup.mode == "compile")
         except Exception:  # an input the runner rejects before torch sees it
             return None
 
@@ -522,12 +576,12 @@ class TorchTarget(Target):
         if setup.api in KERAS_APIS:
             raise TargetError(f"{setup.api} is not supported by the torch target: torch has "
                               "no Keras losses")
-        modes = {("cpu", "cpu"): "cpu", ("cuda", "gpu"): "cuda"}
         key = (setup.device, setup.profile)
-        if key not in modes:
+        if key not in _MODES or setup.mode not in _EXECUTIONS:
             raise TargetError(f"no torch mode runs on device {setup.device!r} with profile "
-                              f"{setup.profile!r}; modes: cpu/cpu, cuda/gpu")
+                              f"{setup.profile!r} executing {setup.mode!r}; modes: cpu/cpu, "
+                              "cuda/gpu, each eager or compile")
         torch = _torch()
         if setup.device == "cuda" and not torch.cuda.is_available():
             raise TargetError(f"the torch cuda mode is unavailable: {_NO_CUDA}")
-        return _TorchRunner(setup, modes[key])
+        return _TorchRunner(setup, _MODES[key])

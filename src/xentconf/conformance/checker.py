@@ -209,8 +209,9 @@ class Checker:
     def __init__(self, *, sandbox: Sandbox, target_name: str, device: str, profile: str,
                  keras: str | None, accuracy: str, deviations: list, support_of,
                  callable_spec: bool = False, target_options: dict | None = None,
-                 strict: bool = False):
+                 strict: bool = False, mode: str = "eager"):
         self.sandbox = sandbox
+        self.mode = mode  # how the target's mode executes (Mode.name)
         self.target_name = target_name
         self.device = device
         self.profile = profile
@@ -254,7 +255,7 @@ class Checker:
         except OracleInputError as exc:  # a generator bug: the oracle refuses the input
             return self._note(rec, _Seen(case, "error", None,
                                          f"the oracle cannot take this case: {exc}"))
-        setup = Setup(api, device=self.device, profile=self.profile,
+        setup = Setup(api, device=self.device, profile=self.profile, mode=self.mode,
                       init=tuple(sorted(case.init.items())), grad=up is not None)
         call = Call(api, dict(case.args), dict(case.init), upstream=up)
         res: Result = self.sandbox.call(setup, call)
@@ -558,7 +559,8 @@ class Checker:
             message += f" (TensorFlow raises {exp.raises.error}: the target must raise too)"
         return script(test_id=spec.id, target=self.sandbox.spec.name,
                       target_options=self.target_options, api=c.api, profile=self.profile,
-                      device=self.device, args=c.args, init=c.init, upstream=seen.upstream,
+                      mode=self.mode, device=self.device, args=c.args, init=c.init,
+                      upstream=seen.upstream,
                       expected=expected, message=message, snippet=snippet,
                       callable_spec=self.callable_spec,
                       raises=exp.raises.error if exp.raises is not None else None)
@@ -577,7 +579,7 @@ class Checker:
             exp = self.expectation(api, case["args"], init, up)
         except Exception as exc:  # noqa: BLE001
             return "error", f"the oracle cannot take the pinned case: {exc}"
-        setup = Setup(api, device=self.device, profile=self.profile,
+        setup = Setup(api, device=self.device, profile=self.profile, mode=self.mode,
                       init=tuple(sorted(init.items())), grad=up is not None)
         res = self.sandbox.call(setup, Call(api, dict(case["args"]), init, upstream=up))
         if res.kind in ("crash", "timeout", "error"):
@@ -617,7 +619,8 @@ class Checker:
         spec = TestSpec(shard.id, shard.api, shard.dtype, "sweep", "native")
         x, labels = shard_rows(shard)
         names, args, exp, up = self.sweep_expectation(shard.api, x, labels, shard.index)
-        setup = Setup(shard.api, device=self.device, profile=self.profile, grad=up is not None)
+        setup = Setup(shard.api, device=self.device, profile=self.profile, mode=self.mode,
+                      grad=up is not None)
         res = self.sandbox.call(setup, Call(shard.api, args, {}, upstream=up),
                                 timeout=max(self.sandbox.timeout * 10, 300.0))
         rec.examples = int(labels.size)

@@ -24,6 +24,7 @@ from xentconf.protocol import (
     DTYPES,
     FEATURES,
     KERAS_VARIANTS,
+    MODES,
     PROFILES,
     api_id,
     is_callable_target,
@@ -81,6 +82,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("device", "the device of the target's mode", choices=DEVICES, default="cpu"),
     Option("profile", "the device profile of the target's mode (default: its first mode on "
            "the device)", choices=PROFILES),
+    Option("mode", "how the target's mode executes: eager, xla, compile (torch.compile), or "
+           "the Keras 3 backend (default: the target's first usable mode on the device and "
+           "profile)", choices=MODES),
     Option("accuracy", "the grade every element must reach", choices=REQUIRED_GRADES,
            default="stable"),
     Option("strict", "count as-tensorflow (a difference only as TensorFlow's own mechanisms "
@@ -173,6 +177,7 @@ class RunConfig:
     info: Any = None  # the target's TargetInfo (filled by resolve_target)
     flag_prefix: str = "--"  # how the user spells options: "--" (run) or "--xentconf-"
     strict: bool = False  # as-tensorflow counts as a failure
+    mode: str | None = None  # Mode.name: eager, xla, compile, a Keras backend
 
     @property
     def callable_target(self) -> bool:
@@ -244,6 +249,9 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
     profile = value("profile")
     if profile is not None:
         choice("profile", profile)
+    mode = value("mode")
+    if mode is not None:
+        choice("mode", mode)
     accuracy = choice("accuracy", value("accuracy"), what="grade")
     keras = value("keras")
     if keras is not None:
@@ -314,7 +322,8 @@ def validate(values: Mapping[str, Any], *, flag_prefix: str = "--",
         features=features, device=device, profile=profile, accuracy=accuracy, keras=keras,
         hypothesis=hyp, examples=examples, seed=value("seed"), timeout=timeout,
         isolate=isolate, sweep=sweep, results=results, pairs=pairs, deviation_files=dev_files,
-        deviations=deviations, flag_prefix=flag_prefix, strict=bool(value("strict")))
+        deviations=deviations, flag_prefix=flag_prefix, strict=bool(value("strict")),
+        mode=mode)
 
 
 def resolve_target(run: RunConfig, sandbox) -> None:
@@ -334,16 +343,20 @@ def resolve_target(run: RunConfig, sandbox) -> None:
     modes = [m for m in info.modes if m.device == run.device]
     if run.profile is not None:
         modes = [m for m in modes if m.profile == run.profile]
+    if run.mode is not None:
+        modes = [m for m in modes if m.name == run.mode]
     if not modes:
-        have = ", ".join(f"{m.device}/{m.profile}" for m in info.modes) or "none"
+        have = ", ".join(m.label for m in info.modes) or "none"
         raise UsageError(f"target {info.name} has no mode on device {run.device!r}"
                          f"{' with profile ' + repr(run.profile) if run.profile else ''}"
-                         f"; its modes (device/profile): {have}")
+                         f"{' executing ' + repr(run.mode) if run.mode else ''}"
+                         f"; its modes (device/profile[/execution]): {have}")
     usable = [m for m in modes if m.available]
     if not usable:
-        raise UsageError(f"target {info.name}: mode {modes[0].device}/"
-                         f"{modes[0].profile} is unavailable here: {modes[0].reason}")
+        raise UsageError(f"target {info.name}: mode {modes[0].label} is unavailable here: "
+                         f"{modes[0].reason}")
     run.profile = usable[0].profile
+    run.mode = usable[0].name
     run.info = info
     if info.deviations and info.deviations not in run.deviation_files:
         try:

@@ -206,7 +206,8 @@ def build_document(state: _State, exitstatus: int) -> dict:
         "xentconf_version": __version__,
         "target": target,
         "frameworks": _frameworks(run),
-        "device": run.device, "profile": run.profile or "cpu", "accuracy": run.accuracy,
+        "device": run.device, "profile": run.profile or "cpu", "mode": run.mode or "eager",
+        "accuracy": run.accuracy,
         "strict": run.strict,
         "hypothesis_profile": run.hypothesis, "seed": run.seed,
         "examples": run.max_examples,
@@ -252,9 +253,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         return
     tr.section("xentconf")
     run = state.run
+    mode = "" if run.mode in (None, "eager") else f"/{run.mode}"
     if counts:
-        tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}, required "
-                      f"grade {run.accuracy}: " + ", ".join(
+        tr.write_line(f"target {run.target_name} on {run.device}/{run.profile}{mode}, "
+                      f"required grade {run.accuracy}: " + ", ".join(
                           f"{v} {counts[v]}" for v in results.VERDICTS if v in counts))
     # an entry declaring a grade at least as good as the required one never applies
     needed = [d for d in run.deviations

@@ -152,7 +152,7 @@ def xentconf_checker(request):
         deviations=run.deviations,
         support_of=lambda api, feature: _support(run.info, api, feature),
         callable_spec=run.callable_target, target_options=run.spec.kwargs,
-        strict=run.strict)
+        strict=run.strict, mode=run.mode or "eager")
     yield checker
     sandbox.close()
 

@@ -13,7 +13,7 @@ with a one-line message.
 
 from .diff import CATEGORIES, Change, Diff, diff
 from .merge import Board, Cell, ReportError, Row, merge, outcome_map
-from .render import render, write_markdown, write_report
+from .render import render, write_issue_reports, write_markdown, write_report
 
 __all__ = [
     "CATEGORIES",
@@ -27,6 +27,7 @@ __all__ = [
     "merge",
     "outcome_map",
     "render",
+    "write_issue_reports",
     "write_markdown",
     "write_report",
 ]

@@ -15,7 +15,8 @@ from typing import Any
 
 from xentconf.results import VERDICTS
 
-from .merge import FAILING, api_label, merge
+from .diff import CATEGORIES, diff
+from .merge import FAILING, api_label, merge, outcome_map
 
 __all__ = ["BEGIN", "END", "standing_table"]
 
@@ -40,21 +41,56 @@ def _failing_features(outcomes: list[dict[str, Any]], most: int = 6) -> str:
     return ", ".join(shown) + (f", and {more} more" if more > 0 else "")
 
 
-def standing_table(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None) -> str:
-    """The Markdown standing table of validated results documents."""
+def _changes(board, baseline: Sequence[dict[str, Any]],
+             baseline_sources: Sequence[str] | None) -> dict[int, str]:
+    """Per row of ``board``, what changed since ``baseline`` (the report's diff
+    categories, counted; a removed test counts in the row of the same target run), or
+    ``no change``."""
+    changes = diff(outcome_map(baseline, baseline_sources), board.outcomes)
+    before = merge(baseline, baseline_sources)
+    row_of_key = {row.key: row.index for row in board.rows}
+    per_row: dict[int, Counter] = {row.index: Counter() for row in board.rows}
+    for name, _, items in changes.categories():
+        for c in items:
+            if c.id in board.row_of:
+                per_row[board.row_of[c.id]][name] += 1
+            else:  # removed: only in the baseline
+                key = before.rows[before.row_of[c.id]].key
+                if key in row_of_key:
+                    per_row[row_of_key[key]][name] += 1
+    return {i: ", ".join(f"{counts[n]} {CATEGORIES[n].lower()}" for n in CATEGORIES
+                         if counts[n]) or "no change"
+            for i, counts in per_row.items()}
+
+
+def standing_table(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None,
+                   baseline: Sequence[dict[str, Any]] | None = None,
+                   baseline_sources: Sequence[str] | None = None) -> str:
+    """The Markdown standing table of validated results documents: a row per target run
+    (target, its version, the mode as ``device/profile[/execution]`` with the Keras
+    variant, the verdict counts, the most frequent failures, the run's date, marked when
+    the run was cut short); with
+    ``baseline`` (earlier results), a last column says what changed since."""
     board = merge(docs, sources)
+    since = _changes(board, baseline, baseline_sources) if baseline else None
     head = ["target", "version", "mode", *_COLUMNS, "failing (API feature)", "run"]
+    if since is not None:
+        head.append("since baseline")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for row in board.rows:
         run = board.runs[row.runs[0]].run
         counts = row.counts
         counts["fail"] = sum(counts[v] for v in FAILING)
         target = run["target"]
-        mode = f"{row.device}/{row.profile}"
+        mode = row.label
         if target.get("keras"):
             mode += f", {target['keras']}"
         cells = [f"`{row.target}`", target.get("version") or "-", mode,
                  *(str(counts[v]) for v in _COLUMNS), _failing_features(row.outcomes),
-                 (run.get("started") or "")[:10]]
+                 (run.get("started") or "")[:10]
+                 + (" (cut short)" if any(board.runs[i].run["interrupted"] for i in row.runs)
+                    else "")]
+        if since is not None:
+            cells.append(since[row.index])
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"

@@ -32,6 +32,8 @@ __all__ = [
     "api_label",
     "merge",
     "outcome_map",
+    "qualified_outcomes",
+    "run_mode",
 ]
 
 
@@ -184,18 +186,26 @@ class Cell(_Tally):
 
 @dataclass
 class Row(_Tally):
-    """One target run: a target on one device under one device profile."""
+    """One target run: a target on one device under one device profile, executing in one
+    way (``mode``: eager, xla, compile, a Keras backend)."""
 
     index: int
     target: str
     device: str
     profile: str
+    mode: str = "eager"
     runs: list[int] = field(default_factory=list)  # indices into Board.runs
     outcomes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.target, self.device, self.profile)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.target, self.device, self.profile, self.mode)
+
+    @property
+    def label(self) -> str:
+        """``device/profile``, with the mode unless it is eager (``cpu/xla/xla``)."""
+        base = f"{self.device}/{self.profile}"
+        return base if self.mode == "eager" else f"{base}/{self.mode}"
 
 
 @dataclass
@@ -259,15 +269,32 @@ def _api_key(api: str, first_seen: Mapping[str, int]) -> tuple[int, int]:
     return (order.index(api) if api in order else len(order), first_seen[api])
 
 
+def run_mode(run: Mapping[str, Any]) -> str:
+    """How a run's mode executed (``eager`` for results written before modes had names)."""
+    return run.get("mode") or "eager"
+
+
+def qualified_outcomes(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The outcomes of ``doc``, their ids qualified by the run's mode unless it is eager
+    (``torch-cpu-float32-nn_sparse-basic@compile``): one target's runs in several modes
+    (eager and XLA, eager and torch.compile, Keras on each backend) share test ids, and
+    merge side by side under these."""
+    mode = run_mode(doc["run"])
+    if mode == "eager":
+        return list(doc["outcomes"])
+    return [{**o, "id": f"{o['id']}@{mode}"} for o in doc["outcomes"]]
+
+
 def outcome_map(docs: Sequence[dict[str, Any]],
                 sources: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """All outcomes of ``docs`` by id; an id in two places is an error (say which)."""
+    """All outcomes of ``docs`` by (mode-qualified) id; an id in two places is an error
+    (say which)."""
     sources = list(sources) if sources is not None else [f"results #{i + 1}"
                                                          for i in range(len(docs))]
     seen: dict[str, str] = {}
     out: dict[str, dict[str, Any]] = {}
     for doc, source in zip(docs, sources):
-        for o in doc["outcomes"]:
+        for o in qualified_outcomes(doc):
             if o["id"] in seen:
                 where = ("twice in " + source if seen[o["id"]] == source
                          else f"in both {seen[o['id']]} and {source}")
@@ -293,7 +320,7 @@ def merge(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None) 
 
     runs: list[Run] = []
     rows: list[Row] = []
-    row_index: dict[tuple[str, str, str], int] = {}
+    row_index: dict[tuple[str, str, str, str], int] = {}
     api_seen: dict[str, int] = {}
     dtypes: dict[str, set[str]] = {}
     features: dict[str, None] = {}
@@ -302,12 +329,12 @@ def merge(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None = None) 
     row_of: dict[str, int] = {}
     for i, (doc, source) in enumerate(zip(docs, sources)):
         meta = doc["run"]
-        outcomes = [normalized(o) for o in doc["outcomes"]]
+        outcomes = [normalized(o) for o in qualified_outcomes(doc)]
         run = Run(i, source, meta, list(doc["deviations"]), outcomes)
         runs.append(run)
         for o in outcomes:
             key = (o.get("target") or meta["target"]["name"], o.get("device") or meta["device"],
-                   o.get("profile") or meta["profile"])
+                   o.get("profile") or meta["profile"], run_mode(meta))
             if key not in row_index:
                 row_index[key] = len(rows)
                 rows.append(Row(len(rows), *key))

@@ -98,10 +98,11 @@ def _csp_hash(script: str) -> str:
 # --------------------------------------------------------------------- view model
 
 
-def row_label(target: str, device: str, profile: str) -> str:
-    """``torch · cuda (gpu profile)``, or ``torch · cpu`` when device and profile agree."""
+def row_label(target: str, device: str, profile: str, mode: str = "eager") -> str:
+    """``torch · cuda (gpu profile)``, or ``torch · cpu`` when device and profile agree;
+    a mode other than eager follows (``torch · cpu · compile``)."""
     where = device if device == profile else f"{device} ({profile} profile)"
-    return f"{target} · {where}"
+    return f"{target} · {where}" + ("" if mode == "eager" else f" · {mode}")
 
 
 @dataclass
@@ -299,7 +300,8 @@ def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | 
         rows.append(RowView(
             row=row, label=row_label(*row.key), target=row.target,
             where=(row.device if row.device == row.profile
-                   else f"{row.device} · {row.profile} profile"),
+                   else f"{row.device} · {row.profile} profile")
+            + ("" if row.mode == "eager" else f" · {row.mode}"),
             version=run["target"].get("version"), keras=run["target"].get("keras"),
             interrupted=any(board.runs[i].run["interrupted"] for i in row.runs)))
 
@@ -381,15 +383,19 @@ def _load_all(paths: Sequence[str | os.PathLike], what: str) -> list[dict[str, A
     return docs
 
 
-def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike) -> str:
+def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike,
+                   baseline_paths: Sequence[str | os.PathLike] | None = None) -> str:
     """Write the standing table of the results files ``paths`` (Markdown) to ``target``
-    (``-``: return it only) and return it; :class:`ReportError` for unusable input."""
+    (``-``: return it only) and return it; with ``baseline_paths``, a column says what
+    changed since those results. :class:`ReportError` for unusable input."""
     from .markdown import standing_table
 
     if not paths:
         raise ReportError("no results files given: name at least one results.json written "
                           "by xentconf run")
-    text = standing_table(_load_all(paths, ""), [str(p) for p in paths])
+    baseline = _load_all(baseline_paths, "baseline: ") if baseline_paths else None
+    text = standing_table(_load_all(paths, ""), [str(p) for p in paths], baseline,
+                          [str(p) for p in baseline_paths] if baseline_paths else None)
     if str(target) != "-":
         try:
             atomic_write(target, text.encode("utf-8"))
@@ -397,6 +403,18 @@ def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike
             raise ReportError(f"{target}: cannot write the table ({exc.strerror or exc})") \
                 from exc
     return text
+
+
+def write_issue_reports(paths: Sequence[str | os.PathLike],
+                        out_dir: str | os.PathLike) -> list[Path]:
+    """Write a ready-to-file Markdown bug report per distinct finding of the results files
+    ``paths`` into ``out_dir`` (see :mod:`xentconf.reports.issues`); return their paths."""
+    from .issues import write_issues
+
+    if not paths:
+        raise ReportError("no results files given: name at least one results.json written "
+                          "by xentconf run")
+    return write_issues(_load_all(paths, ""), out_dir, [str(p) for p in paths])
 
 
 def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,

@@ -1,0 +1,28 @@
+"""The README's standing table is generated, not copied: it equals what `xentconf report
+--markdown` renders from the committed results of the scoreboard run (scoreboard/), so
+the counts are the results files' own (pass / as-tensorflow / deviation / fail / skip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xentconf import results
+from xentconf.reports.markdown import BEGIN, END, standing_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_table_is_the_committed_results_table():
+    files = sorted((ROOT / "scoreboard").glob("*.json.gz"))
+    assert files, "no committed results in scoreboard/ (nox -s scoreboard standing)"
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    in_readme = text.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
+    rendered = standing_table([results.load(p) for p in files]).strip("\n")
+    assert in_readme == rendered, "README's table is stale: run `nox -s standing`"
+
+
+def test_committed_results_are_small():
+    # the verdicts cap a run's results (issue 11: <= 2 MB per API uncompressed)
+    for p in (ROOT / "scoreboard").glob("*.json.gz"):
+        assert p.stat().st_size < 512 * 1024, p.name
