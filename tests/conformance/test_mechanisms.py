@@ -86,6 +86,26 @@ def test_a_whole_test_of_as_tensorflow_cases_is_as_tensorflow_and_records_mechan
     assert out["grade"] == "fail" and set(out["mechanisms"]) == {"compat-v1-float32"}
 
 
+def test_a_conforming_outcome_keeps_its_example_only_when_it_is_small():
+    # as-tensorflow cases are not shrunk: a small one stays as the outcome's example, a
+    # large-classes one (thousands of logits) would be a megabyte of results: left out
+    from xentconf.conformance.checker import EXAMPLE_ELEMENTS
+
+    sizes = {}
+    for feature in ("basic", "large_classes"):
+        chk = checker("v1_sparse_float32", V1)
+        spec = TestSpec(f"v1-cpu-float64-v1_sparse-{feature}", V1, "float64", feature,
+                        "native")
+        out = chk.run_test(spec, max_examples=6, shrink_seconds=5, derandomize=True,
+                           seed=None)
+        chk.sandbox.close()
+        assert out["verdict"] == "as-tensorflow", out["message"]
+        ex = out["counterexample"]
+        sizes[feature] = None if ex is None else int(np.prod(ex["args"]["logits"]["shape"]))
+    assert sizes["basic"] is not None and sizes["basic"] <= EXAMPLE_ELEMENTS
+    assert sizes["large_classes"] is None
+
+
 def test_flushed_subnormal_backprop_is_as_tensorflow():
     # backprop[0, 1] = e^-88.5 / (1 + e^-88.5) = 3.67e-39 is a float32 subnormal; TensorFlow
     # flushes it to 0 (TF-SEMANTICS §0's canonical example flushes likewise)
