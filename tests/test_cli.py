@@ -1,6 +1,7 @@
 """Tests of the CLI skeleton that do not need the oracle itself."""
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -11,13 +12,16 @@ import xentconf
 from xentconf.cli import main
 
 
-def run_module(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_module(*args: str, stdin: str | None = None,
+               cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """``python -m xentconf ARGS`` in a fresh process (also used by tests/oracle)."""
     return subprocess.run(
         [sys.executable, "-m", "xentconf", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
+        cwd=cwd,
     )
 
 

@@ -4,10 +4,9 @@ Expected values are computed here with mpmath at high precision from the exact i
 independently of the oracle.
 """
 
+import functools
 import json
 import math
-import subprocess
-import sys
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,7 @@ import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
+from tests.test_cli import run_module as run_module_in
 
 from xentconf.oracle import API_IDS
 from xentconf.oracle.case import CaseError, parse_case, run_case
@@ -26,15 +26,7 @@ CANONICAL = EXAMPLES / "canonical_sparse.json"
 SPARSE = "tf.nn.sparse_softmax_cross_entropy_with_logits"
 
 
-def run_module(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "xentconf", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+run_module = functools.partial(run_module_in, cwd=ROOT)
 
 
 def oracle_ok(*args: str, stdin: str | None = None) -> dict:
