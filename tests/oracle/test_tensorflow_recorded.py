@@ -89,11 +89,6 @@ def oracle_gap(mode: str, entry: dict) -> str | None:
                 "'Structures don't have the same nested structure' for a list y_pred, "
                 "'Expected an instance of list, got Tensor' for an array); tf_keras and the "
                 "oracle accept it")
-    if mode == "xla" and entry["id"] == "v1_dense:w[B,1]":
-        return ("under jit_compile=True, compat.v1 softmax_cross_entropy broadcasts [B,1] "
-                "weights against the [B] losses to [B,B] (0.96156 on the canonical example) "
-                "instead of raising ValueError as eager and plain tf.function do; the "
-                "oracle's xla profile raises")
     return None
 
 

@@ -424,6 +424,43 @@ def test_compat_v1_rank3_weights_counted_after_broadcast(reduction):
     np.testing.assert_allclose(e["loss"].exact64, expected, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_compat_v1_xla_broadcasts_weights_without_the_assert(reduction):
+    """§5.2 (2): inside an XLA context ``assert_broadcastable`` is skipped, so ``[B,1]``
+    weights meet the ``[B]`` losses only in the multiply: ``v[i,j] = w_i · L_j`` over
+    ``[B,B]``; the sum of weights and the nonzero count run over that broadcast, and
+    SUM_OVER_BATCH_SIZE still divides by ``size(losses)`` = B. Eagerly the same call raises.
+    (TensorFlow's recorded XLA answer for the default reduction is 0.96156.)"""
+    w = np.array([[1.0], [2.0], [0.0]], dtype=F32)
+    y = np.eye(4, dtype=F32)[CANON_Y]
+    eager = tf.compat.v1.losses.softmax_cross_entropy(y, CANON_X, weights=w, reduction=reduction)
+    assert eager.raises is not None and eager.raises.error == "ValueError"
+    e = tf.compat.v1.losses.softmax_cross_entropy(y, CANON_X, weights=w, reduction=reduction,
+                                                  profile="xla")
+    assert e.raises is None
+    x = f32(CANON_X)
+    ls = np.array([sparse_row(x[j], CANON_Y[j]) for j in range(3)])
+    v = np.array([[1.0], [2.0], [0.0]]) * ls[None, :]
+    expected = {"none": v, "weighted_sum": v.sum(), "weighted_sum_over_batch_size": v.sum() / 3,
+                "weighted_mean": v.sum() / 9.0, "weighted_sum_by_nonzero_weights": v.sum() / 6
+                }[reduction]
+    # row 3's loss is ~4e-87, which the float64 hand sum rounds to 0
+    np.testing.assert_allclose(e["loss"].exact64, expected, rtol=1e-12, atol=1e-80)
+    if reduction == "weighted_sum_by_nonzero_weights":  # the recorded weights [[1],[2],[3]]
+        e = tf.compat.v1.losses.softmax_cross_entropy(y, CANON_X, weights=w + [[0], [0], [3]],
+                                                      profile="xla")
+        assert_doc(e["loss"].exact64, "0.96156", floor=1e-6, what="loss")
+
+
+def test_compat_v1_xla_weights_that_do_not_broadcast_fail_the_multiply():
+    """Under XLA, weights [2] against losses [3] fail the multiply's shape inference
+    (ValueError "Dimensions must be equal, but are 3 and 2"), not the eager assert."""
+    e = tf.compat.v1.losses.sparse_softmax_cross_entropy(CANON_Y, CANON_X, weights=[1.0, 2.0],
+                                                         profile="xla")
+    assert e.raises is not None and e.raises.error == "ValueError"
+    assert e.raises.message.startswith("Dimensions must be equal, but are 3 and 2")
+
+
 def test_compat_v1_gradient_sbnz():
     """§5.2 gradient example: SBNZ with weights [0.5,0,2] → grad row 0 = 0.25·backprop₀
     (0.5/K, K = 2); by A6 row 1 = 0 and row 2 = (2/2)·backprop₂."""

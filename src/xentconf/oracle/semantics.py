@@ -434,14 +434,31 @@ def _weights_array(weights) -> tuple[np.ndarray, bool]:
     return arr, False
 
 
-def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
-    """``compute_weighted_loss`` with ``Reduction`` (§5.2), on a per-element loss plan."""
+def _v1_reduce(plan: Plan, weights, reduction: str, scope: str) -> Plan | Raises:
+    """``compute_weighted_loss`` with ``Reduction`` (§5.2), on a per-element loss plan.
+
+    Inside an XLA context (profile ``xla``) TensorFlow skips ``assert_broadcastable``: the
+    weights meet the losses only in the multiply, by ordinary broadcasting, so ``[B, 1]``
+    weights against ``[B]`` losses give ``[B, B]`` weighted elements, and the nonzero count
+    and the sum of weights run over that broadcast too; ``size(losses)`` stays the losses'
+    own size. Shapes that do not broadcast fail the multiply's shape inference (``scope`` is
+    the loss's name scope in that message)."""
     loss_shape = plan.reduction.shape
     if weights is None:
         return Raises("ValueError", "Attempt to convert a value (None) with an unsupported type "
                                     "(<class 'NoneType'>) to a Tensor.")
     w, _ = _weights_array(weights)
-    if w.ndim != 0:
+    out_shape = tuple(loss_shape)
+    if w.ndim != 0 and plan.profile == "xla":
+        try:
+            out_shape = tuple(np.broadcast_shapes(tuple(loss_shape), w.shape))
+        except ValueError:
+            a, b = next((a, b) for a, b in zip(reversed(loss_shape), reversed(w.shape))
+                        if a != b and 1 not in (a, b))
+            return Raises("ValueError", f"Dimensions must be equal, but are {a} and {b} for "
+                                        f"'{{{{node {scope}/Mul}}}} = Mul[T=DT_FLOAT]' with input "
+                                        f"shapes: {kshape(loss_shape)}, {kshape(w.shape)}.")
+    elif w.ndim != 0:
         if w.ndim != len(loss_shape):
             return Raises("ValueError", "weights can not be broadcast to values. values.rank="
                                         f"{len(loss_shape)}. weights.rank={w.ndim}. values.shape="
@@ -452,10 +469,11 @@ def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
                                             f"dim {i}. values.shape={kshape(loss_shape)}, "
                                             f"weights.shape={kshape(w.shape)}.")
     wb = np.broadcast_to(_as_float64(w) if w.dtype.kind == "f" or w.dtype.name == "bfloat16"
-                         else w.astype(np.float64), loss_shape)
+                         else w.astype(np.float64), out_shape)
     n = int(np.prod(loss_shape, dtype=np.int64))
     coef = np.ascontiguousarray(wb, dtype=np.float64).ravel()  # exact float weights
-    index = np.arange(n, dtype=np.int64)
+    index = np.ascontiguousarray(np.broadcast_to(
+        np.arange(n, dtype=np.int64).reshape(loss_shape), out_shape)).ravel()
     red = {"none": "none", "weighted_sum": "sum"}.get(reduction, "div")
     denom = None
     from_w = False
@@ -466,7 +484,7 @@ def _v1_reduce(plan: Plan, weights, reduction: str) -> Plan | Raises:
         from_w = True
     elif reduction == "weighted_sum_by_nonzero_weights":
         denom = Fraction(int(np.count_nonzero(coef != 0)))
-    plan.reduction = Reduction(red, index, coef, loss_shape if red == "none" else (),
+    plan.reduction = Reduction(red, index, coef, out_shape if red == "none" else (),
                                denom=denom, denom_from_weights=from_w)
     # compat.v1 casts losses and weights to float32 and reduces there (§5.2 (3)); the
     # per-element losses arrive rounded to the logits dtype
@@ -528,7 +546,7 @@ def plan_v1_sparse(labels, logits, weights=1.0,
     if err:
         return err
     plan.grad_shape = tuple(_convert(logits, "logits").shape)
-    return _v1_reduce(plan, weights, reduction)
+    return _v1_reduce(plan, weights, reduction, "sparse_softmax_cross_entropy_loss")
 
 
 def plan_v1_dense(onehot_labels, logits, weights=1.0, label_smoothing=0,
@@ -559,7 +577,7 @@ def plan_v1_dense(onehot_labels, logits, weights=1.0, label_smoothing=0,
         return rerr
     if eps > 0:  # negative smoothing is silently ignored, > 1 accepted (§4)
         plan.rows.smoothing = eps
-    return _v1_reduce(plan, weights, reduction)
+    return _v1_reduce(plan, weights, reduction, "softmax_cross_entropy_loss")
 
 
 def _smoothing(value) -> Fraction:
