@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 from xentconf import results
 from xentconf.reports import render
+from xentconf.reports.markdown import standing_table
 
 NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
 
@@ -58,3 +59,29 @@ def test_a_sweep_merges_with_an_ordinary_run(docs):
     shown = [o["id"] for d in docs for o in d["outcomes"] if o["id"] in alone]
     assert shown and all(oid in html for oid in shown)  # the ordinary runs are all there
     _svg(html)
+
+
+def _md_rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith(("| target", "| ---"))]
+
+
+def test_the_markdown_table_counts_a_sweep_from_its_record():
+    """A sweep-only results file gives a sweep row (not an empty standing table): rows
+    judged, per verdict, exact, failure kinds; an unfinished sweep says so."""
+    doc = sweep_doc()
+    doc["sweeps"][0]["space"] = "every pair of bit patterns"
+    (row,) = _md_rows(standing_table([results.validate(doc)]))
+    assert row[:6] == ["`gamma`", "-", "nn_sparse", "float16", "every pair of bit patterns",
+                       "4,096"]
+    assert row[6:11] == ["2,048", "0", "2,048", "2,048", "1"] and row[-1] == "2026-01-01"
+    half = sweep_doc()
+    half["sweeps"][0].update(rows_done=2048, chunks_done=1)
+    assert _md_rows(standing_table([results.validate(half)]))[0][4] == "-"  # no space given
+    (row,) = _md_rows(standing_table([results.validate(half)]))
+    assert row[5] == "2,048 of 4,096" and row[-1] == "2026-01-01 (unfinished)"
+
+
+def test_the_markdown_of_a_run_and_a_sweep_has_both_tables(docs):
+    text = standing_table([*docs, sweep_doc()])
+    assert text.startswith(standing_table(docs)) and "| nn_sparse | float16 |" in text

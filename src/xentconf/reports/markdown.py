@@ -18,7 +18,7 @@ from xentconf.results import VERDICTS
 from .diff import CATEGORIES, diff
 from .merge import FAILING, api_label, merge, outcome_map
 
-__all__ = ["BEGIN", "END", "standing_table"]
+__all__ = ["BEGIN", "END", "standing_table", "sweep_table"]
 
 BEGIN = "<!-- standing:begin -->"
 END = "<!-- standing:end -->"
@@ -93,4 +93,37 @@ def standing_table(docs: Sequence[dict[str, Any]], sources: Sequence[str] | None
         if since is not None:
             cells.append(since[row.index])
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    table = "\n".join(lines) + "\n"
+    sweeps = sweep_table(docs)
+    if sweeps and not board.rows:  # sweep results only
+        return sweeps
+    return table + ("\n" + sweeps if sweeps else "")
+
+
+def sweep_table(docs: Sequence[dict[str, Any]]) -> str:
+    """The exhaustive sweeps of the results documents, one Markdown row each: target,
+    version, API, dtype, the space swept, rows judged (of all), rows per verdict (failing
+    verdicts summed as ``fail``), rows graded ``exact``, distinct failure kinds, the worst
+    error as a fraction of its budget, the date (marked when the sweep is unfinished);
+    ``""`` when no document has a sweep."""
+    lines = []
+    for doc in docs:
+        run = doc["run"]
+        target = run["target"]
+        for sw in doc.get("sweeps") or []:
+            verdicts = Counter(sw.get("verdicts") or {})
+            fail = sum(n for v, n in verdicts.items() if v in FAILING)
+            done, rows = sw["rows_done"], sw["rows"]
+            cells = [f"`{target['name']}`", target.get("version") or "-",
+                     api_label(sw["api"]), sw["dtype"], sw.get("space") or "-",
+                     f"{done:,}" + ("" if done == rows else f" of {rows:,}"),
+                     f"{verdicts['pass']:,}", f"{verdicts['as-tensorflow']:,}", f"{fail:,}",
+                     f"{(sw.get('grades') or {}).get('exact', 0):,}",
+                     str(len(sw.get("failures") or [])), f"{sw.get('worst_budget') or 0:.3g}",
+                     (run.get("started") or "")[:10] + ("" if done == rows else " (unfinished)")]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    if not lines:
+        return ""
+    head = ["target", "version", "API", "dtype", "swept", "rows", "pass", "as-tensorflow",
+            "fail", "exact", "failure kinds", "worst / budget", "run"]
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + " --- |" * len(head), *lines]) + "\n"
