@@ -140,19 +140,6 @@ def _smoothed(rows, lo: int, hi: int):
     return ys, rad
 
 
-def _row_rules(rows, lo: int, hi: int, bad, mid, *others, cols: bool = False) -> tuple:
-    """TF's row rules on values of rows lo:hi: a bad row (a NaN or +inf logit, no finite
-    logit, or a NaN row of the device profile) is NaN, a row Keras ignores is 0; the other
-    arrays (radii, low parts) become 0 in both. ``cols``: the arrays are [rows, C]."""
-    bad = bad | rows.nan_rows[lo:hi]
-    ign = rows.ignored[lo:hi]
-    if cols:
-        bad, ign = bad[:, None], ign[:, None]
-    skip = ign | bad
-    return (np.where(ign, 0.0, np.where(bad, np.nan, mid)),
-            *(np.where(skip, 0.0, a) for a in others))
-
-
 def _block_rows(n: int, c: int) -> int:
     return max(1, min(n, BLOCK_BYTES // max(8 * max(c, 1), 1)))
 
@@ -199,9 +186,9 @@ class Engine:
         if self.two_class:  # σ and the bad rows are kept from the loss pass
             self._row_values()
             sig, srad, bad = (a[lo:hi] for a in self._two_class_sig[:3])
-            return None, two_class_bp(sig, srad, np.clip(rows.labels[lo:hi], 0, 1)), bad
+            return None, two_class_bp(sig, srad, rows.labels_block(lo, hi)), bad
         if kind == "sparse" and not need_grad:
-            lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
+            lab = rows.labels_block(lo, hi)
             ws = getattr(self._ws, "ws", None)
             if ws is None:  # scratch per thread, reused across that thread's blocks
                 ws = self._ws.ws = _Workspace()
@@ -210,8 +197,9 @@ class Engine:
         if kind in ("sparse", "dense"):
             blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
             if kind == "sparse":
-                loss = blk.sparse_loss(rows.labels[lo:hi])
-                grad = blk.sparse_bp(rows.labels[lo:hi]) if need_grad else None
+                lab = rows.labels_block(lo, hi)
+                loss = blk.sparse_loss(lab)
+                grad = blk.sparse_bp(lab) if need_grad else None
             else:
                 ys, yr = _smoothed(rows, lo, hi)
                 loss = blk.dense_loss(ys, yr, rows.xla_zero_labels)
@@ -219,7 +207,7 @@ class Engine:
             return loss, grad, blk.bad
         pb = _ProbRows(rows.x_block(lo, hi), rows.clip)
         if kind == "sparse_probs":
-            loss, grad = pb.sparse(rows.labels[lo:hi])
+            loss, grad = pb.sparse(rows.labels_block(lo, hi))
         else:
             ys, yr = _smoothed(rows, lo, hi)
             loss, grad = pb.dense(ys, yr)
@@ -243,10 +231,10 @@ class Engine:
             def two(lo):
                 hi = min(n, lo + KERNEL_BLOCK_ROWS)
                 b, (m, r), (sig[lo:hi], srad[lo:hi]), dd[lo:hi] = two_class_rows(
-                    rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1),
+                    rows.source[lo:hi], rows.labels_block(lo, hi),
                     USE_ACCEL and _accel.enabled(), with_d=True)
-                bad[lo:hi] = b | rows.nan_rows[lo:hi] | rows.ignored[lo:hi]
-                L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
+                bad[lo:hi] = np.logical_or(*rows.rule_masks(lo, hi, b))
+                L[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, b, m, r)
 
             _map_blocks(two, range(0, n, KERNEL_BLOCK_ROWS))
             # bad: rows the closed form does not decide (TF's NaN rows, ignored rows)
@@ -261,7 +249,7 @@ class Engine:
         def one(lo):
             hi = min(n, lo + step)
             (m, r), _g, bad = self._block(lo, hi, need_grad=False)
-            L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, bad, m, r)
+            L[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, bad, m, r)
 
         _map_blocks(one, range(0, n, step))
         self._ws = threading.local()  # release the scratch
@@ -286,11 +274,11 @@ class Engine:
                 hi = min(n, lo + step)
                 blk = _RowsDD(rows.x_block(lo, hi))
                 if rows.kind == "sparse":
-                    h, l_, r = blk.sparse_loss(rows.labels[lo:hi])
+                    h, l_, r = blk.sparse_loss(rows.labels_block(lo, hi))
                 else:
                     h, l_, r = blk.dense_loss(rows.y[lo:hi].astype(np.float64),
                                               rows.xla_zero_labels)
-                Lh[lo:hi], Ll[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, blk.bad, h, l_, r)
+                Lh[lo:hi], Ll[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, blk.bad, h, l_, r)
         self._dd_rows = (Lh, Ll, R)
         return self._dd_rows
 
@@ -321,9 +309,9 @@ class Engine:
             if not ok.all():
                 self._fallback_loss_elements(out, np.flatnonzero(~ok))
             return out.reshape(red.shape)
-        denom = red.denom if red.kind == "div" else None
-        if denom is not None and not isinstance(denom, float) and denom == 0:
-            return np.array(np.nan if red.zero_denominator == "nan" else 0.0).reshape(())
+        denom = red.gamma_denom()
+        if red.divides_by_zero:
+            return np.array(red.zero_value).reshape(())
         if nonfin.any() or isinstance(denom, float):
             return self._exact_loss_scalar()
         with np.errstate(all="ignore"):
@@ -369,7 +357,7 @@ class Engine:
             hi = min(n, lo + step)
             blk = _RowsDD(rows.x_block(lo, hi))
             if rows.kind == "sparse":
-                bh, bl, br = blk.sparse_bp(rows.labels[lo:hi])
+                bh, bl, br = blk.sparse_bp(rows.labels_block(lo, hi))
             else:
                 bh, bl, br = blk.dense_bp(rows.y[lo:hi].astype(np.float64))
             g_h, g_l = gh[lo:hi, None], gl[lo:hi, None]
@@ -382,7 +370,7 @@ class Engine:
                 vh = np.where(nonfin, spec, vh)
                 vl = np.where(nonfin, 0.0, vl)
                 vr = np.where(nonfin, 0.0, vr)
-            vh, vl, vr = _row_rules(rows, lo, hi, blk.bad, vh, vl, vr, cols=True)
+            vh, vl, vr = rows.apply_rules(lo, hi, blk.bad, vh, vl, vr, cols=True)
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)
             if not ok.all():
@@ -393,12 +381,9 @@ class Engine:
     def _gamma_fractions(self) -> list | None:
         """Exact γ per row, or None when γ = upstream·coefficient elementwise (identity
         weighting with float coefficients): then two_prod gives it exactly."""
-        from .evaluate import _upstream_fracs, exact_gammas
-
         red = self.plan.reduction
-        idx = red.index
         if red.kind == "none" and isinstance(red.coef, np.ndarray) and \
-                idx.size == self.plan.rows.n and np.array_equal(idx, np.arange(idx.size)):
+                red.is_identity(self.plan.rows.n):
             u = self._upstream_floats().ravel()
             au, ac = np.abs(u), np.abs(red.coef)
             with np.errstate(all="ignore"):
@@ -406,7 +391,7 @@ class Engine:
                 fits = (au == 0) | (ac == 0) | ((au * ac >= 2.0 ** -900) & (au * ac < 2.0 ** 1000))
             if np.isfinite(u).all() and np.isfinite(red.coef).all() and fits.all():
                 return None
-        gam = exact_gammas(red, _upstream_fracs(self.upstream, red.shape))
+        gam = self._gamma_exact(None)
         exact = [gam.get(r, Fraction(0)) for r in range(self.plan.rows.n)]
         if any(isinstance(v, float) for v in exact):
             raise _Fallback  # NaN/inf coefficients: the exact tier applies IEEE rules
@@ -453,10 +438,9 @@ class Engine:
             s, lev = pairwise_sum(vals[None, :]) if vals.size else (np.zeros(1), 0)
             s = s[0]
             srad = vr.sum() * SLACK + lev * U * np.nansum(np.abs(vals)) * SLACK
-        denom = red.denom if red.kind == "div" else None
-        if denom is not None and not isinstance(denom, float) and denom == 0:
-            v = np.nan if red.zero_denominator == "nan" else 0.0
-            return np.array(v).reshape(())
+        denom = red.gamma_denom()
+        if red.divides_by_zero:
+            return np.array(red.zero_value).reshape(())
         if denom is not None:
             dv, dr = frac_to_float(denom)
             if isinstance(denom, float) or not math.isfinite(s):
@@ -499,13 +483,13 @@ class Engine:
         red = self.plan.reduction
         cv = red.floats()[0]
         up = self._upstream_floats().ravel()
-        denom = red.denom if red.kind == "div" else None
-        if isinstance(denom, float) or not np.isfinite(cv).all() or not np.isfinite(up).all():
+        if isinstance(red.gamma_denom(), float) or not np.isfinite(cv).all() or \
+                not np.isfinite(up).all():
             raise _Fallback  # special coefficients: the exact tier applies IEEE rules
         return _budgets.row_gammas(red, self.plan.rows.n, up)
 
     def _gamma_exact(self, rows_needed) -> dict:
-        """Exact γ_r for the given rows (special values by IEEE rules)."""
+        """Exact γ_r for the given rows (all rows: None; special values by IEEE rules)."""
         from .evaluate import _upstream_fracs, exact_gammas
 
         red = self.plan.reduction
@@ -543,7 +527,7 @@ class Engine:
                 val = g * bp
                 vr = np.abs(g) * rad + grad_rad[lo:hi, None] * np.abs(bp) + U * np.abs(val)
                 vr = np.where(np.isfinite(val), vr, 0.0)
-            val, vr = _row_rules(rows, lo, hi, bad0, val, vr, cols=True)
+            val, vr = rows.apply_rules(lo, hi, bad0, val, vr, cols=True)
             out[lo:hi], ok = certify_ball(val, vr, fmt, threads=1)
             return ok if not ok.all() else None
 
