@@ -126,6 +126,19 @@ def _poly(r):
     return 1.0 + (r + r2 * q)
 
 
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _exp_nonpos(d):
+    """vexp's ``exp_nonpos(d)`` for one ``d ≤ 0`` (the same operations in order): clamp,
+    reduce, the polynomial, and the two-step scaling by ``2^k`` (exact into subnormals)."""
+    dd = max(d, clamp)
+    kf = (dd * inv_ln2 + sh) - sh
+    r = (dd - kf * ln2_hi) - kf * ln2_lo
+    p = _poly(r)
+    kk = np.int64(kf)
+    k1 = kk >> 1
+    return (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+
+
 @jit
 def exp_seg(xs, m, ebuf, lbuf):
     """e_j = exp_nonpos(x_j − m) and e_j·|two_sum error| for one segment."""
@@ -135,13 +148,7 @@ def exp_seg(xs, m, ebuf, lbuf):
         bb = d - xv
         lo = (xv - (d - bb)) + (-m - bb)
         lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
-        dd = max(d, clamp)
-        kf = (dd * inv_ln2 + sh) - sh
-        r = (dd - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        kk = np.int64(kf)
-        k1 = kk >> 1
-        e = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        e = _exp_nonpos(d)
         ebuf[j] = e
         lbuf[j] = e * abs(lo)
 
@@ -150,14 +157,7 @@ def exp_seg(xs, m, ebuf, lbuf):
 def exp_seg_exact(xs, m, ebuf):
     """exp_seg for a row whose shifts are all exact: no two_sum (same e_j)."""
     for j in range(xs.shape[0]):
-        d = np.float64(xs[j]) - m
-        dd = max(d, clamp)
-        kf = (dd * inv_ln2 + sh) - sh
-        r = (dd - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        kk = np.int64(kf)
-        k1 = kk >> 1
-        ebuf[j] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        ebuf[j] = _exp_nonpos(np.float64(xs[j]) - m)
 
 
 @jit
@@ -394,13 +394,7 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
         bad[i] = isbad
         d[i] = s
         dlo[i] = lo
-        dd = max(-abs(s), clamp)
-        kf = (dd * inv_ln2 + sh) - sh
-        r = (dd - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        kk = np.int64(kf)
-        k1 = kk >> 1
-        e[i] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        e[i] = _exp_nonpos(-abs(s))
 
 
 @jit

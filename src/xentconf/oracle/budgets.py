@@ -130,6 +130,7 @@ class _RowStats:
             finite = np.where(np.isfinite(z), z, -np.inf)
             m = finite.max(axis=1, keepdims=True) if c else np.zeros((n, 1))
             m = np.where(np.isfinite(m), m, 0.0)
+            self.m = m[:, 0]  # the maximum over finite values (0 where none)
             d = np.where(np.isfinite(z), z - m, -np.inf)
             e = np.exp(d)
             s = e.sum(axis=1, keepdims=True)
@@ -151,7 +152,7 @@ class _RowStats:
             else:
                 y = rows.y.astype(np.float64)
                 if rows.smoothing:
-                    cs = rows.smoothing_classes or c
+                    cs = rows.smoothing_divisor
                     eps = float(rows.smoothing)
                     y = y * (1 - eps) + eps / cs
                 self.Y = np.where(np.isfinite(y), y, 0.0)

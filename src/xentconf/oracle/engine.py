@@ -129,7 +129,7 @@ def _smoothed(rows, lo: int, hi: int):
     if not rows.smoothing:
         return y, np.zeros_like(y)
     eps = float(rows.smoothing)
-    cs = rows.smoothing_classes or rows.c
+    cs = rows.smoothing_divisor
     exact_eps = Fraction(eps) == rows.smoothing
     with np.errstate(all="ignore"):
         ys = y * (1 - eps) + eps / cs
@@ -152,6 +152,28 @@ def _frac_to_dd(v) -> tuple[float, float]:
     if not math.isfinite(hi):
         return hi, 0.0
     return hi, float(v - Fraction(hi))
+
+
+def _dd_array(values) -> tuple[np.ndarray, np.ndarray]:
+    """Exact values (Fractions, special floats) as double-double arrays (hi, lo)."""
+    pairs = [_frac_to_dd(v) for v in values]
+    return (np.array([a for a, _ in pairs], dtype=np.float64),
+            np.array([b for _, b in pairs], dtype=np.float64))
+
+
+def _dd_scale(ch, cl, h, l_, r):
+    """``(ch + cl)·(h + l_)`` in double-double, with the radius ``|ch|·r + MUL_REL·|v|``;
+    where the float64 product ``ch·h`` is not finite (0·inf, NaN, overflow) it stands by
+    IEEE rules, with radius 0. ``(hi, lo, rad, not finite)``; the coefficient broadcasts."""
+    from . import dd
+
+    with np.errstate(all="ignore"):
+        vh, vl = dd.dd_mul(np.broadcast_to(ch, h.shape), np.broadcast_to(cl, h.shape), h, l_)
+        vr = (np.abs(ch) * r + dd.MUL_REL * np.abs(vh)) * SLACK
+        spec = ch * h
+        nonfin = ~np.isfinite(spec)
+        return (np.where(nonfin, spec, vh), np.where(nonfin, 0.0, vl),
+                np.where(nonfin, 0.0, vr), nonfin)
 
 
 class Engine:
@@ -291,18 +313,8 @@ class Engine:
         if isinstance(red.coef, np.ndarray):
             ch, cl = red.coef, np.zeros(red.coef.shape)
         else:
-            cs = [_frac_to_dd(v) for v in red.coef]
-            ch = np.array([a for a, _ in cs], dtype=np.float64)
-            cl = np.array([b for _, b in cs], dtype=np.float64)
-        with np.errstate(all="ignore"):
-            vh, vl = dd.dd_mul(ch, cl, Lh[idx], Ll[idx]) if idx.size else (np.zeros(0),) * 2
-            vr = (np.abs(ch) * R[idx] + dd.MUL_REL * np.abs(vh)) * SLACK if idx.size \
-                else np.zeros(0)
-            spec = ch * Lh[idx] if idx.size else np.zeros(0)  # IEEE specials (0·inf, NaN)
-            nonfin = ~np.isfinite(spec)
-            vh = np.where(nonfin, spec, vh)
-            vl = np.where(nonfin, 0.0, vl)
-            vr = np.where(nonfin, 0.0, vr)
+            ch, cl = _dd_array(red.coef)
+        vh, vl, vr, nonfin = _dd_scale(ch, cl, Lh[idx], Ll[idx], R[idx])
         if red.kind == "none":
             rounded, ok = certify_dd_f64(vh, vl, vr)
             out = np.where(ok, rounded, 0.0)
@@ -347,9 +359,7 @@ class Engine:
                 u = self._upstream_floats().ravel()
                 gh, gl = dd.two_prod(u, red.coef)
             else:
-                gs = [_frac_to_dd(v) for v in exact]
-                gh = np.array([a for a, _ in gs])
-                gl = np.array([b for _, b in gs])
+                gh, gl = _dd_array(exact)
         else:
             gh, gl = np.ones(n), np.zeros(n)
         step = _block_rows(n, 2 * c)
@@ -360,16 +370,7 @@ class Engine:
                 bh, bl, br = blk.sparse_bp(rows.labels_block(lo, hi))
             else:
                 bh, bl, br = blk.dense_bp(rows.y[lo:hi].astype(np.float64))
-            g_h, g_l = gh[lo:hi, None], gl[lo:hi, None]
-            with np.errstate(all="ignore"):
-                vh, vl = dd.dd_mul(np.broadcast_to(g_h, bh.shape), np.broadcast_to(g_l, bh.shape),
-                                   bh, bl)
-                vr = (np.abs(g_h) * br + dd.MUL_REL * np.abs(vh)) * SLACK
-                spec = g_h * bh
-                nonfin = ~np.isfinite(spec)
-                vh = np.where(nonfin, spec, vh)
-                vl = np.where(nonfin, 0.0, vl)
-                vr = np.where(nonfin, 0.0, vr)
+            vh, vl, vr, _ = _dd_scale(gh[lo:hi, None], gl[lo:hi, None], bh, bl, br)
             vh, vl, vr = rows.apply_rules(lo, hi, blk.bad, vh, vl, vr, cols=True)
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)

@@ -153,7 +153,7 @@ def _smoothed(rows, r: int) -> list:
     eps = rows.smoothing
     if not eps:
         return y
-    cs = rows.smoothing_classes or rows.c
+    cs = rows.smoothing_divisor
     add = eps / cs
     keep = 1 - eps
     out = []

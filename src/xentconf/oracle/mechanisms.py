@@ -170,17 +170,9 @@ class _Ctx:
             if c == 0:
                 L = np.zeros(n)
             elif rows.kind == "sparse":
-                x = rows.x
-                fin = np.where(np.isfinite(x), x, -np.inf)
-                m = fin.max(axis=1)
-                m = np.where(np.isfinite(m), m, 0.0)
-                L = st.logs + (m - x[np.arange(n), rows.labels_block(0, n)])
+                L = st.logs + (st.m - rows.x[np.arange(n), rows.labels_block(0, n)])
             elif rows.kind == "dense":
-                x = rows.x
-                fin = np.where(np.isfinite(x), x, -np.inf)
-                m = fin.max(axis=1, keepdims=True)
-                m = np.where(np.isfinite(m), m, 0.0)
-                a = st.logs[:, None] + (m - x)
+                a = st.logs[:, None] + (st.m[:, None] - rows.x)
                 L = np.where(st.Y == 0, 0.0, st.Y * a).sum(axis=1)
             elif rows.kind == "sparse_probs":
                 L = st.logs + st.dy

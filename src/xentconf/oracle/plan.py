@@ -91,6 +91,11 @@ class Rows:
             return x[lo:hi]
         return np.asarray(self.source[lo:hi], dtype=np.float64)
 
+    @property
+    def smoothing_divisor(self) -> int:
+        """The ``C`` of label smoothing's ``Y = y (1 − ε) + ε / C``."""
+        return self.smoothing_classes or self.c
+
     def labels_block(self, lo: int, hi: int) -> np.ndarray:
         """The labels of rows ``lo:hi`` clipped into ``[0, C)``: a row whose label is out of
         range is decided by the row rules (a NaN row, an ignored row or an error before
