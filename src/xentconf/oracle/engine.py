@@ -144,6 +144,14 @@ def _block_rows(n: int, c: int) -> int:
     return max(1, min(n, BLOCK_BYTES // max(8 * max(c, 1), 1)))
 
 
+def _dd_blocks(rows):
+    """``(lo, hi, rows lo:hi in double-double)`` over all rows, in blocks of bounded size."""
+    step = _block_rows(rows.n, 2 * rows.c)
+    for lo in range(0, rows.n, step):
+        hi = min(rows.n, lo + step)
+        yield lo, hi, _RowsDD(rows.x_block(lo, hi))
+
+
 def _frac_to_dd(v) -> tuple[float, float]:
     """A double-double (hi, lo) with |hi + lo − v| ≤ 2**-106·|v| (exact when dyadic)."""
     if isinstance(v, float):
@@ -291,10 +299,7 @@ class Engine:
         n, c = rows.n, rows.c
         Lh, Ll, R = np.zeros(n), np.zeros(n), np.zeros(n)
         if c:
-            step = _block_rows(n, 2 * c)
-            for lo in range(0, n, step):
-                hi = min(n, lo + step)
-                blk = _RowsDD(rows.x_block(lo, hi))
+            for lo, hi, blk in _dd_blocks(rows):
                 if rows.kind == "sparse":
                     h, l_, r = blk.sparse_loss(rows.labels_block(lo, hi))
                 else:
@@ -362,10 +367,7 @@ class Engine:
                 gh, gl = _dd_array(exact)
         else:
             gh, gl = np.ones(n), np.zeros(n)
-        step = _block_rows(n, 2 * c)
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            blk = _RowsDD(rows.x_block(lo, hi))
+        for lo, hi, blk in _dd_blocks(rows):
             if rows.kind == "sparse":
                 bh, bl, br = blk.sparse_bp(rows.labels_block(lo, hi))
             else:
