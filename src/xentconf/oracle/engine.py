@@ -345,20 +345,14 @@ class Engine:
             return self._exact_loss_scalar()
         return rounded.reshape(())
 
-    def grad_rows_dd(self, with_gamma: bool) -> np.ndarray:
+    def _grad_rows_dd(self, with_gamma: bool) -> np.ndarray:
         from . import dd
 
         rows = self.plan.rows
         n, c = rows.n, rows.c
         out = np.zeros((n, c))
-        if c == 0 or n == 0:
-            return out
         if with_gamma:
-            try:
-                exact = self._gamma_fractions()
-            except _Fallback:
-                self.fallbacks += n * c
-                return self._rows_from_exact("grad_logits")
+            exact = self._gamma_fractions()
             if exact is None:  # identity weighting with float coefficients: γ = u·c exactly
                 red = self.plan.reduction
                 u = self._upstream_floats().ravel()
@@ -499,23 +493,27 @@ class Engine:
         return exact_gammas(red, _upstream_fracs(self.upstream, red.shape), rows_needed)
 
     def grad_rows(self, with_gamma: bool) -> np.ndarray:
-        """Certified gradient (or backprop) rows [N, C] in the grad/loss format."""
+        """Certified gradient (or backprop) rows [N, C] in the grad/loss format; all from the
+        exact tier where γ has special values (NaN/±inf weights, upstream or denominator)."""
         plan = self.plan
-        rows = plan.rows
+        n, c = plan.rows.n, plan.rows.c
+        if c == 0 or n == 0:
+            return np.zeros((n, c))
         fmt = plan.grad_format if with_gamma else plan.loss_format
-        if fmt is F64:
-            return self.grad_rows_dd(with_gamma)
+        try:
+            if fmt is F64:
+                return self._grad_rows_dd(with_gamma)
+            return self._grad_rows(with_gamma, fmt)
+        except _Fallback:
+            self.fallbacks += n * c
+            return self._rows_from_exact("grad_logits")
+
+    def _grad_rows(self, with_gamma: bool, fmt: Format) -> np.ndarray:
+        rows = self.plan.rows
         n, c = rows.n, rows.c
         out = np.zeros((n, c))
-        if c == 0 or n == 0:
-            return out
         if with_gamma:
-            try:
-                gam, grad_rad = self._gammas()
-            except _Fallback:
-                self.fallbacks += n * c
-                name = "grad_logits"
-                return self._rows_from_exact(name)
+            gam, grad_rad = self._gammas()
         else:
             gam, grad_rad = np.ones(n), np.zeros(n)
         if self.two_class:
