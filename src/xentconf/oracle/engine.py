@@ -162,6 +162,15 @@ def _frac_to_dd(v) -> tuple[float, float]:
     return hi, float(v - Fraction(hi))
 
 
+def _scale(c, c_rad, v, v_rad):
+    """``c·v`` in float64 with the radius ``|c|·v_rad + c_rad·|v| + u·|c·v|``; a product that
+    is not finite stands by IEEE rules, with radius 0 (the coefficient broadcasts)."""
+    with np.errstate(all="ignore"):
+        val = c * v
+        rad = np.abs(c) * v_rad + c_rad * np.abs(v) + U * np.abs(val)
+        return val, np.where(np.isfinite(val), rad, 0.0)
+
+
 def _dd_array(values) -> tuple[np.ndarray, np.ndarray]:
     """Exact values (Fractions, special floats) as double-double arrays (hi, lo)."""
     pairs = [_frac_to_dd(v) for v in values]
@@ -418,11 +427,7 @@ class Engine:
             if not ok.all():
                 self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
             return rounded.reshape(red.shape)
-        with np.errstate(all="ignore"):
-            vals = cw * L[idx] if idx.size else np.zeros(0)
-            vr = np.abs(cw) * R[idx] + cr * np.abs(L[idx]) + U * np.abs(vals) if idx.size \
-                else np.zeros(0)
-            vr = np.where(np.isfinite(vals), vr, 0.0)
+        vals, vr = _scale(cw, cr, L[idx], R[idx])
         if red.kind == "none":
             exact_one = red.exactly_one()
             vr = np.where(exact_one, R[idx] if idx.size else vr, vr)
@@ -523,11 +528,7 @@ class Engine:
         def one(lo):
             hi = min(n, lo + step)
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
-            g = gam[lo:hi, None]
-            with np.errstate(all="ignore"):
-                val = g * bp
-                vr = np.abs(g) * rad + grad_rad[lo:hi, None] * np.abs(bp) + U * np.abs(val)
-                vr = np.where(np.isfinite(val), vr, 0.0)
+            val, vr = _scale(gam[lo:hi, None], grad_rad[lo:hi, None], bp, rad)
             val, vr = rows.apply_rules(lo, hi, bad0, val, vr, cols=True)
             out[lo:hi], ok = certify_ball(val, vr, fmt, threads=1)
             return ok if not ok.all() else None
