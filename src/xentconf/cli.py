@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xentconf import __version__
+from xentconf.vocabulary import KERAS_VARIANTS, PROFILES
 
 PROG = "xentconf"
 
@@ -78,6 +79,11 @@ def _run_oracle(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------- targets
 
 
+def _one_of(names: Sequence[str]) -> str:
+    """``a, b or c``: a vocabulary in a help text."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 def _configure_targets(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "List every target xentconf knows (built-in adapters and those registered under the "
@@ -94,9 +100,10 @@ def _configure_targets(parser: argparse.ArgumentParser) -> None:
                         help="the API whose signature the callable follows, TF id or short "
                         "name such as nn_sparse (with a target name: show only that API)")
     parser.add_argument("--profile", metavar="P",
-                        help="the device profile the callable follows: cpu, gpu or xla")
+                        help=f"the device profile the callable follows: {_one_of(PROFILES)}")
     parser.add_argument("--keras", metavar="V",
-                        help="the Keras semantics the target follows: keras2 or keras3")
+                        help="the Keras semantics the target follows: "
+                        f"{_one_of(KERAS_VARIANTS)}")
     parser.add_argument("--unsupported", metavar="FEATURES",
                         help="comma-separated features and dtypes the callable lacks "
                              "(skipped, not failed), e.g. weights,bfloat16")

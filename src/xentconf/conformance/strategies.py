@@ -367,14 +367,19 @@ _WEIGHT_KINDS = ("python_zero", "python", "scalar_array", "per_row", "column", "
                  "zeros", "negative", "nan", "mismatch")
 
 
-def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
+def _case_shape(draw, api: str, feature: str):
+    """(short name, batch shape, C, rows, tags) of a case; a raw op's batch has rank 1."""
     short = API_SHORT[api]
-    large = feature == "large_classes"
-    bshape, c = _shape_for(feature, draw, large)
-    if short == "raw_sparse" and len(bshape) != 1:
+    bshape, c = _shape_for(feature, draw, feature == "large_classes")
+    if short in ("raw_sparse", "raw_dense") and len(bshape) != 1:
         bshape = (max(bshape[0] if bshape else 1, 1),)
     n = int(np.prod(bshape)) if bshape else 1
     tags: list[str] = ["classes0"] if c == 0 else []
+    return short, bshape, c, n, tags
+
+
+def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
+    short, bshape, c, n, tags = _case_shape(draw, api, feature)
     y = _labels(rng, n, c)
     regime = "moderate"
     if feature == "regimes" or (feature in ("large_classes", "from_logits")
@@ -458,13 +463,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
 
 
 def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
-    short = API_SHORT[api]
-    large = feature == "large_classes"
-    bshape, c = _shape_for(feature, draw, large)
-    if short == "raw_dense" and len(bshape) != 1:
-        bshape = (max(bshape[0] if bshape else 1, 1),)
-    n = int(np.prod(bshape)) if bshape else 1
-    tags: list[str] = ["classes0"] if c == 0 else []
+    short, bshape, c, n, tags = _case_shape(draw, api, feature)
     label_kind = draw(st.sampled_from(("onehot", "soft")))
     regime = "moderate"
     if feature == "regimes":

@@ -99,25 +99,23 @@ def _pair_slices(run) -> list[PairSlice]:
     return out
 
 
+def _parametrized():
+    """Each test function's fixture and what it is parametrized by (items with an ``id``)."""
+    return (("xentconf_test", _specs), ("xentconf_pinned", _pins),
+            ("xentconf_shard", _shards), ("xentconf_pairs", _pair_slices))
+
+
 def planned(run) -> int:
     """How many tests a resolved run will collect (0: the selection is empty)."""
-    return len(_specs(run)) + len(_pins(run)) + len(_shards(run)) + len(_pair_slices(run))
+    return sum(len(items(run)) for _fixture, items in _parametrized())
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     run = get_run(metafunc.config)
-    if "xentconf_test" in metafunc.fixturenames:
-        specs = _specs(run)
-        metafunc.parametrize("xentconf_test", specs, ids=[s.id for s in specs])
-    if "xentconf_pinned" in metafunc.fixturenames:
-        pins = _pins(run)
-        metafunc.parametrize("xentconf_pinned", pins, ids=[d.id for d in pins])
-    if "xentconf_shard" in metafunc.fixturenames:
-        shards = _shards(run)
-        metafunc.parametrize("xentconf_shard", shards, ids=[s.id for s in shards])
-    if "xentconf_pairs" in metafunc.fixturenames:
-        slices = _pair_slices(run)
-        metafunc.parametrize("xentconf_pairs", slices, ids=[s.id for s in slices])
+    for fixture, items in _parametrized():
+        if fixture in metafunc.fixturenames:
+            got = items(run)
+            metafunc.parametrize(fixture, got, ids=[g.id for g in got])
 
 
 def _pin_applies(run, d) -> bool:

@@ -13,7 +13,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from . import vexp
+from . import dd, vexp
 from .vexp import LANES, SEG
 
 clamp, sh, inv_ln2 = vexp.CLAMP, vexp.SH, vexp.INV_LN2
@@ -23,6 +23,8 @@ c8, c9, c10, c11, c12, c13 = vexp.C8, vexp.C9, vexp.C10, vexp.C11, vexp.C12, vex
 w = LANES
 seg = SEG
 jit = nb.njit(cache=True, error_model="numpy", nogil=True)
+# Knuth's 2Sum, the very function the numpy paths call (x − m is x + (−m), the same bits)
+_two_sum = nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")(dd._two_sum)
 
 
 @intrinsic
@@ -126,22 +128,27 @@ def _poly(r):
     return 1.0 + (r + r2 * q)
 
 
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _exp_nonpos(d):
+    """vexp's ``exp_nonpos(d)`` for one ``d ≤ 0`` (the same operations in order): clamp,
+    reduce, the polynomial, and the two-step scaling by ``2^k`` (exact into subnormals)."""
+    dd = max(d, clamp)
+    kf = (dd * inv_ln2 + sh) - sh
+    r = (dd - kf * ln2_hi) - kf * ln2_lo
+    p = _poly(r)
+    kk = np.int64(kf)
+    k1 = kk >> 1
+    return (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+
+
 @jit
 def exp_seg(xs, m, ebuf, lbuf):
     """e_j = exp_nonpos(x_j − m) and e_j·|two_sum error| for one segment."""
     for j in range(xs.shape[0]):
         xv = np.float64(xs[j])
-        d = xv - m
-        bb = d - xv
-        lo = (xv - (d - bb)) + (-m - bb)
+        d, lo = _two_sum(xv, -m)
         lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
-        dd = max(d, clamp)
-        kf = (dd * inv_ln2 + sh) - sh
-        r = (dd - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        kk = np.int64(kf)
-        k1 = kk >> 1
-        e = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        e = _exp_nonpos(d)
         ebuf[j] = e
         lbuf[j] = e * abs(lo)
 
@@ -150,14 +157,7 @@ def exp_seg(xs, m, ebuf, lbuf):
 def exp_seg_exact(xs, m, ebuf):
     """exp_seg for a row whose shifts are all exact: no two_sum (same e_j)."""
     for j in range(xs.shape[0]):
-        d = np.float64(xs[j]) - m
-        dd = max(d, clamp)
-        kf = (dd * inv_ln2 + sh) - sh
-        r = (dd - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        kk = np.int64(kf)
-        k1 = kk >> 1
-        ebuf[j] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        ebuf[j] = _exp_nonpos(np.float64(xs[j]) - m)
 
 
 @jit
@@ -385,22 +385,14 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
         zy = b if one else a
         zo = a if one else b
         isbad = (a != a) | (b != b) | (a == inf) | (b == inf) | ((a == -inf) & (b == -inf))
-        s = zo + (-zy)
-        bb = s - zo
-        lo = (zo - (s - bb)) + (-zy - bb)
+        s, lo = _two_sum(zo, -zy)
         fin = (s > -inf) & (s < inf)
         lo = lo if fin else 0.0
         s = 0.0 if isbad else s
         bad[i] = isbad
         d[i] = s
         dlo[i] = lo
-        dd = max(-abs(s), clamp)
-        kf = (dd * inv_ln2 + sh) - sh
-        r = (dd - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        kk = np.int64(kf)
-        k1 = kk >> 1
-        e[i] = (p * _as_f64((k1 + 1023) << 52)) * _as_f64((kk - k1 + 1023) << 52)
+        e[i] = _exp_nonpos(-abs(s))
 
 
 @jit

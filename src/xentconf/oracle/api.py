@@ -102,11 +102,24 @@ def build(evaluator, tier: str) -> SimpleNamespace:
         _keys2: tuple = ()
         _keys3: tuple = ()
 
+        @staticmethod
+        def _plan(*args, **kw):  # the class's planner in semantics
+            raise NotImplementedError
+
         def __init__(self, keras: str = "keras2", **kw):
+            if kw.get("reduction") is _DEFAULT:
+                kw["reduction"] = "auto" if keras == "keras2" else "sum_over_batch_size"
             if keras not in ("keras2", "keras3"):
                 raise S.OracleInputError(f"keras: {keras!r} is not one of keras2, keras3")
             self.keras = keras
             self._kw = kw
+
+        def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
+                     upstream=None) -> Expectation:
+            kw = {k: v for k, v in self._kw.items() if k != "name"}
+            plan = self._plan(y_true, y_pred, sample_weight, **kw, variant=self.keras,
+                              profile=profile)
+            return _finish(self.api, profile, plan, upstream)
 
         def get_config(self) -> dict:
             """The config TensorFlow's class returns (Keras 3 drops ``axis``/``dtype`` — §6.1)."""
@@ -135,21 +148,12 @@ def build(evaluator, tier: str) -> SimpleNamespace:
         _keys2 = ("reduction", "name", "from_logits", "ignore_class")
         _keys3 = ("name", "reduction", "from_logits", "ignore_class")
 
+        _plan = staticmethod(S.plan_keras_sparse)
+
         def __init__(self, from_logits=False, ignore_class=None, reduction=_DEFAULT, axis=-1,
                      name="sparse_categorical_crossentropy", dtype=None, *, keras="keras2"):
-            if reduction is _DEFAULT:
-                reduction = "auto" if keras == "keras2" else "sum_over_batch_size"
             super().__init__(keras, from_logits=from_logits, ignore_class=ignore_class,
                              reduction=reduction, axis=axis, name=name, dtype=dtype)
-
-        def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
-                     upstream=None) -> Expectation:
-            kw = self._kw
-            plan = S.plan_keras_sparse(y_true, y_pred, sample_weight, from_logits=kw["from_logits"],
-                                       ignore_class=kw["ignore_class"], reduction=kw["reduction"],
-                                       axis=kw["axis"], dtype=kw["dtype"], variant=self.keras,
-                                       profile=profile)
-            return _finish(self.api, profile, plan, upstream)
 
 
     class CategoricalCrossentropy(_KerasLoss):
@@ -161,21 +165,12 @@ def build(evaluator, tier: str) -> SimpleNamespace:
         _keys2 = ("reduction", "name", "from_logits", "label_smoothing", "axis")
         _keys3 = ("name", "reduction", "from_logits", "label_smoothing", "axis")
 
+        _plan = staticmethod(S.plan_keras_dense)
+
         def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction=_DEFAULT,
                      name="categorical_crossentropy", dtype=None, *, keras="keras2"):
-            if reduction is _DEFAULT:
-                reduction = "auto" if keras == "keras2" else "sum_over_batch_size"
             super().__init__(keras, from_logits=from_logits, label_smoothing=label_smoothing,
                              axis=axis, reduction=reduction, name=name, dtype=dtype)
-
-        def __call__(self, y_true, y_pred, sample_weight=None, *, profile="cpu",
-                     upstream=None) -> Expectation:
-            kw = self._kw
-            plan = S.plan_keras_dense(y_true, y_pred, sample_weight, from_logits=kw["from_logits"],
-                                      label_smoothing=kw["label_smoothing"],
-                                      reduction=kw["reduction"], axis=kw["axis"], dtype=kw["dtype"],
-                                      variant=self.keras, profile=profile)
-            return _finish(self.api, profile, plan, upstream)
 
 
     tf = SimpleNamespace(

@@ -78,17 +78,17 @@ def _ffloat(v) -> float:
 
 
 def row_gammas(red, n: int, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """γ_r = ∂(Σ upstream·output)/∂L_r per row in float64, with an absolute error bound
-    (``div_no_nan``'s 0 for a zero denominator); ``evaluate.exact_gammas`` is the same rule
-    on exact Fractions. ``up`` holds the upstream gradient (one value per output element)."""
+    """γ_r per row in float64, with an absolute error bound: the rule of
+    :class:`~xentconf.oracle.plan.Reduction` (``evaluate.exact_gammas`` carries it out on
+    exact Fractions). ``up`` holds the upstream gradient (one value per output element)."""
     cv, cr = red.floats()
-    denom = red.denom if red.kind == "div" else None
-    u = up if red.kind == "none" else np.full(cv.shape, up[0] if up.size else 1.0)
+    denom = red.gamma_denom()
+    u = red.upstream_per_element(up)
     with np.errstate(all="ignore"):
         t = u * cv
         rad = np.abs(t) * U + np.abs(u) * cr
         if denom is not None:
-            if denom == 0:
+            if red.divides_by_zero:
                 t, rad = np.zeros_like(t), np.zeros_like(t)
             else:
                 dv, dr = frac_to_float(denom)
@@ -130,6 +130,7 @@ class _RowStats:
             finite = np.where(np.isfinite(z), z, -np.inf)
             m = finite.max(axis=1, keepdims=True) if c else np.zeros((n, 1))
             m = np.where(np.isfinite(m), m, 0.0)
+            self.m = m[:, 0]  # the maximum over finite values (0 where none)
             d = np.where(np.isfinite(z), z - m, -np.inf)
             e = np.exp(d)
             s = e.sum(axis=1, keepdims=True)
@@ -141,7 +142,7 @@ class _RowStats:
             self.pd = (p * absd).sum(axis=1)
             self.gC = float(g(c))
             if rows.kind in ("sparse", "sparse_probs"):
-                lab = np.clip(rows.labels, 0, max(c - 1, 0)) if c else rows.labels
+                lab = rows.labels_block(0, n) if c else rows.labels
                 idx = np.arange(n)
                 self.dy = absd[idx, lab] if c else np.zeros(n)
                 onehot = np.zeros((n, c))
@@ -151,7 +152,7 @@ class _RowStats:
             else:
                 y = rows.y.astype(np.float64)
                 if rows.smoothing:
-                    cs = rows.smoothing_classes or c
+                    cs = rows.smoothing_divisor
                     eps = float(rows.smoothing)
                     y = y * (1 - eps) + eps / cs
                 self.Y = np.where(np.isfinite(y), y, 0.0)

@@ -129,7 +129,7 @@ def _smoothed(rows, lo: int, hi: int):
     if not rows.smoothing:
         return y, np.zeros_like(y)
     eps = float(rows.smoothing)
-    cs = rows.smoothing_classes or rows.c
+    cs = rows.smoothing_divisor
     exact_eps = Fraction(eps) == rows.smoothing
     with np.errstate(all="ignore"):
         ys = y * (1 - eps) + eps / cs
@@ -140,21 +140,16 @@ def _smoothed(rows, lo: int, hi: int):
     return ys, rad
 
 
-def _row_rules(rows, lo: int, hi: int, bad, mid, *others, cols: bool = False) -> tuple:
-    """TF's row rules on values of rows lo:hi: a bad row (a NaN or +inf logit, no finite
-    logit, or a NaN row of the device profile) is NaN, a row Keras ignores is 0; the other
-    arrays (radii, low parts) become 0 in both. ``cols``: the arrays are [rows, C]."""
-    bad = bad | rows.nan_rows[lo:hi]
-    ign = rows.ignored[lo:hi]
-    if cols:
-        bad, ign = bad[:, None], ign[:, None]
-    skip = ign | bad
-    return (np.where(ign, 0.0, np.where(bad, np.nan, mid)),
-            *(np.where(skip, 0.0, a) for a in others))
-
-
 def _block_rows(n: int, c: int) -> int:
     return max(1, min(n, BLOCK_BYTES // max(8 * max(c, 1), 1)))
+
+
+def _dd_blocks(rows):
+    """``(lo, hi, rows lo:hi in double-double)`` over all rows, in blocks of bounded size."""
+    step = _block_rows(rows.n, 2 * rows.c)
+    for lo in range(0, rows.n, step):
+        hi = min(rows.n, lo + step)
+        yield lo, hi, _RowsDD(rows.x_block(lo, hi))
 
 
 def _frac_to_dd(v) -> tuple[float, float]:
@@ -165,6 +160,37 @@ def _frac_to_dd(v) -> tuple[float, float]:
     if not math.isfinite(hi):
         return hi, 0.0
     return hi, float(v - Fraction(hi))
+
+
+def _scale(c, c_rad, v, v_rad):
+    """``c·v`` in float64 with the radius ``|c|·v_rad + c_rad·|v| + u·|c·v|``; a product that
+    is not finite stands by IEEE rules, with radius 0 (the coefficient broadcasts)."""
+    with np.errstate(all="ignore"):
+        val = c * v
+        rad = np.abs(c) * v_rad + c_rad * np.abs(v) + U * np.abs(val)
+        return val, np.where(np.isfinite(val), rad, 0.0)
+
+
+def _dd_array(values) -> tuple[np.ndarray, np.ndarray]:
+    """Exact values (Fractions, special floats) as double-double arrays (hi, lo)."""
+    pairs = [_frac_to_dd(v) for v in values]
+    return (np.array([a for a, _ in pairs], dtype=np.float64),
+            np.array([b for _, b in pairs], dtype=np.float64))
+
+
+def _dd_scale(ch, cl, h, l_, r):
+    """``(ch + cl)·(h + l_)`` in double-double, with the radius ``|ch|·r + MUL_REL·|v|``;
+    where the float64 product ``ch·h`` is not finite (0·inf, NaN, overflow) it stands by
+    IEEE rules, with radius 0. ``(hi, lo, rad, not finite)``; the coefficient broadcasts."""
+    from . import dd
+
+    with np.errstate(all="ignore"):
+        vh, vl = dd.dd_mul(np.broadcast_to(ch, h.shape), np.broadcast_to(cl, h.shape), h, l_)
+        vr = (np.abs(ch) * r + dd.MUL_REL * np.abs(vh)) * SLACK
+        spec = ch * h
+        nonfin = ~np.isfinite(spec)
+        return (np.where(nonfin, spec, vh), np.where(nonfin, 0.0, vl),
+                np.where(nonfin, 0.0, vr), nonfin)
 
 
 class Engine:
@@ -199,9 +225,9 @@ class Engine:
         if self.two_class:  # σ and the bad rows are kept from the loss pass
             self._row_values()
             sig, srad, bad = (a[lo:hi] for a in self._two_class_sig[:3])
-            return None, two_class_bp(sig, srad, np.clip(rows.labels[lo:hi], 0, 1)), bad
+            return None, two_class_bp(sig, srad, rows.labels_block(lo, hi)), bad
         if kind == "sparse" and not need_grad:
-            lab = np.clip(rows.labels[lo:hi], 0, max(rows.c - 1, 0))
+            lab = rows.labels_block(lo, hi)
             ws = getattr(self._ws, "ws", None)
             if ws is None:  # scratch per thread, reused across that thread's blocks
                 ws = self._ws.ws = _Workspace()
@@ -210,8 +236,9 @@ class Engine:
         if kind in ("sparse", "dense"):
             blk = _Rows(rows.source[lo:hi] if kind == "sparse" else rows.x_block(lo, hi))
             if kind == "sparse":
-                loss = blk.sparse_loss(rows.labels[lo:hi])
-                grad = blk.sparse_bp(rows.labels[lo:hi]) if need_grad else None
+                lab = rows.labels_block(lo, hi)
+                loss = blk.sparse_loss(lab)
+                grad = blk.sparse_bp(lab) if need_grad else None
             else:
                 ys, yr = _smoothed(rows, lo, hi)
                 loss = blk.dense_loss(ys, yr, rows.xla_zero_labels)
@@ -219,7 +246,7 @@ class Engine:
             return loss, grad, blk.bad
         pb = _ProbRows(rows.x_block(lo, hi), rows.clip)
         if kind == "sparse_probs":
-            loss, grad = pb.sparse(rows.labels[lo:hi])
+            loss, grad = pb.sparse(rows.labels_block(lo, hi))
         else:
             ys, yr = _smoothed(rows, lo, hi)
             loss, grad = pb.dense(ys, yr)
@@ -243,10 +270,10 @@ class Engine:
             def two(lo):
                 hi = min(n, lo + KERNEL_BLOCK_ROWS)
                 b, (m, r), (sig[lo:hi], srad[lo:hi]), dd[lo:hi] = two_class_rows(
-                    rows.source[lo:hi], np.clip(rows.labels[lo:hi], 0, 1),
+                    rows.source[lo:hi], rows.labels_block(lo, hi),
                     USE_ACCEL and _accel.enabled(), with_d=True)
-                bad[lo:hi] = b | rows.nan_rows[lo:hi] | rows.ignored[lo:hi]
-                L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, b, m, r)
+                bad[lo:hi] = np.logical_or(*rows.rule_masks(lo, hi, b))
+                L[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, b, m, r)
 
             _map_blocks(two, range(0, n, KERNEL_BLOCK_ROWS))
             # bad: rows the closed form does not decide (TF's NaN rows, ignored rows)
@@ -261,7 +288,7 @@ class Engine:
         def one(lo):
             hi = min(n, lo + step)
             (m, r), _g, bad = self._block(lo, hi, need_grad=False)
-            L[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, bad, m, r)
+            L[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, bad, m, r)
 
         _map_blocks(one, range(0, n, step))
         self._ws = threading.local()  # release the scratch
@@ -281,16 +308,13 @@ class Engine:
         n, c = rows.n, rows.c
         Lh, Ll, R = np.zeros(n), np.zeros(n), np.zeros(n)
         if c:
-            step = _block_rows(n, 2 * c)
-            for lo in range(0, n, step):
-                hi = min(n, lo + step)
-                blk = _RowsDD(rows.x_block(lo, hi))
+            for lo, hi, blk in _dd_blocks(rows):
                 if rows.kind == "sparse":
-                    h, l_, r = blk.sparse_loss(rows.labels[lo:hi])
+                    h, l_, r = blk.sparse_loss(rows.labels_block(lo, hi))
                 else:
                     h, l_, r = blk.dense_loss(rows.y[lo:hi].astype(np.float64),
                                               rows.xla_zero_labels)
-                Lh[lo:hi], Ll[lo:hi], R[lo:hi] = _row_rules(rows, lo, hi, blk.bad, h, l_, r)
+                Lh[lo:hi], Ll[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, blk.bad, h, l_, r)
         self._dd_rows = (Lh, Ll, R)
         return self._dd_rows
 
@@ -303,27 +327,17 @@ class Engine:
         if isinstance(red.coef, np.ndarray):
             ch, cl = red.coef, np.zeros(red.coef.shape)
         else:
-            cs = [_frac_to_dd(v) for v in red.coef]
-            ch = np.array([a for a, _ in cs], dtype=np.float64)
-            cl = np.array([b for _, b in cs], dtype=np.float64)
-        with np.errstate(all="ignore"):
-            vh, vl = dd.dd_mul(ch, cl, Lh[idx], Ll[idx]) if idx.size else (np.zeros(0),) * 2
-            vr = (np.abs(ch) * R[idx] + dd.MUL_REL * np.abs(vh)) * SLACK if idx.size \
-                else np.zeros(0)
-            spec = ch * Lh[idx] if idx.size else np.zeros(0)  # IEEE specials (0·inf, NaN)
-            nonfin = ~np.isfinite(spec)
-            vh = np.where(nonfin, spec, vh)
-            vl = np.where(nonfin, 0.0, vl)
-            vr = np.where(nonfin, 0.0, vr)
+            ch, cl = _dd_array(red.coef)
+        vh, vl, vr, nonfin = _dd_scale(ch, cl, Lh[idx], Ll[idx], R[idx])
         if red.kind == "none":
             rounded, ok = certify_dd_f64(vh, vl, vr)
             out = np.where(ok, rounded, 0.0)
             if not ok.all():
                 self._fallback_loss_elements(out, np.flatnonzero(~ok))
             return out.reshape(red.shape)
-        denom = red.denom if red.kind == "div" else None
-        if denom is not None and not isinstance(denom, float) and denom == 0:
-            return np.array(np.nan if red.zero_denominator == "nan" else 0.0).reshape(())
+        denom = red.gamma_denom()
+        if red.divides_by_zero:
+            return np.array(red.zero_value).reshape(())
         if nonfin.any() or isinstance(denom, float):
             return self._exact_loss_scalar()
         with np.errstate(all="ignore"):
@@ -340,49 +354,29 @@ class Engine:
             return self._exact_loss_scalar()
         return rounded.reshape(())
 
-    def grad_rows_dd(self, with_gamma: bool) -> np.ndarray:
+    def _grad_rows_dd(self, with_gamma: bool) -> np.ndarray:
         from . import dd
 
         rows = self.plan.rows
         n, c = rows.n, rows.c
         out = np.zeros((n, c))
-        if c == 0 or n == 0:
-            return out
         if with_gamma:
-            try:
-                exact = self._gamma_fractions()
-            except _Fallback:
-                self.fallbacks += n * c
-                return self._rows_from_exact("grad_logits")
+            exact = self._gamma_fractions()
             if exact is None:  # identity weighting with float coefficients: γ = u·c exactly
                 red = self.plan.reduction
                 u = self._upstream_floats().ravel()
                 gh, gl = dd.two_prod(u, red.coef)
             else:
-                gs = [_frac_to_dd(v) for v in exact]
-                gh = np.array([a for a, _ in gs])
-                gl = np.array([b for _, b in gs])
+                gh, gl = _dd_array(exact)
         else:
             gh, gl = np.ones(n), np.zeros(n)
-        step = _block_rows(n, 2 * c)
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            blk = _RowsDD(rows.x_block(lo, hi))
+        for lo, hi, blk in _dd_blocks(rows):
             if rows.kind == "sparse":
-                bh, bl, br = blk.sparse_bp(rows.labels[lo:hi])
+                bh, bl, br = blk.sparse_bp(rows.labels_block(lo, hi))
             else:
                 bh, bl, br = blk.dense_bp(rows.y[lo:hi].astype(np.float64))
-            g_h, g_l = gh[lo:hi, None], gl[lo:hi, None]
-            with np.errstate(all="ignore"):
-                vh, vl = dd.dd_mul(np.broadcast_to(g_h, bh.shape), np.broadcast_to(g_l, bh.shape),
-                                   bh, bl)
-                vr = (np.abs(g_h) * br + dd.MUL_REL * np.abs(vh)) * SLACK
-                spec = g_h * bh
-                nonfin = ~np.isfinite(spec)
-                vh = np.where(nonfin, spec, vh)
-                vl = np.where(nonfin, 0.0, vl)
-                vr = np.where(nonfin, 0.0, vr)
-            vh, vl, vr = _row_rules(rows, lo, hi, blk.bad, vh, vl, vr, cols=True)
+            vh, vl, vr, _ = _dd_scale(gh[lo:hi, None], gl[lo:hi, None], bh, bl, br)
+            vh, vl, vr = rows.apply_rules(lo, hi, blk.bad, vh, vl, vr, cols=True)
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)
             if not ok.all():
@@ -393,12 +387,9 @@ class Engine:
     def _gamma_fractions(self) -> list | None:
         """Exact γ per row, or None when γ = upstream·coefficient elementwise (identity
         weighting with float coefficients): then two_prod gives it exactly."""
-        from .evaluate import _upstream_fracs, exact_gammas
-
         red = self.plan.reduction
-        idx = red.index
         if red.kind == "none" and isinstance(red.coef, np.ndarray) and \
-                idx.size == self.plan.rows.n and np.array_equal(idx, np.arange(idx.size)):
+                red.is_identity(self.plan.rows.n):
             u = self._upstream_floats().ravel()
             au, ac = np.abs(u), np.abs(red.coef)
             with np.errstate(all="ignore"):
@@ -406,7 +397,7 @@ class Engine:
                 fits = (au == 0) | (ac == 0) | ((au * ac >= 2.0 ** -900) & (au * ac < 2.0 ** 1000))
             if np.isfinite(u).all() and np.isfinite(red.coef).all() and fits.all():
                 return None
-        gam = exact_gammas(red, _upstream_fracs(self.upstream, red.shape))
+        gam = self._gamma_exact(None)
         exact = [gam.get(r, Fraction(0)) for r in range(self.plan.rows.n)]
         if any(isinstance(v, float) for v in exact):
             raise _Fallback  # NaN/inf coefficients: the exact tier applies IEEE rules
@@ -436,11 +427,7 @@ class Engine:
             if not ok.all():
                 self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
             return rounded.reshape(red.shape)
-        with np.errstate(all="ignore"):
-            vals = cw * L[idx] if idx.size else np.zeros(0)
-            vr = np.abs(cw) * R[idx] + cr * np.abs(L[idx]) + U * np.abs(vals) if idx.size \
-                else np.zeros(0)
-            vr = np.where(np.isfinite(vals), vr, 0.0)
+        vals, vr = _scale(cw, cr, L[idx], R[idx])
         if red.kind == "none":
             exact_one = red.exactly_one()
             vr = np.where(exact_one, R[idx] if idx.size else vr, vr)
@@ -453,10 +440,9 @@ class Engine:
             s, lev = pairwise_sum(vals[None, :]) if vals.size else (np.zeros(1), 0)
             s = s[0]
             srad = vr.sum() * SLACK + lev * U * np.nansum(np.abs(vals)) * SLACK
-        denom = red.denom if red.kind == "div" else None
-        if denom is not None and not isinstance(denom, float) and denom == 0:
-            v = np.nan if red.zero_denominator == "nan" else 0.0
-            return np.array(v).reshape(())
+        denom = red.gamma_denom()
+        if red.divides_by_zero:
+            return np.array(red.zero_value).reshape(())
         if denom is not None:
             dv, dr = frac_to_float(denom)
             if isinstance(denom, float) or not math.isfinite(s):
@@ -499,36 +485,40 @@ class Engine:
         red = self.plan.reduction
         cv = red.floats()[0]
         up = self._upstream_floats().ravel()
-        denom = red.denom if red.kind == "div" else None
-        if isinstance(denom, float) or not np.isfinite(cv).all() or not np.isfinite(up).all():
+        if isinstance(red.gamma_denom(), float) or not np.isfinite(cv).all() or \
+                not np.isfinite(up).all():
             raise _Fallback  # special coefficients: the exact tier applies IEEE rules
         return _budgets.row_gammas(red, self.plan.rows.n, up)
 
     def _gamma_exact(self, rows_needed) -> dict:
-        """Exact γ_r for the given rows (special values by IEEE rules)."""
+        """Exact γ_r for the given rows (all rows: None; special values by IEEE rules)."""
         from .evaluate import _upstream_fracs, exact_gammas
 
         red = self.plan.reduction
         return exact_gammas(red, _upstream_fracs(self.upstream, red.shape), rows_needed)
 
     def grad_rows(self, with_gamma: bool) -> np.ndarray:
-        """Certified gradient (or backprop) rows [N, C] in the grad/loss format."""
+        """Certified gradient (or backprop) rows [N, C] in the grad/loss format; all from the
+        exact tier where γ has special values (NaN/±inf weights, upstream or denominator)."""
         plan = self.plan
-        rows = plan.rows
+        n, c = plan.rows.n, plan.rows.c
+        if c == 0 or n == 0:
+            return np.zeros((n, c))
         fmt = plan.grad_format if with_gamma else plan.loss_format
-        if fmt is F64:
-            return self.grad_rows_dd(with_gamma)
+        try:
+            if fmt is F64:
+                return self._grad_rows_dd(with_gamma)
+            return self._grad_rows(with_gamma, fmt)
+        except _Fallback:
+            self.fallbacks += n * c
+            return self._rows_from_exact("grad_logits")
+
+    def _grad_rows(self, with_gamma: bool, fmt: Format) -> np.ndarray:
+        rows = self.plan.rows
         n, c = rows.n, rows.c
         out = np.zeros((n, c))
-        if c == 0 or n == 0:
-            return out
         if with_gamma:
-            try:
-                gam, grad_rad = self._gammas()
-            except _Fallback:
-                self.fallbacks += n * c
-                name = "grad_logits"
-                return self._rows_from_exact(name)
+            gam, grad_rad = self._gammas()
         else:
             gam, grad_rad = np.ones(n), np.zeros(n)
         if self.two_class:
@@ -538,12 +528,8 @@ class Engine:
         def one(lo):
             hi = min(n, lo + step)
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
-            g = gam[lo:hi, None]
-            with np.errstate(all="ignore"):
-                val = g * bp
-                vr = np.abs(g) * rad + grad_rad[lo:hi, None] * np.abs(bp) + U * np.abs(val)
-                vr = np.where(np.isfinite(val), vr, 0.0)
-            val, vr = _row_rules(rows, lo, hi, bad0, val, vr, cols=True)
+            val, vr = _scale(gam[lo:hi, None], grad_rad[lo:hi, None], bp, rad)
+            val, vr = rows.apply_rules(lo, hi, bad0, val, vr, cols=True)
             out[lo:hi], ok = certify_ball(val, vr, fmt, threads=1)
             return ok if not ok.all() else None
 

@@ -17,7 +17,7 @@ from mpmath.libmp import from_float, mpf_sub
 from . import budgets as _budgets
 from .exact import Const, LinLog, LogRat, Partition, SoftAff, frac, sign_of
 from .expectation import Expectation, OutputExpectation
-from .plan import Plan
+from .plan import Plan, logit_row_max
 
 NAN = Const(math.nan)
 ZERO = Const(0)
@@ -106,10 +106,14 @@ def linear_sum(pairs, denom) -> object:
 
 
 def _d_row(x: np.ndarray):
-    """Exact ``d = x − max x`` as mpf tuples (None for −inf); None if the row is NaN by TF."""
-    if np.isnan(x).any() or (x == np.inf).any() or x.size == 0 or (x == -np.inf).all():
+    """Exact ``d = x − max x`` as mpf tuples (None for −inf); None if the row is NaN by TF
+    (:func:`~xentconf.oracle.plan.logit_row_max`)."""
+    if x.size == 0:
         return None
-    m = float(x.max())
+    m, bad = logit_row_max(x[None, :])
+    if bad[0]:
+        return None
+    m = float(m[0])
     fm = from_float(m)
     return [None if v == -math.inf else (mpf_sub(from_float(v), fm, 0)) for v in x.tolist()]
 
@@ -149,7 +153,7 @@ def _smoothed(rows, r: int) -> list:
     eps = rows.smoothing
     if not eps:
         return y
-    cs = rows.smoothing_classes or rows.c
+    cs = rows.smoothing_divisor
     add = eps / cs
     keep = 1 - eps
     out = []
@@ -311,10 +315,14 @@ _ROW_BUILDERS = {
 
 
 def row_exact(rows, r: int) -> RowExact:
-    """The exact loss and gradient builder of row ``r`` of a plan's rows."""
-    if rows.ignored[r] or rows.c == 0:
+    """The exact loss and gradient builder of row ``r`` of a plan's rows (the row rules of
+    :meth:`~xentconf.oracle.plan.Rows.rule_masks`; bad logits are found by the builders)."""
+    if rows.c == 0:
         return _zero_row(rows.c)  # an empty sum over zero classes is 0 (§1.2)
-    if rows.nan_rows[r]:
+    nan, ign = rows.rule_masks(r, r + 1)
+    if ign[0]:
+        return _zero_row(rows.c)
+    if nan[0]:
         return _nan_row(rows.c)
     return _ROW_BUILDERS[rows.kind](rows, r)
 
@@ -344,27 +352,26 @@ def _upstream_fracs(upstream, shape: tuple) -> _UpstreamFracs:
 
 
 def exact_gammas(red, ups: list, rows=None) -> dict:
-    """γ_r = ∂(Σ upstream · output)/∂L_r exactly, by row (all rows, or those in ``rows``).
+    """γ_r exactly, by row (all rows, or those in ``rows``): the rule of
+    :class:`~xentconf.oracle.plan.Reduction` (``budgets.row_gammas`` in float64).
 
     Coefficients, upstream values and the denominator are exact (Fractions, or NaN/±inf
-    floats combined by IEEE rules); a zero denominator gives 0 (``div_no_nan``'s
-    gradient). The exact tier and the engine's fallbacks both use this.
+    floats combined by IEEE rules). The exact tier and the engine's fallbacks both use this.
     """
     idx = red.index
-    denom = red.denom if red.kind == "div" else None
-    zero_den = denom is not None and not isinstance(denom, float) and denom == 0
+    denom = red.gamma_denom()
     if rows is None:
         cand = range(idx.size)
-    elif red.kind == "none" and np.array_equal(idx, np.arange(idx.size)):
+    elif red.kind == "none" and red.is_identity(idx.size):
         cand = sorted(int(r) for r in rows if r < idx.size)  # element i is row i
     else:
         cand = np.flatnonzero(np.isin(idx, list(rows))).tolist()
     out: dict = {}
     for i in cand:
         r = int(idx[i])
-        t = _fmul(ups[i] if red.kind == "none" else ups[0], red.fraction_at(i))
+        t = _fmul(ups[red.upstream_at(i)], red.fraction_at(i))
         if denom is not None:
-            t = Fraction(0) if zero_den else _fdiv(t, denom)
+            t = Fraction(0) if red.divides_by_zero else _fdiv(t, denom)
         out[r] = _fadd(out.get(r, Fraction(0)), t)
     return out
 
@@ -384,13 +391,10 @@ def evaluate(plan: Plan, upstream=None) -> Expectation:
     def loss_forms():
         if red.kind == "none":
             return [scale(row(int(r)).loss, g) for r, g in zip(red.index, red.fractions())]
+        if red.divides_by_zero:
+            return [NAN if red.zero_denominator == "nan" else ZERO]
         pairs = [(g, row(int(r)).loss) for r, g in zip(red.index, red.fractions())]
-        denom = red.denom if red.kind == "div" else None
-        if red.kind == "div" and denom is not None and not isinstance(denom, float) and denom == 0:
-            if red.zero_denominator == "nan":
-                return [NAN]
-            return [ZERO]
-        return [linear_sum(pairs, denom)]
+        return [linear_sum(pairs, red.gamma_denom())]
 
     loss_shape = red.shape
     ups = _upstream_fracs(upstream, loss_shape)  # validated now, converted when needed

@@ -170,25 +170,15 @@ class _Ctx:
             if c == 0:
                 L = np.zeros(n)
             elif rows.kind == "sparse":
-                x = rows.x
-                fin = np.where(np.isfinite(x), x, -np.inf)
-                m = fin.max(axis=1)
-                m = np.where(np.isfinite(m), m, 0.0)
-                lab = np.clip(rows.labels, 0, c - 1)
-                L = st.logs + (m - x[np.arange(n), lab])
+                L = st.logs + (st.m - rows.x[np.arange(n), rows.labels_block(0, n)])
             elif rows.kind == "dense":
-                x = rows.x
-                fin = np.where(np.isfinite(x), x, -np.inf)
-                m = fin.max(axis=1, keepdims=True)
-                m = np.where(np.isfinite(m), m, 0.0)
-                a = st.logs[:, None] + (m - x)
+                a = st.logs[:, None] + (st.m[:, None] - rows.x)
                 L = np.where(st.Y == 0, 0.0, st.Y * a).sum(axis=1)
             elif rows.kind == "sparse_probs":
                 L = st.logs + st.dy
             else:
                 L = -(st.Y * np.log(st.cl)).sum(axis=1)
-            L = np.where(rows.nan_rows, np.nan, L)
-            L = np.where(rows.ignored, 0.0, L)
+            L = rows.apply_rules(0, n, False, L)[0]
         self._cache["L"] = L
         return L
 
@@ -287,8 +277,8 @@ def _flush(ctx: _Ctx, names: tuple[str, ...], sizes: dict) -> list[Allowance]:
             gam = np.ones(plan.rows.n) if name == "backprop" else np.abs(ctx.gammas())
             per_row = gam * (c + 1) * eta
             r = np.repeat(per_row, c)
-            if name == "grad_logits" and plan.grad_perm is not None:
-                r = np.transpose(r.reshape(plan.moved_shape), np.argsort(plan.grad_perm))
+            if name == "grad_logits":
+                r = plan.grad_from_rows(r)
             r = r.reshape(-1) + _out_tiny(fmt)
             if r.size != n:
                 continue
@@ -325,9 +315,7 @@ def _precision(ctx: _Ctx, names: tuple[str, ...], sizes: dict) -> list[Allowance
             if mname == "keras3-float32":  # float32's range in a float64 result
                 gam = np.abs(ctx.gammas())
                 r = np.repeat(gam * (plan.rows.c + 1) * F32.min_normal, plan.rows.c)
-                if plan.grad_perm is not None:
-                    r = np.transpose(r.reshape(plan.moved_shape), np.argsort(plan.grad_perm))
-                b = b + r.reshape(-1)
+                b = b + plan.grad_from_rows(r).reshape(-1)
             out.append(Allowance(mname, name, np.ones(b.size, dtype=bool), radius=b, note=note))
     return out
 

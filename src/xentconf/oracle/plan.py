@@ -29,6 +29,19 @@ class Raises:
     message: str
 
 
+def logit_row_max(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(maximum, bad) of each row of a block of logits ``[N, C]`` (``C ≥ 1``).
+
+    TF's NaN rows, the one rule every tier asks (the exact tier one row at a time, the
+    vectorized tier by blocks): a NaN, a +inf, or no finite logit — exactly the rows whose
+    maximum is not finite (NaN and +inf win the maximum; a row of −inf keeps −inf). The
+    compiled kernels (:mod:`xentconf.oracle._kernels`) decide the same rows in their loops.
+    """
+    with np.errstate(all="ignore"):
+        m = x.max(axis=1)
+        return m, ~np.isfinite(m)
+
+
 @dataclass
 class Rows:
     """``N`` rows of ``C`` classes, and what each row's loss is.
@@ -78,6 +91,38 @@ class Rows:
             return x[lo:hi]
         return np.asarray(self.source[lo:hi], dtype=np.float64)
 
+    @property
+    def smoothing_divisor(self) -> int:
+        """The ``C`` of label smoothing's ``Y = y (1 − ε) + ε / C``."""
+        return self.smoothing_classes or self.c
+
+    def labels_block(self, lo: int, hi: int) -> np.ndarray:
+        """The labels of rows ``lo:hi`` clipped into ``[0, C)``: a row whose label is out of
+        range is decided by the row rules (a NaN row, an ignored row or an error before
+        any plan), and its clipped label only keeps the arithmetic in bounds."""
+        return np.clip(self.labels[lo:hi], 0, max(self.c - 1, 0))
+
+    def rule_masks(self, lo: int, hi: int, bad=False) -> tuple[np.ndarray, np.ndarray]:
+        """TF's row rules for rows ``lo:hi``, said once for every tier: ``(nan, ignored)``.
+
+        An ignored row (Keras ``ignore_class``) has loss 0 and gradient 0 whatever its
+        values; any other row is NaN when its logits are bad (:func:`logit_row_max`, passed
+        in as ``bad`` by a tier that has found them) or the device profile makes it NaN
+        (``nan_rows``: a label out of range on gpu/xla)."""
+        ign = self.ignored[lo:hi]
+        return (bad | self.nan_rows[lo:hi]) & ~ign, ign
+
+    def apply_rules(self, lo: int, hi: int, bad, mid, *others, cols: bool = False) -> tuple:
+        """:meth:`rule_masks` on the values of rows ``lo:hi``: ``mid`` becomes NaN in NaN rows
+        and 0 in ignored rows; the other arrays (radii, low parts) become 0 in both.
+        ``cols``: the arrays are ``[rows, C]``."""
+        nan, ign = self.rule_masks(lo, hi, bad)
+        if cols:
+            nan, ign = nan[:, None], ign[:, None]
+        skip = ign | nan
+        return (np.where(ign, 0.0, np.where(nan, np.nan, mid)),
+                *(np.where(skip, 0.0, a) for a in others))
+
     def __post_init__(self):
         if self.nan_rows is None:
             self.nan_rows = np.zeros(self.n, dtype=bool)
@@ -103,6 +148,39 @@ class Reduction:
     denom: Fraction | float | None = None
     zero_denominator: str = "zero"
     denom_from_weights: bool = False  # the denominator is a sum of weights (error budget)
+
+    # γ, the rule every tier follows (budgets.row_gammas in float64 with a bound,
+    # evaluate.exact_gammas exactly): γ_r = ∂(Σ upstream·output)/∂L_r
+    #   = Σ_{i: index[i] = r} up[upstream_at(i)] · coef[i] / gamma_denom(),
+    # and γ_r = 0 when the reduction divides by zero (div_no_nan's gradient, whichever
+    # value the loss takes: zero_value).
+
+    def upstream_at(self, i: int) -> int:
+        """The upstream element weighted element ``i`` is multiplied by in γ: its own for an
+        unreduced output, the one scalar's otherwise."""
+        return i if self.kind == "none" else 0
+
+    def upstream_per_element(self, up: np.ndarray) -> np.ndarray:
+        """:meth:`upstream_at` for all ``M`` elements at once (``up`` flat; 1 where a reduced
+        output has no upstream value)."""
+        if self.kind == "none":
+            return up
+        return np.full(self.index.shape, up[0] if up.size else 1.0)
+
+    def gamma_denom(self):
+        """What γ's products are divided by: the denominator of a ``div``, else None."""
+        return self.denom if self.kind == "div" else None
+
+    @property
+    def divides_by_zero(self) -> bool:
+        """A ``div`` whose denominator is exactly zero: the loss is :attr:`zero_value`, γ = 0."""
+        d = self.gamma_denom()
+        return d is not None and not isinstance(d, float) and d == 0
+
+    @property
+    def zero_value(self) -> float:
+        """The loss of a division by zero (``zero_denominator``)."""
+        return math.nan if self.zero_denominator == "nan" else 0.0
 
     def fractions(self) -> list:
         """The coefficients as exact Fractions (special floats kept as floats)."""

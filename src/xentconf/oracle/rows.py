@@ -15,6 +15,7 @@ import numpy as np
 from . import accel as _accel
 from .certify import C_FN, ETA, SLACK, U, pairwise_sum
 from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
+from .plan import logit_row_max
 from .vexp import EXP_REL, LANES, exp_nonpos
 
 # --------------------------------------------------------------------------- rows
@@ -82,12 +83,12 @@ def lane_levels(c: int) -> int:
 def _shift_rows(x: np.ndarray):
     """TF's per-row rules and the exact shift: (bad, k, d, d_lo, finite, neg).
 
-    ``bad`` rows (a NaN, a +inf, or no finite logit) are NaN by TF's rules; ``k`` is a
+    ``bad``: TF's NaN rows (:func:`~xentconf.oracle.plan.logit_row_max`); ``k`` is a
     maximum; ``d + d_lo = x − max x`` exactly (``two_sum``), ``d = −inf`` for −inf logits.
     """
+    _m, bad = logit_row_max(x)
     with np.errstate(all="ignore"):
         finite = np.isfinite(x)
-        bad = np.isnan(x).any(axis=1) | (x == np.inf).any(axis=1) | ~finite.any(axis=1)
         xm = np.where(finite, x, -np.inf)
         k = np.argmax(xm, axis=1)
         m = np.where(bad, 0.0, xm.max(axis=1))
@@ -99,13 +100,11 @@ def _shift_rows(x: np.ndarray):
 
 
 def _row_max(xs: np.ndarray):
-    """TF's per-row rules: (bad, m, k). ``bad`` rows (a NaN, a +inf, or no finite logit)
-    are NaN by TF's rules; ``m`` is the maximum (0 in bad rows), ``k`` its first index."""
-    with np.errstate(all="ignore"):
-        m = xs.max(axis=1).astype(np.float64)  # NaN and +inf win; all −inf stays −inf
-        bad = ~np.isfinite(m)
-        k = np.argmax(xs, axis=1)
-    return bad, np.where(bad, 0.0, m), k
+    """(bad, m, k): TF's NaN rows (:func:`~xentconf.oracle.plan.logit_row_max`), the
+    maximum ``m`` (0 in bad rows) and ``k`` its first index."""
+    m, bad = logit_row_max(xs)
+    k = np.argmax(xs, axis=1)
+    return bad, np.where(bad, 0.0, m.astype(np.float64)), k
 
 
 def _inexact_shift_rows(xs: np.ndarray, bad: np.ndarray, ws: _Workspace | None = None):
@@ -243,8 +242,7 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
         lab1 = labels.astype(bool)
         zy = np.where(lab1, b, a)
         zo = np.where(lab1, a, b)
-        bad = np.isnan(a) | np.isnan(b) | (a == np.inf) | (b == np.inf) | \
-            ((a == -np.inf) & (b == -np.inf))
+        bad = logit_row_max(xs)[1]
         d, dlo = two_sum(zo, -zy)
         dlo = np.where(np.isfinite(d), dlo, 0.0)
         d = np.where(bad, 0.0, d)
@@ -290,7 +288,9 @@ def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):
 
 
 class _Rows:
-    """Float64 values and bounds of a block of logits rows (sparse or dense)."""
+    """Float64 values and bounds of a block of logits rows (sparse or dense). Labels come
+    clipped into ``[0, C)`` (:meth:`~xentconf.oracle.plan.Rows.labels_block`), here and in
+    :class:`_RowsDD` and :class:`_ProbRows`."""
 
     def __init__(self, x: np.ndarray):
         n, c = x.shape
@@ -315,14 +315,12 @@ class _Rows:
             rel = self.rel_e + (self.s_rad / self.s)[:, None] + U
             return p, p * rel * SLACK + ETA
 
-    def sparse_loss(self, labels: np.ndarray):
-        lab = np.clip(labels, 0, max(self.c - 1, 0))
+    def sparse_loss(self, lab: np.ndarray):
         xy = np.asarray(self.x[np.arange(self.n), lab], dtype=np.float64)
         return sparse_loss_rows(self.c, (self.bad, self.m, self.k, self.t, self.terr, xy))
 
-    def sparse_bp(self, labels: np.ndarray):
+    def sparse_bp(self, lab: np.ndarray):
         idx = np.arange(self.n)
-        lab = np.clip(labels, 0, max(self.c - 1, 0))
         p, prad = self.p()
         with np.errstate(all="ignore"):
             ey = self.e[idx, lab]
@@ -402,10 +400,9 @@ class _RowsDD:
             rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + self.eerr / sh) * SLACK
         return ph, pl, rad
 
-    def sparse_loss(self, labels):
+    def sparse_loss(self, lab: np.ndarray):
         dd = self.dd
         idx = np.arange(self.n)
-        lab = np.clip(labels, 0, max(self.c - 1, 0))
         ah, al = -self.dh[idx, lab], -self.dl[idx, lab]
         with np.errstate(all="ignore"):
             fin = np.isfinite(ah)
@@ -416,10 +413,9 @@ class _RowsDD:
             rad = np.where(fin, rad, 0.0)
         return Lh, Ll, rad
 
-    def sparse_bp(self, labels):
+    def sparse_bp(self, lab: np.ndarray):
         dd = self.dd
         idx = np.arange(self.n)
-        lab = np.clip(labels, 0, max(self.c - 1, 0))
         ph, pl, prad = self.p()
         with np.errstate(all="ignore"):
             eyh, eyl, eye = self.eh[idx, lab], self.el[idx, lab], self.eerr[idx, lab]
@@ -495,10 +491,9 @@ class _ProbRows:
             self.cl = np.clip(x, lo, hi)  # exact; ±inf clip to the bounds
             self.passes = (x >= lo) & (x <= hi)
 
-    def sparse(self, labels: np.ndarray):
+    def sparse(self, lab: np.ndarray):
         """Loss (mid, rad) and unit-coefficient gradient (mid, rad) of −log(c_y / Σ c)."""
         idx = np.arange(self.n)
-        lab = np.clip(labels, 0, max(self.c - 1, 0))
         cy = self.cl[idx, lab]
         others = self.cl.copy()
         others[idx, lab] = 0.0

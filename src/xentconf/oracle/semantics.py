@@ -516,15 +516,22 @@ def _v1_validate_reduction(reduction) -> Raises | None:
     return None
 
 
+def _v1_missing(**args) -> Raises | None:
+    """compat.v1's first check: the first argument that is None, in the order given."""
+    for name, value in args.items():
+        if value is None:
+            return Raises("ValueError", f"Argument `{name}` must not be None.")
+    return None
+
+
 def plan_v1_sparse(labels, logits, weights=1.0,
                    reduction="weighted_sum_by_nonzero_weights", *, profile="cpu") -> Plan | Raises:
     """``tf.compat.v1.losses.sparse_softmax_cross_entropy`` (§5)."""
     _check_profile(profile)
     api = "tf.compat.v1.losses.sparse_softmax_cross_entropy"
-    if labels is None:
-        return Raises("ValueError", "Argument `labels` must not be None.")
-    if logits is None:
-        return Raises("ValueError", "Argument `logits` must not be None.")
+    missing = _v1_missing(labels=labels, logits=logits)
+    if missing:
+        return missing
     err = _v1_validate_reduction(reduction)
     lab = _convert(labels, "labels")
     z = _convert(logits, "logits")
@@ -554,10 +561,9 @@ def plan_v1_dense(onehot_labels, logits, weights=1.0, label_smoothing=0,
     """``tf.compat.v1.losses.softmax_cross_entropy`` (§4)."""
     _check_profile(profile)
     api = "tf.compat.v1.losses.softmax_cross_entropy"
-    if onehot_labels is None:
-        return Raises("ValueError", "Argument `onehot_labels` must not be None.")
-    if logits is None:
-        return Raises("ValueError", "Argument `logits` must not be None.")
+    missing = _v1_missing(onehot_labels=onehot_labels, logits=logits)
+    if missing:
+        return missing
     eps = _smoothing(label_smoothing)
     z = _convert(logits, "logits")
     lab = _convert(onehot_labels, "onehot_labels")
