@@ -239,6 +239,23 @@ def test_v1_weights_forms(weights, red):
     judge(run(call), call, profile="xla")
 
 
+@pytest.mark.parametrize("red", REDUCTIONS)
+def test_v1_weights_broadcast_in_the_multiply_under_xla(red):
+    """TensorFlow skips compat.v1's weight assert in an XLA context (TF-SEMANTICS §5.2 (2)):
+    lower-rank weights and [B,1] dense weights broadcast numpy-style, as in jax.numpy."""
+    rng = np.random.default_rng(8)
+    call = Call(V1_SPARSE, {"labels": rng.integers(0, C, (2, 3)),
+                            "logits": logits(rng, (2, 3, C), np.float32),
+                            "weights": rng.random(3), "reduction": red},
+                upstream=ups(rng, (2, 3) if red == "none" else ()))
+    judge(run(call), call, profile="xla")
+    call = Call(V1_DENSE, {"onehot_labels": np.eye(C)[rng.integers(0, C, B)],
+                           "logits": logits(rng, (B, C), np.float32),
+                           "weights": rng.random((B, 1)), "reduction": red},
+                upstream=ups(rng, (B, B) if red == "none" else ()))
+    judge(run(call), call, profile="xla")
+
+
 @pytest.mark.parametrize("eps", [0, 0.1, -0.1, 1.0, 1.5, np.float32(0.25)])
 def test_v1_label_smoothing_values(eps):
     rng = np.random.default_rng(3)
@@ -452,9 +469,6 @@ ACCEPTED = {  # TF raises; JAX/optax computes something (the adapter adds no che
                                            "logits": np.zeros((3, 0), np.float32)}),
     "nn-dense-axis-minus-2": (NN_DENSE, {"labels": np.ones((2, 3, 4)) / 3, "axis": -2,
                                          "logits": np.ones((2, 3, 4), np.float32)}),
-    "v1-weights-lower-rank": (V1_SPARSE, {"labels": np.zeros((2, 3), np.int64),
-                                          "logits": np.ones((2, 3, 4), np.float32),
-                                          "weights": np.ones(3)}),
     "v1-dense-broadcast-labels": (V1_DENSE, {"onehot_labels": np.array([[0, 0, 1.]]),
                                              "logits": np.ones((2, 3), np.float32)}),
 }

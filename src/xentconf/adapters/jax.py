@@ -327,10 +327,13 @@ def _api_function(api: str):
 
 
 def _reduce(jnp, loss, weights, reduction: str, out_dtype):
-    """compat.v1 ``compute_weighted_loss`` composed in jax.numpy (§5.2)."""
+    """compat.v1 ``compute_weighted_loss`` composed in jax.numpy (§5.2) as TensorFlow runs
+    it in an XLA context: no broadcast assert, so the weights meet the losses in the
+    multiply (both ways: ``[B, 1]`` against ``[B]`` is ``[B, B]``), and the sum of weights
+    and the nonzero count run over that broadcast."""
     dtype = jnp.result_type(loss, weights)  # a Python-scalar weight is weak: the loss dtype
-    w = jnp.broadcast_to(jnp.asarray(weights, dtype), loss.shape)
-    weighted = w * loss.astype(dtype)
+    weighted = jnp.asarray(weights, dtype) * loss.astype(dtype)
+    w = jnp.broadcast_to(jnp.asarray(weights, dtype), weighted.shape)
     if reduction == "none":
         out = weighted
     elif reduction == "weighted_sum":
@@ -357,8 +360,8 @@ def _src_reduce(reduction: str) -> list[str]:
     """:func:`_reduce` as source (``losses``, ``weights`` -> ``loss``)."""
     lines = ["# compat.v1 weights and reduction, composed in jax.numpy",
              "dtype = jnp.result_type(losses, weights)",
-             "w = jnp.broadcast_to(jnp.asarray(weights, dtype), losses.shape)",
-             "weighted = w * losses.astype(dtype)"]
+             "weighted = jnp.asarray(weights, dtype) * losses.astype(dtype)",
+             "w = jnp.broadcast_to(jnp.asarray(weights, dtype), weighted.shape)"]
     if reduction == "none":
         return [*lines, "loss = weighted"]
     if reduction == "weighted_sum":
