@@ -152,6 +152,59 @@ def _dd_blocks(rows):
         yield lo, hi, _RowsDD(rows.x_block(lo, hi))
 
 
+#: ln 2**-1075, half the smallest subnormal: a float64 result of smaller magnitude rounds to
+#: a signed zero (round to nearest even; ties are excluded by the margin below)
+_LN_HALF_SUBNORMAL = -1075 * math.log(2)
+
+
+def _vanishing(rows, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For sparse rows ``lo:hi``: ``ln`` of a bound on the magnitude of each row's loss
+    (``[rows]``) and of each backprop element (``[rows, C]``), ``+inf`` where none is given;
+    and whether each row is an ordinary one (finite label logit, not a NaN or ignored row,
+    ``C ≥ 2``), whose backprop elements are nonzero with ``|b| < 1``: ``p_j > 0`` off the
+    label and ``−1 < p_y − 1 < 0`` at it.
+
+    With ``m`` the row's maximum and ``d_j = z_j − z_y``: ``p_j ≤ e^(z_j − m)``, and when
+    the label's logit is the largest, ``L = ln(1 + Σ e^d) ≤ Σ e^d`` and ``1 − p_y ≤ Σ e^d``,
+    at most ``(C − 1) e^(max d)``. Past float64's range (``< e^−745``) the double-double
+    tier cannot certify these values (its absolute error floor is the smallest
+    subnormal), yet their float64 rounding is a zero whose sign is known: the
+    coefficient's, negated in the label column. A floating-point difference errs by a
+    relative ``2**-53`` at most, which the factor ``1 − 2**-50`` covers. Elements that are
+    exact zeros (a −inf logit) get no bound: they are certified as they are."""
+    n = hi - lo
+    loss = np.full(n, np.inf)
+    if rows.kind != "sparse" or rows.c < 2 or n <= 0:
+        return loss, np.full((max(n, 0), rows.c), np.inf), np.zeros(max(n, 0), dtype=bool)
+    x = rows.x_block(lo, hi)
+    lab = rows.labels_block(lo, hi)
+    i = np.arange(n)
+    shrink = 1 - 2.0 ** -50
+    with np.errstate(all="ignore"):
+        m = x.max(axis=1)
+        zy = x[i, lab]
+        bp = (x - m[:, None]) * shrink
+        d = x - zy[:, None]
+        d[i, lab] = -np.inf
+        dmax = d.max(axis=1)
+        row = dmax * shrink + math.log(rows.c - 1)
+    nan, ign = rows.rule_masks(lo, hi, ~np.isfinite(m))
+    valid = np.isfinite(zy) & ~nan & ~ign
+    top = valid & np.isfinite(dmax) & (dmax < 0)  # the label's logit is the largest
+    loss[top] = row[top]
+    bp = np.where(valid[:, None] & np.isfinite(bp) & (bp < 0), bp, np.inf)
+    bp[i, lab] = np.where(top, row, np.inf)
+    return loss, bp, valid
+
+
+def _vanish(g: np.ndarray, log_bound: np.ndarray) -> np.ndarray:
+    """Where ``g · v`` (``|v| ≤ e^log_bound``, ``g`` finite and nonzero) rounds to a signed
+    zero in float64, with a margin of a factor e."""
+    with np.errstate(all="ignore"):
+        return np.isfinite(g) & (g != 0) & \
+            (np.log(np.abs(g)) + log_bound < _LN_HALF_SUBNORMAL - 1.0)
+
+
 def _frac_to_dd(v) -> tuple[float, float]:
     """A double-double (hi, lo) with |hi + lo − v| ≤ 2**-106·|v| (exact when dyadic)."""
     if isinstance(v, float):
@@ -179,7 +232,8 @@ def _dd_array(values) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _dd_scale(ch, cl, h, l_, r):
-    """``(ch + cl)·(h + l_)`` in double-double, with the radius ``|ch|·r + MUL_REL·|v|``;
+    """``(ch + cl)·(h + l_)`` in double-double, with the radius ``|ch|·r + MUL_REL·|v|`` (and
+    the subnormal grid's rounding for tiny products);
     where the float64 product ``ch·h`` is not finite (0·inf, NaN, overflow) it stands by
     IEEE rules, with radius 0. ``(hi, lo, rad, not finite)``; the coefficient broadcasts."""
     from . import dd
@@ -187,6 +241,9 @@ def _dd_scale(ch, cl, h, l_, r):
     with np.errstate(all="ignore"):
         vh, vl = dd.dd_mul(np.broadcast_to(ch, h.shape), np.broadcast_to(cl, h.shape), h, l_)
         vr = (np.abs(ch) * r + dd.MUL_REL * np.abs(vh)) * SLACK
+        # below 2**-968 the product's low word underflows (two_prod is exact only above):
+        # the rounding to the subnormal grid, up to 2**-1075, is not relative to |v|
+        vr = vr + np.where((ch != 0) & (h != 0) & (np.abs(vh) < 2.0 ** -968), 2.0 ** -1074, 0.0)
         spec = ch * h
         nonfin = ~np.isfinite(spec)
         return (np.where(nonfin, spec, vh), np.where(nonfin, 0.0, vl),
@@ -322,6 +379,7 @@ class Engine:
         from . import dd
 
         red = self.plan.reduction
+        rows = self.plan.rows
         Lh, Ll, R = self._row_values_dd()
         idx = red.index
         if isinstance(red.coef, np.ndarray):
@@ -332,6 +390,10 @@ class Engine:
         if red.kind == "none":
             rounded, ok = certify_dd_f64(vh, vl, vr)
             out = np.where(ok, rounded, 0.0)
+            if rows.kind == "sparse" and idx.size:
+                zero = _vanish(ch, _vanishing(rows, 0, rows.n)[0][idx])
+                out = np.where(zero, np.copysign(0.0, ch), out)  # L > 0: g's sign
+                ok |= zero
             if not ok.all():
                 self._fallback_loss_elements(out, np.flatnonzero(~ok))
             return out.reshape(red.shape)
@@ -370,6 +432,10 @@ class Engine:
                 gh, gl = _dd_array(exact)
         else:
             gh, gl = np.ones(n), np.zeros(n)
+        # γ ≠ 0 below float64's range: its hi word is a zero of γ's sign, and γ·b with
+        # |b| < 1 rounds to a zero of the product's sign
+        tiny_g = np.zeros(n, dtype=bool) if not with_gamma or exact is None else \
+            (gh == 0) & np.array([v != 0 for v in exact], dtype=bool)
         for lo, hi, blk in _dd_blocks(rows):
             if rows.kind == "sparse":
                 bh, bl, br = blk.sparse_bp(rows.labels_block(lo, hi))
@@ -379,6 +445,14 @@ class Engine:
             vh, vl, vr = rows.apply_rules(lo, hi, blk.bad, vh, vl, vr, cols=True)
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)
+            zero = None
+            if rows.kind == "sparse":
+                _, bound, valid = _vanishing(rows, lo, hi)
+                zero = _vanish(gh[lo:hi, None], bound) | (tiny_g[lo:hi] & valid)[:, None]
+            if zero is not None and zero.any():
+                sign = np.where(np.arange(c) == rows.labels_block(lo, hi)[:, None], -1.0, 1.0)
+                rounded = np.where(zero, np.copysign(0.0, gh[lo:hi, None] * sign), rounded)
+                ok = ok | zero
             if not ok.all():
                 self._fallback_grad(rounded, ok, lo, gam_exact=with_gamma, fmt=F64)
             out[lo:hi] = rounded

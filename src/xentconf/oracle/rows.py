@@ -363,6 +363,14 @@ class _Rows:
         return bp, rad
 
 
+def _div_up(r: np.ndarray, d) -> np.ndarray:
+    """``r / d`` for radii ``r ≥ 0`` (``d > 0``), raised by one ulp where ``r > 0``: still an
+    upper bound where the quotient rounds down, and never 0 where it underflows (a radius
+    of 2**-1074 divided by 2 rounds to 0, which would certify an inexact value as exact)."""
+    q = r / d
+    return np.where(r > 0, np.nextafter(q, np.inf), q)
+
+
 class _RowsDD:
     """Double-double values and bounds of a block of logits rows (float64 outputs)."""
 
@@ -386,7 +394,8 @@ class _RowsDD:
             self.t_rad = (terr + ke.sum(axis=1)) * SLACK
             lh, ll, lerr = dd.dd_log1p(th, tl)
             self.lh, self.ll = lh, ll
-            self.log_rad = (lerr + self.t_rad / np.maximum(1 + th - self.t_rad, 1.0)) * SLACK
+            self.log_rad = (lerr + _div_up(self.t_rad, np.maximum(1 + th - self.t_rad, 1.0))
+                            ) * SLACK
             sh, sl = dd.dd_add_d(th, tl, 1.0)
             self.sh, self.sl = sh, sl
             self.s_rad = (self.t_rad + dd.ADD_D_REL * sh) * SLACK
@@ -397,7 +406,7 @@ class _RowsDD:
             sh, sl = self.sh[:, None], self.sl[:, None]
             ph, pl = dd.dd_div(self.eh, self.el, sh, sl)
             rel_s = (self.s_rad / self.sh)[:, None]
-            rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + self.eerr / sh) * SLACK
+            rad = (np.abs(ph) * (dd.DIV_REL + rel_s) + _div_up(self.eerr, sh)) * SLACK
         return ph, pl, rad
 
     def sparse_loss(self, lab: np.ndarray):
@@ -427,7 +436,8 @@ class _RowsDD:
             nl = np.where(is_k, self.tl, nl)
             n_rad = np.where(is_k, self.t_rad, n_rad) * SLACK
             bh, bl = dd.dd_div(-nh, -nl, self.sh, self.sl)
-            b_rad = (np.abs(bh) * (dd.DIV_REL + self.s_rad / self.sh) + n_rad / self.sh) * SLACK
+            b_rad = (np.abs(bh) * (dd.DIV_REL + self.s_rad / self.sh)
+                     + _div_up(n_rad, self.sh)) * SLACK
             ph[idx, lab], pl[idx, lab], prad[idx, lab] = bh, bl, b_rad
         return ph, pl, prad
 
