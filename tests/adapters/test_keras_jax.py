@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from tests.adapters.conftest import judge, require
+from tests.adapters.conftest import judge, require, run_snippets, snippet_mismatch
 
 from xentconf.protocol import KERAS_APIS, Call, Setup
 
@@ -34,8 +34,10 @@ info = target.info()
 with open(sys.argv[1], "rb") as f:
     cases = pickle.load(f)
 outputs = {name: target.prepare(setup).run(call) for name, (setup, call) in cases.items()}
+snippets = {name: target.snippet(setup, call) for name, (setup, call) in cases.items()}
 with open(sys.argv[2], "wb") as f:
-    pickle.dump({"outputs": outputs, "info": info, "note": JAX_X64_NOTE}, f)
+    pickle.dump({"outputs": outputs, "snippets": snippets, "info": info,
+                 "note": JAX_X64_NOTE}, f)
 """
 
 
@@ -83,3 +85,15 @@ def test_info_records_the_64_bit_types(jax_run):
     jax_modes = [m for m in info.modes if m.name == "jax"]
     assert jax_modes and all(note in m.description for m in jax_modes)
     assert all(note in api.notes for api in info.apis.values())
+
+
+def test_snippets_reproduce_the_runner(jax_run):
+    """The reproducer enables the 64-bit types as the runner does: run standalone, it gives
+    the runner's outputs bit for bit (float64 included)."""
+    cases, result = jax_run
+    got = run_snippets({name: (result["snippets"][name], call)
+                        for name, (_, call) in cases.items()})
+    for name in cases:
+        assert "jax.enable_x64(True)" in result["snippets"][name]
+        problem = snippet_mismatch(got[name], result["outputs"][name])
+        assert problem is None, f"{name}: {problem}"
