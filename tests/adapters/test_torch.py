@@ -677,6 +677,30 @@ def test_compile_mode_conforms_across_shapes_with_one_graph_per_kind():
     assert counters["stats"]["unique_graphs"] - before == first, "a new shape recompiled"
 
 
+@pytest.mark.slow  # inductor compiles C++ for each graph
+def test_compile_mode_shares_a_graph_across_label_and_weight_dtypes():
+    """int32 and int64 sparse labels, and float32 and float64 weights arrays, reach the
+    computation as the same dtypes (Long labels, weights in the loss dtype), so the compile
+    mode compiles one graph for them, not one per input dtype; the answers conform."""
+    from torch._dynamo.utils import counters
+
+    runner = TARGET.prepare(Setup(V1_SPARSE, mode="compile", grad=True))
+    before = counters["stats"]["unique_graphs"]
+    for i, (label_dt, weight_dt) in enumerate([(np.int32, np.float32), (np.int64, np.float64),
+                                               (np.int64, np.float32), (np.int32, np.float64)]):
+        rng = np.random.default_rng(seed_of("dtypes", i))
+        call = Call(V1_SPARSE, {"labels": rng.integers(0, 5, 4).astype(label_dt),
+                                "logits": logits(rng, (4, 5), np.float32),
+                                "weights": weights("per_sample", rng, (4,), weight_dt),
+                                "reduction": "weighted_mean"},
+                    upstream=np.asarray(1.5, np.float32))
+        judge(runner.run(call), call, profile="cpu")
+        if i == 0:
+            first = counters["stats"]["unique_graphs"] - before
+            assert first >= 1, "nothing was compiled: the mode ran eagerly"
+    assert counters["stats"]["unique_graphs"] - before == first, "an input dtype recompiled"
+
+
 @pytest.mark.slow
 def test_compile_mode_snippet_compiles_the_same_computation():
     """The reproducer of a compile-mode case calls torch.compile itself and gives what the

@@ -10,6 +10,15 @@ taken through that backend — ``tf.GradientTape`` for TensorFlow, ``jax.vjp`` f
 ``torch.autograd`` for PyTorch — with the upstream gradient as the output gradient.
 Nothing is validated or patched; any exception is the target rejecting the input.
 
+On the JAX backend each call runs under the scoped ``jax.enable_x64(True)``, as the ``jax``
+target's calls do. JAX without its 64-bit flag cannot hold a float64 (or int64) array at
+all: ``jnp.asarray`` narrows it to 32 bits before Keras sees it (JAX's "Default dtypes and
+the X64 flag"), and enabling the flag is what JAX documents for users who want 64-bit
+values; Keras 3.15 has no switch of its own (later Keras documents ``set_x64_mode``, which
+turns the JAX flag on for the user). Without it a float64 case would judge JAX's array
+creation, not Keras's loss. Float16, bfloat16 and float32 inputs keep their dtypes either
+way. The target's info records this (:data:`JAX_X64_NOTE`).
+
 Modes: eager on the CPU (profile ``cpu``) and, when the backend sees one, on the GPU
 (profile ``gpu``). A mode is named by its backend (``--mode torch``); only the configured
 backend's modes are available (Keras picks its backend once, at import).
@@ -17,6 +26,7 @@ backend's modes are available (Keras picks its backend once, at import).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from typing import Any
@@ -37,7 +47,10 @@ from ..protocol import (
 )
 from . import _source as src
 
-__all__ = ["KerasTarget"]
+__all__ = ["JAX_X64_NOTE", "KerasTarget"]
+
+#: What the JAX backend's modes record in the target's info (module docstring).
+JAX_X64_NOTE = "64-bit types enabled within each call (jax.enable_x64), as a float64 user must"
 
 _CLASSES = {KERAS_APIS[0]: "SparseCategoricalCrossentropy",
             KERAS_APIS[1]: "CategoricalCrossentropy"}
@@ -81,6 +94,15 @@ def _has_gpu(backend: str) -> bool:
     return False
 
 
+def _x64(backend: str):
+    """``jax.enable_x64(True)`` on the JAX backend (module docstring), else nothing."""
+    if backend != "jax":
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.enable_x64(True)
+
+
 def _floating(x) -> bool:
     dt = np.asarray(x).dtype if isinstance(x, (np.ndarray, np.generic)) else None
     return dt is not None and (dt.kind == "f" or dt.name == "bfloat16")
@@ -119,7 +141,7 @@ class _KerasRunner(Runner):
             raise TargetError(f"this runner was prepared for {self.setup.api}, not {call.api}")
         loss_obj = self._loss_for(dict(call.init))
         keras = self._keras
-        with keras.device(self._device):
+        with keras.device(self._device), _x64(self._backend):
             out = getattr(self, f"_run_{self._backend}", self._run_other)(
                 loss_obj, dict(call.args), call.upstream)
         return {k: np.asarray(keras.ops.convert_to_numpy(v)) for k, v in out.items()}
@@ -187,20 +209,22 @@ class KerasTarget(Target):
         except Exception as exc:  # a broken installation: say why, never raise
             return TargetInfo(available=False, reason=f"keras failed to load: {exc}", **base)
         no_gpu = "" if gpu else f"the {backend} backend sees no GPU"
+        x64 = f"; {JAX_X64_NOTE}" if backend == "jax" else ""
         # a mode per backend, named by it; only the configured one can run here
         modes = tuple(
-            Mode("cpu", "cpu", f"eager on the {b} backend, cpu:0", name=b,
+            Mode("cpu", "cpu", f"eager on the {b} backend, cpu:0"
+                 + (f"; {JAX_X64_NOTE}" if b == "jax" else ""), name=b,
                  available=b == backend,
                  reason="" if b == backend else f"Keras is configured for the {backend} "
                                                 f"backend; KERAS_BACKEND={b} selects this one")
             for b in sorted(KERAS_BACKENDS, key=lambda b: b != backend)
-        ) + (Mode("cuda", "gpu", f"eager on the {backend} backend, gpu:0", available=gpu,
+        ) + (Mode("cuda", "gpu", f"eager on the {backend} backend, gpu:0{x64}", available=gpu,
                   reason=no_gpu, name=backend),)
         apis = {api: ApiSupport(native=_FEATURES[api],
-                                notes=f"keras.losses.{_CLASSES[api]} ({backend} backend)")
+                                notes=f"keras.losses.{_CLASSES[api]} ({backend} backend{x64})")
                 for api in KERAS_APIS}
         return TargetInfo(available=True, version=keras.__version__, modes=modes, apis=apis,
-                          description=f"Keras {keras.__version__} on the {backend} backend",
+                          description=f"Keras {keras.__version__} on the {backend} backend{x64}",
                           **base)
 
     def snippet(self, setup: Setup, call: Call) -> str | None:
@@ -236,7 +260,7 @@ class KerasTarget(Target):
         names = ["loss"]
         if not grad:
             body = [f"loss = loss_fn({src.kwargs(args, 'args')})"]
-            lines = [*head, *construct]
+            lines = [*head, *["import jax"] * (backend == "jax"), *construct]
         elif backend == "jax":
             rest = src.kwargs({k: v for k, v in args.items() if k != "y_pred"}, "args")
             body = [f"loss, vjp = jax.vjp(lambda p: loss_fn(y_pred=p, {rest}), "
@@ -254,6 +278,8 @@ class KerasTarget(Target):
                     "loss = loss.detach()"]
             lines = [*head, "import torch", *construct]
             names.append("grad_logits")
+        if backend == "jax":  # 64-bit types, as the runner (module docstring)
+            device = f"jax.enable_x64(True), {device}"
         lines += [f"with {device}:", *src.indent(body),
                   "outputs = {" + ", ".join(f"{n!r}: {to_numpy.format(n)}" for n in names)
                   + "}"]

@@ -463,6 +463,20 @@ def _compiled(torch, fn):
     return torch.compile(fn, backend="inductor", dynamic=True)
 
 
+def _graph_inputs(torch, api, z, y, weights):
+    """The casts ``forward`` makes first, made before it: int32 sparse labels become Long
+    (``_int_labels``) and a weights tensor takes the dtype of floating logits (the loss
+    dtype, which ``_weighted`` casts it to). The values ``forward`` computes with are the
+    same; under ``torch.compile`` an input's dtype is part of a graph's guards, so int32 and
+    int64 labels (or float32 and float64 weights) would otherwise each compile a graph of
+    their own (profiled: label dtype was the first cause of recompilation)."""
+    if api in (API_IDS[0], API_IDS[2], API_IDS[4]):
+        y = _int_labels(torch, y)
+    if isinstance(weights, torch.Tensor) and z.is_floating_point():
+        weights = weights.to(z.dtype)
+    return y, weights
+
+
 class _TorchRunner(Runner):
     """Evaluates one API on one device, eagerly or through ``torch.compile``."""
 
@@ -494,6 +508,7 @@ class _TorchRunner(Runner):
             z = self._as_tensor(logits, grad=want_grad)
             y = self._as_tensor(labels)
             weights = self._weights(args.get("weights", 1.0))
+            y, weights = _graph_inputs(torch, api, z, y, weights)
             eps = args.get("label_smoothing", 0)
             out = self._forward(api, z, y, weights, int(args.get("axis", -1)),
                                 # TF smooths only `if label_smoothing > 0`; torch checks ε ≤ 1
