@@ -390,8 +390,11 @@ class Engine:
         if red.kind == "none":
             rounded, ok = certify_dd_f64(vh, vl, vr)
             out = np.where(ok, rounded, 0.0)
-            if rows.kind == "sparse" and idx.size:
-                zero = _vanish(ch, _vanishing(rows, 0, rows.n)[0][idx])
+            if rows.kind == "sparse" and not ok.all():
+                step = _block_rows(rows.n, 2 * rows.c)
+                bound = np.concatenate([_vanishing(rows, lo, min(rows.n, lo + step))[0]
+                                        for lo in range(0, rows.n, step)])
+                zero = ~ok & _vanish(ch, bound[idx])
                 out = np.where(zero, np.copysign(0.0, ch), out)  # L > 0: g's sign
                 ok |= zero
             if not ok.all():
@@ -446,7 +449,8 @@ class Engine:
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)
             zero = None
-            if rows.kind == "sparse":
+            if rows.kind == "sparse":  # also where a zero was certified by a zero radius,
+                # its sign taken from a product that underflowed
                 _, bound, valid = _vanishing(rows, lo, hi)
                 zero = _vanish(gh[lo:hi, None], bound) | (tiny_g[lo:hi] & valid)[:, None]
             if zero is not None and zero.any():
