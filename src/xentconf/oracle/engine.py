@@ -437,8 +437,10 @@ class Engine:
             gh, gl = np.ones(n), np.zeros(n)
         # γ ≠ 0 below float64's range: its hi word is a zero of γ's sign, and γ·b with
         # |b| < 1 rounds to a zero of the product's sign
-        tiny_g = np.zeros(n, dtype=bool) if not with_gamma or exact is None else \
-            (gh == 0) & np.array([v != 0 for v in exact], dtype=bool)
+        tiny_g = np.zeros(n, dtype=bool)
+        if with_gamma and exact is not None:
+            hi0 = np.flatnonzero(gh == 0)  # only these can be an underflowed γ
+            tiny_g[hi0] = [exact[int(i)] != 0 for i in hi0]
         for lo, hi, blk in _dd_blocks(rows):
             if rows.kind == "sparse":
                 bh, bl, br = blk.sparse_bp(rows.labels_block(lo, hi))
@@ -449,8 +451,9 @@ class Engine:
             rounded, ok = certify_dd_f64(vh, vl, vr)
             rounded = np.where(ok, rounded, 0.0)
             zero = None
-            if rows.kind == "sparse":  # also where a zero was certified by a zero radius,
-                # its sign taken from a product that underflowed
+            # only zeros change: those not certified, and those certified by a radius that
+            # underflowed to 0, with the sign of a product that underflowed
+            if rows.kind == "sparse" and (not ok.all() or (rounded == 0).any()):
                 _, bound, valid = _vanishing(rows, lo, hi)
                 zero = _vanish(gh[lo:hi, None], bound) | (tiny_g[lo:hi] & valid)[:, None]
             if zero is not None and zero.any():
