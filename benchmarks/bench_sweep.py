@@ -23,7 +23,7 @@ from pathlib import Path
 
 from xentconf.conformance import sweeper
 from xentconf.conformance.sandbox import TargetSpec
-from xentconf.conformance.sweep import pair_total
+from xentconf.conformance.sweep import pair_total, parse_pairs
 
 NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
 
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--isolate", choices=("process", "none"), default="process")
     ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     a = ap.parse_args()
-    start, stop = sweeper.parse_pairs(a.pairs, "float16")
+    start, stop = parse_pairs(a.pairs, "float16")
     plan = sweeper.SweepPlan(spec=TargetSpec(a.target), target_name=a.target, device="cpu",
                              profile="cpu", accuracy="stable", keras=None, timeout=60.0,
                              isolate=a.isolate == "process", callable_target=False)
