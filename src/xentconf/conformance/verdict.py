@@ -135,10 +135,12 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
     with np.errstate(invalid="ignore"):
         d = np.where(fin_r & np.isfinite(g), np.abs(g - r), 0.0)
     half = 0.5 * step
-    budgets = o.budgets
-    tfp = budgets["tf-precision"].ravel()
-    stable = budgets["stable"].ravel()
     live = fin_r & ~wrong & (d > 0)
+    # the budgets of the elements that are not exact (often a few in a sweep's chunk)
+    tfp, stable = np.zeros(n), np.zeros(n)
+    at = np.flatnonzero(live)
+    tfp[at] = o.budget_at("tf-precision", at)
+    stable[at] = o.budget_at("stable", at)
     # faithful: r itself, or its neighbour on the side of the exact value (and r != x)
     neighbour = live & (d <= step)
     # tf-precision / stable: certain inside, certain outside, or ask the exact value
@@ -321,8 +323,9 @@ def _mechanisms(exp: Expectation, missed: dict, required: str) -> tuple[str, ...
         n = o.size
         exact = np.full(n, np.nan)
         exact[where] = o.exact64_at(where)
-        slack = np.zeros(n) if required == "exact" else \
-            np.asarray(o.budgets[required], dtype=np.float64).ravel()
+        slack = np.zeros(n)
+        if required != "exact":
+            slack[where] = o.budget_at(required, where)
         ok, names = excused(allowed[name], got, exact, slack, where)
         if not ok.all():
             return ()

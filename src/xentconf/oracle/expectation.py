@@ -63,6 +63,16 @@ class OutputExpectation:
     #: Where the oracle knows a cheaper road to the same :attr:`exact64` (see
     #: ``api.WIDE_EXACT``): a function giving it, or None when it does not apply after all.
     exact64_source: Callable[[], np.ndarray | None] | None = None
+    #: Where the caller knows that rows are independent (the sweeps): a function giving,
+    #: for some flat indices, this output of the same call on just their rows and where
+    #: those indices lie in it. :meth:`exact64_at` and :meth:`budget_at` take that road
+    #: when few elements are asked about.
+    subset: Callable[[np.ndarray], tuple[OutputExpectation, np.ndarray]] | None = None
+
+    def _on_rows(self, flat: np.ndarray, cached: str):
+        if self.subset is None or cached in self.__dict__ or 2 * flat.size >= self.size:
+            return None
+        return self.subset(flat)
 
     @cached_property
     def exact64(self) -> np.ndarray:
@@ -79,6 +89,9 @@ class OutputExpectation:
         (rounding every form of an output, a Ziv loop each, was most of a conformance run's
         time when a few elements were borderline)."""
         flat = np.asarray(flat, dtype=np.intp)
+        sub = self._on_rows(flat, "exact64")
+        if sub is not None:
+            return sub[0].exact64.ravel()[sub[1]]
         if self.exact64_source is not None or "exact64" in self.__dict__ or \
                 2 * flat.size >= self.size:
             return self.exact64.ravel()[flat]
@@ -88,6 +101,14 @@ class OutputExpectation:
     def exact_strings(self, digits: int = 30) -> list[str]:
         """Exact values as decimal strings with ``digits`` significant digits (row-major)."""
         return [decimal_string(f, digits) for f in self.forms]
+
+    def budget_at(self, key: str, flat: np.ndarray) -> np.ndarray:
+        """``budgets[key]`` at flat indices ``flat`` only (see :attr:`subset`)."""
+        flat = np.asarray(flat, dtype=np.intp)
+        sub = self._on_rows(flat, "budgets")
+        if sub is not None:
+            return sub[0].budgets[key].ravel()[sub[1]]
+        return self.budgets[key].ravel()[flat]
 
     @cached_property
     def budgets(self) -> dict[str, np.ndarray]:
