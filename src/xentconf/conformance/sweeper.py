@@ -204,8 +204,7 @@ def _keep_freed_memory() -> None:
 
         libc = ctypes.CDLL(None)
         m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 64 << 20)  # glibc's largest allowed is 32 MiB on
-        libc.mallopt(m_mmap_threshold, 32 << 20)  # 64-bit builds: try 64, settle for 32
+        libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest on 64-bit builds
         libc.mallopt(m_trim_threshold, 1 << 30)
     except (OSError, AttributeError):
         pass
