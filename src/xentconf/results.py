@@ -307,8 +307,11 @@ SWEEP = {
                                "x_bins": {"type": "array", "items": {"type": "string"}},
                                "y_bins": {"type": "array", "items": {"type": "string"}},
                                "cells": {"type": "array", "items": {
-                                   "type": "array", "items": {"type": "integer"},
-                                   "description": "[x bin, y bin, rows, failing rows]"}}}},
+                                   "type": "array", "items": _NUM,
+                                   "description": "[x bin, y bin, rows, failing rows, "
+                                                  "worst error in units of the stable "
+                                                  "budget (inf: a wrong NaN/inf; null: "
+                                                  "not judged; absent in older files)]"}}}},
         "duration_s": _NUM,
     },
 }

@@ -7,6 +7,7 @@ and what each callable does, not from the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -65,8 +66,9 @@ def test_reference_conforms_on_a_slice_of_both_apis(client, tmp_path):
         assert s["verdicts"] == {"pass": 2048}
         assert sum(s["grades"].values()) == 2048
         assert s["failures"] == []
-        # a = 1.0 is x bin 0x3c00 >> 10 = 15; b = +0 and subnormals is y bin 0
-        assert s["map"]["cells"] == [[15, 0, 2048, 0]]
+        # a = 1.0 is x bin 0x3c00 >> 10 = 15; b = +0 and subnormals is y bin 0; the
+        # oracle is every row's correctly rounded answer: its worst error is 0
+        assert s["map"]["cells"] == [[15, 0, 2048, 0, 0.0]]
     assert len(list((tmp_path / "chunks").glob("*.json"))) == 4
 
 
@@ -89,7 +91,19 @@ def test_a_wrong_callable_fails_where_float32_exp_overflows(client, tmp_path):
         assert ex["logits"][0] == float(65504).hex()
         assert ex["got"] == ["nan"] and ex["expected"][0] != "nan"
         assert "xent_targets" in f["reproducer"]
-    assert s["map"]["cells"] == [[MAX >> 10, 0, 2048, 2048]]
+    # every row fails, with a NaN where the loss is finite: the worst error is infinite
+    assert s["map"]["cells"] == [[MAX >> 10, 0, 2048, 2048, float("inf")]]
+
+
+def test_a_map_cell_holds_the_worst_error_of_its_rows_in_budget_units():
+    # sloppy answers loss·(1 + 1e-4) + 1e-4: in float16 that moves some losses by an ulp,
+    # within the stable budget (every row passes) but not always exact
+    plan = dataclasses.replace(plan_for("xent_targets:sloppy"), isolate=False)
+    c = sweeper.run_chunk(plan, NN, "float16", ONE << 16, (ONE << 16) + 4096)
+    assert c["verdicts"] == {"pass": 8192} and c["grades"].get("exact", 0) < 8192
+    worst = [w for *_, w in c["cells"]]
+    assert all(0 <= w <= 1 for w in worst) and max(worst) > 0
+    assert max(worst) == float(f"{c['worst_budget']:.3g}")
 
 
 def test_a_target_that_crashes_in_a_worker_is_an_outcome_and_the_sweep_goes_on(client,
@@ -239,7 +253,7 @@ def test_pytest_judges_a_slice_of_the_pair_sweep_when_asked(tmp_path):
     (s,) = results.load(tmp_path / "r.json")["sweeps"]
     assert (s["api"], s["dtype"], s["start"], s["stop"]) == (NN, "float16", start, start + 1024)
     assert s["rows"] == s["rows_done"] == 2048 and s["verdicts"] == {"pass": 2048}
-    assert s["map"]["cells"] == [[15, 0, 2048, 0]]
+    assert s["map"]["cells"] == [[15, 0, 2048, 0, 0.0]]
 
 
 def test_pytest_pair_sweep_fails_a_wrong_callable_with_a_reproducer(tmp_path):

@@ -5,7 +5,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from xentconf import results
-from xentconf.reports import render
+from xentconf.reports import render, write_report
 from xentconf.reports.markdown import standing_table
 
 NN = "tf.nn.sparse_softmax_cross_entropy_with_logits"
@@ -85,3 +85,34 @@ def test_the_markdown_table_counts_a_sweep_from_its_record():
 def test_the_markdown_of_a_run_and_a_sweep_has_both_tables(docs):
     text = standing_table([*docs, sweep_doc()])
     assert text.startswith(standing_table(docs)) and "| nn_sparse | float16 |" in text
+
+
+def test_the_second_map_colours_each_cell_by_its_worst_error_and_both_are_files(tmp_path):
+    doc = sweep_doc()
+    # a wrong NaN (inf, as a results file holds it), an error within the budget, exact
+    doc["sweeps"][0]["map"]["cells"] = [[30, 0, 2048, 2048, "inf"], [15, 0, 2048, 0, 0.5],
+                                        [16, 0, 2048, 0, 0.0]]
+    path = results.write(results.validate(doc), tmp_path / "r.json")
+    index = write_report([path], tmp_path / "out")
+    files = sorted(p.name for p in index.parent.glob("*.svg"))
+    assert files == ["sweep-1-gamma-nn_sparse-float16-error.svg",
+                     "sweep-1-gamma-nn_sparse-float16-failures.svg"]
+    html = index.read_text()
+    assert all(f'href="{f}"' in html for f in files)
+    ns = "{http://www.w3.org/2000/svg}"
+    for f in files:  # each file stands alone: an SVG document with its own style
+        svg = ET.parse(index.parent / f).getroot()
+        assert svg.tag == ns + "svg" and svg.find(ns + "style") is not None
+    svg = ET.parse(index.parent / files[0]).getroot()
+    cells = {r.find(ns + "title").text: r.get("fill") for r in svg.iter(ns + "rect")
+             if r.find(ns + "title") is not None}
+    by_cell = {t.split(":")[0]: (t, fill) for t, fill in cells.items()}
+    assert "worst error inf × the budget" in by_cell["logit 0 b30, logit 1 b0"][0]
+    assert "worst error 0.5 × the budget" in by_cell["logit 0 b15, logit 1 b0"][0]
+    assert "worst error 0 × the budget" in by_cell["logit 0 b16, logit 1 b0"][0]
+    assert len({fill for _, fill in by_cell.values()}) == 3
+    # the failure map cannot tell the exact cell from the one within the budget
+    svg = ET.parse(index.parent / files[1]).getroot()
+    fills = {r.find(ns + "title").text.split(":")[0]: r.get("fill")
+             for r in svg.iter(ns + "rect") if r.find(ns + "title") is not None}
+    assert fills["logit 0 b15, logit 1 b0"] == fills["logit 0 b16, logit 1 b0"]

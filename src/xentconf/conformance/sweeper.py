@@ -144,18 +144,34 @@ def _empty(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
             "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
 
-def _cells(dtype: str, lo: int, hi: int, bad_rows: np.ndarray | None) -> list:
-    """[x, y, rows, failing rows] of every map cell the chunk touches."""
+def _cells(dtype: str, lo: int, hi: int, bad_rows: np.ndarray | None,
+           row_units: np.ndarray | None = None) -> list:
+    """[x, y, rows, failing rows, worst error] of every map cell the chunk touches: the
+    worst error of the cell's rows in units of their stable budgets (0: every row exact;
+    inf: a wrong NaN or inf, or a failure of the whole call; None: not judged)."""
     bx, by = map_bins(dtype, lo, hi)
     key = by * 64 + bx
     rows = np.bincount(key, minlength=64 * 64) * 2
+    worst = np.zeros(64 * 64)
     if bad_rows is None:
         bad = rows
     else:
         per_pair = bad_rows.reshape(-1, 2).sum(axis=1)
         bad = np.bincount(key, weights=per_pair, minlength=64 * 64).astype(np.int64)
+        if row_units is not None:
+            np.maximum.at(worst, key, row_units.reshape(-1, 2).max(axis=1))
     nz = np.flatnonzero(rows)
-    return [[int(k % 64), int(k // 64), int(rows[k]), int(bad[k])] for k in nz]
+    return [[int(k % 64), int(k // 64), int(rows[k]), int(bad[k]),
+             None if row_units is None else _worst(worst[k])] for k in nz]
+
+
+def _worst(v) -> float | None:
+    """A cell's worst error as the chunk files and results hold it (3 digits; the string
+    "inf" read back as inf)."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if not math.isfinite(v) else float(f"{v:.3g}")
 
 
 _SANDBOXES: dict = {}  # this worker process's loaded targets (a cache: no results)
@@ -283,12 +299,15 @@ def _judge_chunk(plan: SweepPlan, checker: Checker, api: str, dtype: str, lo: in
         message = " ".join(v.message.split())[:300]
         kinds = {0: (message, None)}
         row_kind = np.zeros(n, np.int64)
+        row_units = np.full(n, np.inf)
     else:
         outs = list(v.elements)
+        row_units = np.zeros(n)
         for k, name in enumerate(outs):
-            g, w = v.elements[name]
+            g, w, u = v.elements[name]
             g = g.reshape(n, -1).max(axis=1)
             w = w.reshape(n, -1).any(axis=1)
+            row_units = np.maximum(row_units, u.reshape(n, -1).max(axis=1))
             worse = g > row_grade
             row_out[worse] = k
             row_grade = np.maximum(row_grade, g)
@@ -310,7 +329,7 @@ def _judge_chunk(plan: SweepPlan, checker: Checker, api: str, dtype: str, lo: in
                 "fail": int(failing.sum())}
     out["verdicts"] = {k: c for k, c in verdicts.items() if c}
     out["worst_budget"] = v.worst_budget if v.worst_budget is not None else None
-    out["cells"] = _cells(dtype, lo, hi, failing)
+    out["cells"] = _cells(dtype, lo, hi, failing, row_units)
     if not failing.any():
         return out
     rows = np.flatnonzero(failing)
@@ -408,12 +427,15 @@ def combine_chunks(chunks: list[dict]) -> dict:
                 m["reproducer"] = kd["reproducer"]
             m["examples"] = sorted(m["examples"] + kd["examples"],
                                    key=_example_order)[:EXAMPLES]
-        for xb, yb, n, bad in c["cells"]:
-            cell = cells.setdefault((xb, yb), [0, 0])
+        for xb, yb, n, bad, *w in c["cells"]:
+            cell = cells.setdefault((xb, yb), [0, 0, None])
             cell[0] += n
             cell[1] += bad
-        wb = c.get("worst_budget")
-        if isinstance(wb, int | float):
+            w = _worst(w[0] if w and w[0] is not None else None)
+            if w is not None:
+                cell[2] = w if cell[2] is None else max(cell[2], w)
+        wb = _worst(c.get("worst_budget"))
+        if wb is not None:
             worst = max(worst, wb)
     return {"api": chunks[0]["api"] if chunks else None,
             "dtype": chunks[0]["dtype"] if chunks else None,
@@ -422,7 +444,7 @@ def combine_chunks(chunks: list[dict]) -> dict:
             "rows": sum(c["rows"] for c in chunks), "status": "done", "message": "",
             "chunks": sum(c.get("chunks", 1) for c in chunks),
             "grades": grades, "verdicts": verdicts, "kinds": kinds, "crashed": crashed,
-            "cells": [[xb, yb, n, bad] for (xb, yb), (n, bad) in sorted(cells.items())],
+            "cells": [[xb, yb, n, bad, w] for (xb, yb), (n, bad, w) in sorted(cells.items())],
             "worst_budget": worst, "seconds": sum(c["seconds"] for c in chunks)}
 
 

@@ -79,7 +79,8 @@ class CaseVerdict:
     def as_tensorflow(self) -> bool:
         """Differs from the truth only as TensorFlow's own mechanisms do."""
         return not self.ok and bool(self.mechanisms)
-    #: output -> (grade index of every element, wrong NaN/inf of every element), flat
+    #: output -> (grade index, wrong NaN/inf, error in stable-budget units) of every
+    #: element, flat
     elements: dict = field(default_factory=dict)
 
 
@@ -112,6 +113,7 @@ class _Graded:
     missed: np.ndarray | None = None  # flat indices of the elements below the required grade
     grades: np.ndarray | None = None  # the grade index of every element (flat)
     wrong: np.ndarray | None = None  # a wrong NaN or inf at every element (flat)
+    units: np.ndarray | None = None  # each element's error in units of its stable budget
 
 
 def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Graded:
@@ -121,12 +123,12 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
     n = r.size
     if n == 0:
         return _Graded("exact", 0.0, 0.0, "", grades=np.zeros(0, np.int8),
-                       wrong=np.zeros(0, bool))
+                       wrong=np.zeros(0, bool), units=np.zeros(0))
     idx = np.zeros(n, np.int8)  # per-element grade index
     nan_r = np.isnan(r)
     if ((g == r) | (nan_r & np.isnan(g))).all():  # every element exact: no budget to consult
         return _Graded("exact", 0.0, 0.0, "", index=-1, missed=np.zeros(0, np.intp),
-                       grades=idx, wrong=np.zeros(n, bool))
+                       grades=idx, wrong=np.zeros(n, bool), units=np.zeros(n))
     inf_r = np.isinf(r)
     fin_r = ~(nan_r | inf_r)
     wrong = (nan_r & ~np.isnan(g)) | (inf_r & (g != r)) | (fin_r & ~np.isfinite(g))
@@ -184,7 +186,7 @@ def grade_output(o: OutputExpectation, got: np.ndarray, required: str) -> _Grade
                        f"grade {GRADES[worst]}")
     missed = np.flatnonzero((idx > _ORDER[required]) | wrong)
     return _Graded(GRADES[worst], float(np.max(ulps)), float(np.max(units)), message,
-                   bool(wrong.any()), k, missed, idx, wrong)
+                   bool(wrong.any()), k, missed, idx, wrong, units)
 
 
 def _summary(value) -> str:
@@ -268,7 +270,7 @@ def judge(exp: Expectation, result: dict | Raised, required: str = "stable",
         structural |= g.wrong_special
         if g.index >= 0:
             failing[name] = g.index
-        elements[name] = (g.grades, g.wrong)
+        elements[name] = (g.grades, g.wrong, g.units)
         if g.message:
             messages.append(g.message)
         if g.missed is not None and g.missed.size:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from xentconf.results import json_number
 
-__all__ = ["Domain", "Strip", "StripPlot", "StripRow", "SweepMap", "fmt_num", "log_domain",
-           "strip_plot", "sweep_map"]
+__all__ = ["MAP_COLOURINGS", "Domain", "Strip", "StripPlot", "StripRow", "SweepMap", "fmt_num",
+           "log_domain", "strip_plot", "sweep_map"]
 
 #: viewBox geometry (user units; the SVG scales to the page width).
 WIDTH = 1100
@@ -254,34 +254,83 @@ class SweepMap:
     plot_h: float = 0.0
 
 
-def _density_fill(share: float) -> str:
-    if share <= 0:
-        return "#e6ebf0"
-    t = min(1.0, 0.25 + 0.75 * math.log10(1 + 9 * share))  # visible even at a few rows
-    r, g, b = (int(round(255 + (c - 255) * t)) for c in (165, 15, 21))
+_MAP_NONE = "#e6ebf0"  # no failing row / every row exact
+_MAP_UNKNOWN = "#ffffff"  # not judged (a chunk that crashed), or a file without errors
+
+
+def _ramp(t: float, rgb: tuple[int, int, int]) -> str:
+    r, g, b = (int(round(255 + (c - 255) * t)) for c in rgb)
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def sweep_map(title: str, subtitle: str, sweep: dict) -> SweepMap:
-    """Lay out the failure map of one ``sweeps`` entry of a results document."""
+def _density_fill(share: float) -> str:
+    if share <= 0:
+        return _MAP_NONE
+    return _ramp(min(1.0, 0.25 + 0.75 * math.log10(1 + 9 * share)),  # visible at a few rows
+                 (165, 15, 21))
+
+
+def _error_fill(units) -> str:
+    """Worst error in stable-budget units: grey when exact, blues within the budget
+    (10⁻³ to 1, log scale), reds beyond it (1 to 10⁶), near-black for a wrong NaN/inf."""
+    if units is None:
+        return _MAP_UNKNOWN
+    v = float(units)  # a results file holds inf as the string "inf"
+    if v == 0:
+        return _MAP_NONE
+    if not math.isfinite(v):
+        return "#3b0008"
+    if v <= 1:
+        return _ramp(0.2 + 0.6 * min(1.0, max(0.0, (math.log10(v) + 3) / 3)), (33, 102, 172))
+    return _ramp(0.35 + 0.65 * min(1.0, math.log10(v) / 6), (165, 15, 21))
+
+
+#: what a sweep map can be coloured by: (fill, cell text, legend)
+MAP_COLOURINGS = {
+    "failures": "share of rows that fail",
+    "error": "worst error, in units of each row's stable budget",
+}
+
+
+def sweep_map(title: str, subtitle: str, sweep: dict, by: str = "failures") -> SweepMap:
+    """Lay out the map of one ``sweeps`` entry of a results document, its cells coloured
+    ``by`` the share of their rows that fail or by their worst error."""
     m = sweep["map"]
     xs, ys = m["x_bins"], m["y_bins"]
     ch = MAP_CELL if len(ys) > 16 else 3 * MAP_CELL
     plot_w, plot_h = len(xs) * MAP_CELL, len(ys) * ch
     cells = []
-    for xb, yb, n, bad in m["cells"]:
+    for xb, yb, n, bad, *w in m["cells"]:
         share = bad / n if n else 0.0
+        where = f"logit 0 {xs[xb]}, logit 1 {ys[yb]}: {bad} of {n} rows fail " \
+                f"({100 * share:.3g}%)"
+        worst = float(w[0]) if w and w[0] is not None else None
+        if by == "error":
+            fill = _error_fill(worst)
+            where += "; worst error " + ("not recorded" if worst is None else
+                                         f"{fmt_num(worst)} × the budget")
+        else:
+            fill = _density_fill(share)
         cells.append(MapCell(MAP_LEFT + xb * MAP_CELL, MAP_TOP + yb * ch, MAP_CELL, ch,
-                             _density_fill(share),
-                             f"logit 0 {xs[xb]}, logit 1 {ys[yb]}: {bad} of {n} rows fail "
-                             f"({100 * share:.3g}%)"))
+                             fill, where))
     step = max(1, len(xs) // 8)
     xticks = [(MAP_LEFT + (k + 0.5) * MAP_CELL, xs[k]) for k in range(0, len(xs), step)]
     ystep = max(1, len(ys) // 8)
     yticks = [(MAP_TOP + (k + 0.5) * ch, ys[k]) for k in range(0, len(ys), ystep)]
     legend_y = MAP_TOP + plot_h + 44
-    legend = [(MAP_LEFT + i * 120, _density_fill(v), text) for i, (v, text) in enumerate(
-        [(0, "none fail"), (0.001, "0.1%"), (0.01, "1%"), (0.1, "10%"), (1.0, "all fail")])]
-    return SweepMap(title, subtitle, MAP_LEFT + plot_w + 20, int(legend_y + 16), cells,
-                    xticks, yticks, m.get("x") or "logit 0", m.get("y") or "logit 1", legend,
+    if by == "error":
+        keys = [(_MAP_NONE, "exact"), (_error_fill(1e-3), "10⁻³"), (_error_fill(1.0), "1"),
+                (_error_fill(1e3), "10³"), (_error_fill(1e6), "≥10⁶"),
+                (_error_fill(math.inf), "NaN/inf")]
+        width = 82
+    else:
+        keys = [(_density_fill(v), text) for v, text in
+                [(0, "none fail"), (0.001, "0.1%"), (0.01, "1%"), (0.1, "10%"),
+                 (1.0, "all fail")]]
+        width = 120
+    legend = [(MAP_LEFT + i * width, fill, text) for i, (fill, text) in enumerate(keys)]
+    return SweepMap(title, f"{subtitle} · {MAP_COLOURINGS[by]}",
+                    max(MAP_LEFT + plot_w + 20, MAP_LEFT + len(keys) * width),
+                    int(legend_y + 16), cells, xticks, yticks,
+                    m.get("x") or "logit 0", m.get("y") or "logit 1", legend,
                     plot_w=plot_w, plot_h=plot_h)

@@ -37,7 +37,15 @@ from xentconf.results import (
 from . import views
 from .diff import Diff, diff
 from .merge import SEVERITY, Board, ReportError, Row, api_label, merge, outcome_map
-from .plots import Strip, StripPlot, fmt_num, log_domain, strip_plot, sweep_map
+from .plots import (
+    MAP_COLOURINGS,
+    Strip,
+    StripPlot,
+    fmt_num,
+    log_domain,
+    strip_plot,
+    sweep_map,
+)
 
 __all__ = ["render", "write_report"]
 
@@ -265,6 +273,20 @@ def _validated(docs: Sequence[Any], sources: Sequence[str]) -> list[dict[str, An
     return out
 
 
+def _sweep_maps(docs: Sequence[dict[str, Any]]):
+    """(run label, sweep, [(file name, map)] by each colouring) of every sweep of ``docs``."""
+    k = 0
+    for doc in docs:
+        label = _run_label(doc["run"])
+        for sw in doc.get("sweeps") or []:
+            k += 1
+            stem = f"sweep-{k}-{doc['run']['target']['name']}-{sw['api_short']}-{sw['dtype']}"
+            stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+            yield label, sw, [(f"{stem}-{by}.svg",
+                               sweep_map(f"{sw['api_short']} {sw['dtype']}", label, sw, by))
+                              for by in MAP_COLOURINGS]
+
+
 def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | None = None,
            *, sources: Sequence[str] | None = None,
            baseline_sources: Sequence[str] | None = None,
@@ -331,12 +353,8 @@ def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | 
             return row_label(*baseline_board.rows[baseline_board.row_of[oid]].key)
         return ""
 
-    sweeps = []
-    for doc in docs:
-        label = _run_label(doc["run"])
-        for sw in doc.get("sweeps") or []:
-            sweeps.append({"label": label, "sweep": sw, "map": sweep_map(
-                f"{sw['api_short']} {sw['dtype']}", label, sw)})
+    sweeps = [{"label": label, "sweep": sw, "maps": [(m, file) for file, m in maps]}
+              for label, sw, maps in _sweep_maps(docs)]
 
     env = _environment()
     css = _static(env, "report.css")
@@ -449,7 +467,11 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     html = render(docs, baseline, sources=[str(p) for p in paths],
                   baseline_sources=([str(p) for p in baseline_paths]
                                     if baseline_paths is not None else None))
+    svg = _environment().get_template("sweep_map.svg.j2")
     try:
+        for _, _, maps in _sweep_maps(docs):  # each map also as a file of its own
+            for file, m in maps:
+                atomic_write(out / file, svg.render(map=m).encode("utf-8"))
         return atomic_write(target, html.encode("utf-8"))
     except OSError as exc:
         raise ReportError(f"{target}: cannot write the report ({exc.strerror or exc})") from exc
