@@ -224,6 +224,13 @@ class Reduction:
             got = self.__dict__["_identity"] = (n, same)
         return got[1]
 
+    def unit(self, n: int) -> bool:
+        """Whether the output is the ``n`` row losses themselves (:meth:`is_identity`, every
+        coefficient exactly 1), known without a pass over them when the plan built it so."""
+        if self.__dict__.get("_unit") == n:
+            return True
+        return self.is_identity(n) and bool(self.exactly_one().all())
+
     def exactly_one(self) -> np.ndarray:
         vals, rad = self.floats()
         return (vals == 1.0) & (rad == 0)

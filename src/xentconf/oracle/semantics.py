@@ -211,7 +211,10 @@ def _dtype_attr_error(features: np.ndarray, labels: np.ndarray | None) -> Raises
 
 
 def _identity_reduction(n: int, shape: tuple) -> Reduction:
-    return Reduction("none", np.arange(n, dtype=np.int64), np.ones(n), tuple(shape))
+    red = Reduction("none", np.arange(n, dtype=np.int64), np.ones(n), tuple(shape))
+    red.__dict__["_unit"] = n  # Reduction.unit and is_identity, known here
+    red.__dict__["_identity"] = (n, True)
+    return red
 
 
 def _nn_sparse_precision(fmt: Format) -> Precision:
