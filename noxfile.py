@@ -160,10 +160,12 @@ def scoreboard(session: nox.Session) -> None:
 @nox.session
 def standing(session: nox.Session) -> None:
     """Make this scoreboard run the committed baseline: each reports/<target>-<mode>.json
-    gzipped into scoreboard/, and the standing table generated from scoreboard/ between
-    the README's markers (a test holds the two equal). `xentconf report ... --baseline
+    gzipped into scoreboard/, the standing table generated from scoreboard/ between the
+    README's markers, and the sweeps' maps drawn into scoreboard/maps/ (tests hold both
+    equal to the committed results). `xentconf report ... --baseline
     scoreboard/*.json.gz` then shows what a new run changed."""
     import gzip
+    import shutil
     from pathlib import Path
 
     runs = sorted(p for p in Path("reports").glob("*-*.json"))
@@ -176,6 +178,16 @@ def standing(session: nox.Session) -> None:
         (out / f"{p.name}.gz").write_bytes(gzip.compress(p.read_bytes(), 9, mtime=0))
     files = sorted(str(p) for p in out.glob("*.json.gz"))
     table = session.run("xentconf", "report", *files, "--markdown", "-", silent=True)
+    # the sweeps' maps, as the merged report draws them, for the README to show
+    import tempfile
+
+    maps = out / "maps"
+    shutil.rmtree(maps, ignore_errors=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        session.run("xentconf", "report", *files, "--out", tmp, silent=True)
+        maps.mkdir()
+        for svg in sorted(Path(tmp).glob("*.svg")):
+            shutil.copyfile(svg, maps / svg.name)
     readme = Path("README.md")
     text = readme.read_text(encoding="utf-8")
     begin, end = "<!-- standing:begin -->", "<!-- standing:end -->"

@@ -26,3 +26,16 @@ def test_committed_results_are_small():
     # the verdicts cap a run's results (issue 11: <= 2 MB per API uncompressed)
     for p in (ROOT / "scoreboard").glob("*.json.gz"):
         assert p.stat().st_size < 512 * 1024, p.name
+
+
+def test_the_committed_sweep_maps_are_drawn_from_the_committed_results(tmp_path):
+    from xentconf.reports import write_report
+
+    files = sorted((ROOT / "scoreboard").glob("*.json.gz"))
+    write_report(files, tmp_path)
+    drawn = {p.name: p.read_bytes() for p in tmp_path.glob("*.svg")}
+    committed = {p.name: p.read_bytes() for p in (ROOT / "scoreboard" / "maps").glob("*.svg")}
+    assert drawn, "the committed results hold no sweep"
+    assert sorted(committed) == sorted(drawn), "scoreboard/maps is stale: run `nox -s standing`"
+    for name, svg in drawn.items():
+        assert committed[name] == svg, f"{name} is stale: run `nox -s standing`"

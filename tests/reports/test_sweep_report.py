@@ -103,16 +103,29 @@ def test_the_second_map_colours_each_cell_by_its_worst_error_and_both_are_files(
     for f in files:  # each file stands alone: an SVG document with its own style
         svg = ET.parse(index.parent / f).getroot()
         assert svg.tag == ns + "svg" and svg.find(ns + "style") is not None
-    svg = ET.parse(index.parent / files[0]).getroot()
-    cells = {r.find(ns + "title").text: r.get("fill") for r in svg.iter(ns + "rect")
-             if r.find(ns + "title") is not None}
-    by_cell = {t.split(":")[0]: (t, fill) for t, fill in cells.items()}
+    # a file draws one path per colour: the error map has three, the failure map two
+    colours = {f: {e.get("fill") for e in ET.parse(index.parent / f).getroot().iter(ns + "path")}
+               for f in files}
+    assert len(colours[files[0]]) == 3 and len(colours[files[1]]) == 2
+    # the page draws the same maps, each cell with its numbers
+    failures, error = (ET.fromstring(t) for t in
+                       re.findall(r'<svg class="plot sweepmap".*?</svg>', html, re.S))
+    by_cell = {r.find(ns + "title").text.split(":")[0]: (r.find(ns + "title").text,
+                                                         r.get("fill"))
+               for r in error.iter(ns + "rect") if r.find(ns + "title") is not None}
     assert "worst error inf × the budget" in by_cell["logit 0 b30, logit 1 b0"][0]
     assert "worst error 0.5 × the budget" in by_cell["logit 0 b15, logit 1 b0"][0]
     assert "worst error 0 × the budget" in by_cell["logit 0 b16, logit 1 b0"][0]
     assert len({fill for _, fill in by_cell.values()}) == 3
+    assert {fill for _, fill in by_cell.values()} == colours[files[0]]
     # the failure map cannot tell the exact cell from the one within the budget
-    svg = ET.parse(index.parent / files[1]).getroot()
     fills = {r.find(ns + "title").text.split(":")[0]: r.get("fill")
-             for r in svg.iter(ns + "rect") if r.find(ns + "title") is not None}
+             for r in failures.iter(ns + "rect") if r.find(ns + "title") is not None}
     assert fills["logit 0 b15, logit 1 b0"] == fills["logit 0 b16, logit 1 b0"]
+
+
+def test_a_sweep_without_recorded_errors_gets_the_failure_map_alone(tmp_path):
+    path = results.write(results.validate(sweep_doc()), tmp_path / "r.json")
+    index = write_report([path], tmp_path / "out")
+    assert [p.name for p in index.parent.glob("*.svg")] == \
+        ["sweep-1-gamma-nn_sparse-float16-failures.svg"]

@@ -282,9 +282,11 @@ def _sweep_maps(docs: Sequence[dict[str, Any]]):
             k += 1
             stem = f"sweep-{k}-{doc['run']['target']['name']}-{sw['api_short']}-{sw['dtype']}"
             stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+            # a file written before cells kept their worst error has only the failure map
+            recorded = any(len(c) > 4 and c[4] is not None for c in sw["map"]["cells"])
             yield label, sw, [(f"{stem}-{by}.svg",
                                sweep_map(f"{sw['api_short']} {sw['dtype']}", label, sw, by))
-                              for by in MAP_COLOURINGS]
+                              for by in MAP_COLOURINGS if by != "error" or recorded]
 
 
 def render(docs: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]] | None = None,
