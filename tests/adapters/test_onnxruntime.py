@@ -334,3 +334,17 @@ def test_no_snippet_where_the_runner_cannot_run():
     assert TARGET.snippet(Setup(NN_SPARSE), call) is None  # no gradients
     k = Call(KERAS_APIS[0], {"y_true": np.array([0, 1]), "y_pred": x})
     assert TARGET.snippet(Setup(KERAS_APIS[0]), k) is None
+
+
+@pytest.mark.parametrize("given, env, expect", [(None, "1", 1), (2, "1", 2), (None, "", 0)])
+def test_sessions_take_omp_num_threads_unless_told(monkeypatch, given, env, expect):
+    """A sweep's workers set OMP_NUM_THREADS=1 (one core each); ORT's default pool, one
+    spinning thread per core, ignores it unless the target passes it on."""
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    target = OnnxRuntimeTarget(intra_op_num_threads=given)
+    api = "tf.nn.sparse_softmax_cross_entropy_with_logits"
+    runner = target.prepare(Setup(api))
+    runner.run(Call(api, {"labels": np.array([0, 1], np.int32),
+                          "logits": np.ones((2, 3), np.float32)}))
+    (session,) = runner._sessions.values()
+    assert session.get_session_options().intra_op_num_threads == expect
