@@ -80,6 +80,7 @@ def test_a_wrong_callable_fails_where_float32_exp_overflows(client, tmp_path):
                                                              start + 1024)],
                           tmp_path, client=client, chunk=512)
     assert got.code == 1
+    assert got.document["run"]["target"]["version"] == "0.3.1"  # xent_targets.__version__
     s = got.document["sweeps"][0]
     assert s["verdicts"] == {"fail": 2048}
     assert sum(f["count"] for f in s["failures"]) == 2048

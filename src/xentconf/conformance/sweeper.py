@@ -277,6 +277,7 @@ def run_chunk(plan: SweepPlan, api: str, dtype: str, lo: int, hi: int) -> dict:
                 support_of=lambda a, f: support(info, a, f),
                 callable_spec=plan.callable_target, target_options=plan.spec.kwargs)
             out = _judge_chunk(plan, checker, api, dtype, lo, hi)
+            out["version"] = getattr(info, "version", None)  # the framework's
     except BaseException:
         _SANDBOXES.pop(_sandbox_key(plan), None)
         _INFO.pop(id(sandbox), None)
@@ -690,7 +691,9 @@ def execute(plan: SweepPlan, sweeps: list[tuple[str, str, int, int]], out: Path,
             prog.close()
     doc = results.new_document({
         "xentconf_version": __version__,
-        "target": {"name": plan.target_name, "version": None, "available": True,
+        "target": {"name": plan.target_name, "available": True,
+                   "version": next((c["version"] for c in done.values() if c.get("version")),
+                                   None),
                    "keras": plan.keras},
         "device": plan.device, "profile": plan.profile, "accuracy": plan.accuracy,
         "python": platform.python_version(), "platform": platform.platform(),
