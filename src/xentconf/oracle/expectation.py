@@ -89,6 +89,8 @@ class OutputExpectation:
         (rounding every form of an output, a Ziv loop each, was most of a conformance run's
         time when a few elements were borderline)."""
         flat = np.asarray(flat, dtype=np.intp)
+        if flat.size == 0:
+            return np.zeros(0)
         sub = self._on_rows(flat, "exact64")
         if sub is not None:
             return sub[0].exact64.ravel()[sub[1]]
@@ -105,6 +107,8 @@ class OutputExpectation:
     def budget_at(self, key: str, flat: np.ndarray) -> np.ndarray:
         """``budgets[key]`` at flat indices ``flat`` only (see :attr:`subset`)."""
         flat = np.asarray(flat, dtype=np.intp)
+        if flat.size == 0:
+            return np.zeros(0)
         sub = self._on_rows(flat, "budgets")
         if sub is not None:
             return sub[0].budgets[key].ravel()[sub[1]]
