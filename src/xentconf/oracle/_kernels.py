@@ -22,7 +22,7 @@ c2, c3, c4, c5, c6, c7 = vexp.C2, vexp.C3, vexp.C4, vexp.C5, vexp.C6, vexp.C7
 c8, c9, c10, c11, c12, c13 = vexp.C8, vexp.C9, vexp.C10, vexp.C11, vexp.C12, vexp.C13
 w = LANES
 seg = SEG
-jit = nb.njit(cache=True, error_model="numpy", nogil=True)
+jit = nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
 # Knuth's 2Sum, the very function the numpy paths call (x − m is x + (−m), the same bits)
 _two_sum = nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")(dd._two_sum)
 
