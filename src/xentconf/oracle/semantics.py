@@ -211,7 +211,9 @@ def _dtype_attr_error(features: np.ndarray, labels: np.ndarray | None) -> Raises
 
 
 def _identity_reduction(n: int, shape: tuple) -> Reduction:
-    red = Reduction("none", np.arange(n, dtype=np.int64), np.ones(n), tuple(shape))
+    # the coefficients as a read-only view of one 1.0: no [N] array to fill
+    red = Reduction("none", np.arange(n, dtype=np.int64), np.broadcast_to(np.float64(1.0), (n,)),
+                    tuple(shape))
     red.__dict__["_unit"] = n  # Reduction.unit and is_identity, known here
     red.__dict__["_identity"] = (n, True)
     return red
