@@ -512,6 +512,15 @@ def json_number(v: float | None) -> float | str | None:
     return repr(v) if v != v or v in (float("inf"), float("-inf")) else v
 
 
+def number(value: Any) -> Any:
+    """The inverse of :func:`json_number`: ``"inf"``, ``"-inf"``, ``"nan"`` as floats;
+    anything else unchanged."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "-inf", "+inf", "nan",
+                                                             "infinity", "-infinity"):
+        return float(value)
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     """Floats that JSON cannot hold (nan, inf) become strings; everything else as is."""
     if isinstance(value, float):

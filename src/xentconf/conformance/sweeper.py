@@ -185,7 +185,7 @@ def _worst(v) -> float | None:
     "inf" read back as inf)."""
     if v is None:
         return None
-    v = float(v)
+    v = float(results.number(v))
     return v if not math.isfinite(v) else float(f"{v:.3g}")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xentconf.results import GRADES, VERDICTS
+from xentconf.results import number as _number
 from xentconf.vocabulary import API_SHORT, DTYPES
 
 __all__ = [
@@ -82,13 +83,6 @@ def finite_max(values: Iterable[Any]) -> float | None:
 _NUMERIC_FIELDS = ("worst_ulps", "worst_budget", "duration_s")
 
 
-def _number(value: Any) -> Any:
-    """``"inf"``, ``"-inf"``, ``"nan"`` (how :func:`xentconf.results.dumps` writes floats
-    JSON cannot hold) as floats; anything else unchanged."""
-    if isinstance(value, str) and value.strip().lower() in ("inf", "-inf", "+inf", "nan",
-                                                             "infinity", "-infinity"):
-        return float(value)
-    return value
 
 
 def normalized(outcome: dict[str, Any]) -> dict[str, Any]:
