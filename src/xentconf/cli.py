@@ -384,7 +384,8 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
     add_run_arguments(parser, only=SWEEP_OPTIONS)
     parser.add_argument("--chunk", metavar="PAIRS", type=int, default=None,
-                        help="pairs per task (default: 65536)")
+                        help="pairs per task and per chunk file (default: 262144, or "
+                             "those of the sweep already in --out)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="a Dask scheduler, tcp://HOST:8786 (its workers must be "
                              "non-daemonic: distributed.worker.daemon false); default: a "
@@ -466,7 +467,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         return fail(str(exc))
     try:
         outcome = sweeper.execute(plan, jobs, out, client=client,
-                                  chunk=args.chunk or sweeper.CHUNK_PAIRS)
+                                  chunk=args.chunk)
     except sweeper.SweepError as exc:
         return fail(str(exc))
     finally:

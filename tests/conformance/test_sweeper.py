@@ -8,6 +8,7 @@ and what each callable does, not from the code under test.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -105,6 +106,42 @@ def test_a_map_cell_holds_the_worst_error_of_its_rows_in_budget_units():
     worst = [w for *_, w in c["cells"]]
     assert all(0 <= w <= 1 for w in worst) and max(worst) > 0
     assert max(worst) == float(f"{c['worst_budget']:.3g}")
+
+
+def test_a_chunk_of_several_blocks_says_what_one_block_would(monkeypatch):
+    # a chunk is judged in blocks (the engine's working set) and folded into one record:
+    # the counts, the failure kinds with their smallest examples and the map are those of
+    # judging the whole chunk at once (naive fails where a = 65504 and b is tiny)
+    plan = dataclasses.replace(plan_for("xent_targets:naive"), isolate=False)
+    lo, hi = (MAX << 16) - 1536, (MAX << 16) + 2560
+    whole = sweeper.run_chunk(plan, NN, "float16", lo, hi)
+    monkeypatch.setattr(sweeper, "BLOCK_PAIRS", 1024)
+    blocks = sweeper.run_chunk(plan, NN, "float16", lo, hi)
+    # the failures (b = +0 and subnormal with a = 65504, 2048 rows, at least) lie in
+    # several blocks, and there is more than one kind of them
+    assert whole["verdicts"]["fail"] >= 2048 and whole["verdicts"]["pass"] > 0
+    assert len(whole["kinds"]) >= 2
+    for key in ("start", "stop", "rows", "status", "grades", "verdicts", "kinds", "cells",
+                "worst_budget"):
+        assert blocks[key] == whole[key], key
+    assert "chunks" not in blocks and "crashed" not in blocks
+
+
+def test_a_sweep_resumes_with_the_chunks_its_folder_holds(client, tmp_path):
+    start = (ONE << 16) + (1 << 16) - 256  # crosses a multiple of 65536, not of 262144
+    jobs = [(NN, "float16", start, start + 512)]
+    plan = plan_for("reference")
+    first = sweeper.execute(plan, jobs, tmp_path / "a", client=client, chunk=256)
+    again = sweeper.execute(plan, jobs, tmp_path / "a", client=client)
+    assert (first.computed, again.computed, again.reused) == (2, 0, 2)
+    with pytest.raises(sweeper.SweepError, match="--chunk 256"):
+        sweeper.execute(plan, jobs, tmp_path / "a", client=client, chunk=512)
+    # a folder from before sweep.json said its chunk size holds chunks of 65536 pairs
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "sweep.json").write_text(json.dumps(plan.fingerprint()))
+    old = sweeper.execute(plan, jobs, tmp_path / "b", client=client)
+    assert old.computed == 2 and old.document["sweeps"][0]["chunks"] == 2
+    assert sweeper.execute(plan, jobs, tmp_path / "c", client=client).computed == 1
 
 
 def test_a_target_that_crashes_in_a_worker_is_an_outcome_and_the_sweep_goes_on(client,
