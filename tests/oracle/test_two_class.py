@@ -216,6 +216,45 @@ def test_compiled_two_class_rows_match_numpy_bit_for_bit():
             assert np.array_equal(np.signbit(p), np.signbit(q))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatch, dtype):
+    """The compiled closed form writes the loss with TF's row rules applied (a NaN row on
+    the gpu profile for a label out of range, a NaN or +inf logit, and an ignored row, as
+    Keras' ignore_class makes them: set on the plan here, since Keras' own plans are in
+    float64) in cache-sized blocks on several threads: the same bits as the numpy path on
+    one thread, and the same fallbacks."""
+    from xentconf.oracle import accel
+    from xentconf.oracle import engine as E
+    from xentconf.oracle import rows as R
+
+    if accel.two_class_kernels() is None:
+        pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
+    rng = np.random.default_rng(11)
+    n = 3 * R.TWO_CLASS_BLOCK + 5
+    x = rng.integers(0, 65536, (n, 2), dtype=np.uint16).view(np.float16)
+    x = x.astype(dtype) if dtype is np.float32 else x
+    y = rng.integers(-1, 3, n)  # -1 ignored below, 2 out of range
+    before = E.threads()
+    seen = []
+    try:
+        for accel_on, threads in ((True, 3), (False, 1)):
+            monkeypatch.setattr(E, "USE_ACCEL", accel_on)
+            E.set_threads(threads)
+            with np.errstate(all="ignore"):
+                e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, profile="gpu")
+                rows = e.engine.plan.rows
+                assert e.engine.two_class and rows.nan_rows.any()
+                rows.ignored = y == -1
+                rows.nan_rows = rows.nan_rows & ~rows.ignored
+                seen.append((e["loss"].rounded64, e.engine.fallbacks))
+    finally:
+        E.set_threads(before)
+    (a, fa), (b, fb) = seen
+    assert np.isnan(a[y == 2]).all() and (a[y == -1] == 0).all()  # the rules did apply
+    assert np.array_equal(a, b, equal_nan=True) and fa == fb
+    assert np.array_equal(np.signbit(a), np.signbit(b))
+
+
 def test_a_midpoint_difference_is_decided_without_the_exact_tier():
     """d = 96 + 2**-18 is a float32 midpoint and the loss d + log1p(e^−d) lies just above
     it: the float32 rounding is 96 + 2**-17 (the upper neighbour; a tie would go to even,

@@ -392,7 +392,7 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
     for i in range(x0.shape[0]):
         a = np.float64(x0[i])
         b = np.float64(x1[i])
-        one = lab[i] != 0
+        one = lab[i] > 0  # a label clipped into [0, 1] (its row's rules decide the rest)
         zy = b if one else a
         zo = a if one else b
         isbad = (a != a) | (b != b) | (a == inf) | (b == inf) | ((a == -inf) & (b == -inf))
@@ -407,19 +407,42 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
 
 
 @jit
+def _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig, srad):
+    di, ei, li = d[i], e[i], lp[i]
+    adlo = abs(dlo[i])
+    eps = exp_rel + adlo * slack
+    pos = di > 0
+    v = di + li if pos else li
+    rad = ((c_fn * li + eps * ei) * slack + u * v + adlo) * slack + eta
+    L[i] = v
+    Lrad[i] = rad if (v > -np.inf and v < np.inf) else 0.0
+    s1 = 1.0 + ei
+    sg = 1.0 / s1 if pos else ei / s1
+    sig[i] = sg
+    srad[i] = sg * (3 * u + 2 * eps) * slack + eta
+
+
+@jit
 def two_class_post(d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig, srad):
     """The rest of ``rows.two_class_rows`` from ``lp = log1p(e)`` (numpy's, so both paths
     share it), the same operations in the same order."""
     for i in range(d.shape[0]):
-        di, ei, li = d[i], e[i], lp[i]
-        adlo = abs(dlo[i])
-        eps = exp_rel + adlo * slack
-        pos = di > 0
-        v = di + li if pos else li
-        rad = ((c_fn * li + eps * ei) * slack + u * v + adlo) * slack + eta
-        L[i] = v
-        Lrad[i] = rad if (v > -np.inf and v < np.inf) else 0.0
-        s1 = 1.0 + ei
-        sg = 1.0 / s1 if pos else ei / s1
-        sig[i] = sg
-        srad[i] = sg * (3 * u + 2 * eps) * slack + eta
+        _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig,
+                            srad)
+
+
+@jit
+def two_class_post_rules(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u,
+                         eta, L, Lrad, sig, srad, bad, dd):
+    """:func:`two_class_post`, then the plan's row rules as ``plan.Rows.apply_rules`` says
+    them (a NaN row's loss is NaN, an ignored row's 0, both with radius 0; ``bad``: either),
+    and ``d`` copied out: every output of a block written where the caller keeps it."""
+    for i in range(d.shape[0]):
+        _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig,
+                            srad)
+        ign = ignored[i]
+        nan = (isbad[i] | nan_rows[i]) & ~ign
+        L[i] = 0.0 if ign else (np.nan if nan else L[i])
+        Lrad[i] = 0.0 if (ign | nan) else Lrad[i]
+        bad[i] = nan | ign
+        dd[i] = d[i]

@@ -67,11 +67,13 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
-def two_class_kernels():
+def two_class_kernels(rules: bool = False):
     """The compiled halves of ``rows.two_class_rows`` (before and after numpy's log1p), or
-    None without numba or with ``XENTCONF_ACCEL=0``."""
+    None without numba or with ``XENTCONF_ACCEL=0``. ``rules``: the second half also applies
+    the plan's row rules and writes every output in place (``rows.two_class_into``)."""
     if not enabled():
         return None
     from . import _kernels
 
-    return _kernels.two_class_pre, _kernels.two_class_post
+    return _kernels.two_class_pre, (_kernels.two_class_post_rules if rules
+                                    else _kernels.two_class_post)

@@ -277,6 +277,38 @@ def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
     return bad, (L, Lrad), (sig, srad), d
 
 
+TWO_CLASS_BLOCK = 1 << 14  # rows per kernel call of two_class_into: its scratch in cache
+
+
+def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d) -> bool:
+    """Rows ``lo:hi`` of a C = 2 sparse plan (``plan.Rows``) by the compiled kernels, with
+    the row rules applied (:meth:`~xentconf.oracle.plan.Rows.apply_rules`), written into
+    the whole-plan arrays ``L``, ``R`` (the loss and its radius), ``sig``, ``srad``,
+    ``bad`` (a NaN or ignored row) and ``d``: the values of :func:`two_class_rows` and the
+    rules, bit for bit, in cache-sized blocks with no temporaries of the caller's size.
+    False (nothing written) without numba."""
+    kern = _accel.two_class_kernels(rules=True)
+    if kern is None:
+        return False
+    pre, post = kern
+    wide = np.float32 if rows.source.dtype != np.float64 else np.float64
+    m = min(TWO_CLASS_BLOCK, hi - lo)
+    isb = np.empty(m, dtype=bool)
+    dd, dlo, e, lp = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    for a in range(lo, hi, TWO_CLASS_BLOCK):
+        b = min(hi, a + TWO_CLASS_BLOCK)
+        k = b - a
+        xs = rows.source[a:b]
+        x0 = np.ascontiguousarray(xs[:, 0], dtype=wide)  # float16 → float32: exact
+        x1 = np.ascontiguousarray(xs[:, 1], dtype=wide)
+        pre(x0, x1, rows.labels[a:b], isb[:k], dd[:k], dlo[:k], e[:k])
+        np.log1p(e[:k], out=lp[:k])
+        post(dd[:k], dlo[:k], e[:k], lp[:k], isb[:k], rows.nan_rows[a:b], rows.ignored[a:b],
+             EXP_REL, C_FN, SLACK, U, ETA, L[a:b], R[a:b], sig[a:b], srad[a:b], bad[a:b],
+             d[a:b])
+    return True
+
+
 def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):
     """The backprop rows ``[N, 2]`` (and radii) of :func:`two_class_rows`' ``σ``: ``−σ`` at
     the label, ``+σ`` at the other class."""
