@@ -335,7 +335,7 @@ class _UpstreamFracs:
     for (a fallback of a few rows must not convert millions of upstream values)."""
 
     def __init__(self, values: np.ndarray):
-        self._values = values.ravel()
+        self._values = values.flat  # a broadcast view stays one: no copy of its size
         self._fracs: dict = {}
 
     def __getitem__(self, i: int):

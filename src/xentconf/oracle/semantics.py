@@ -81,9 +81,10 @@ class OracleInputError(ValueError):
 
 def upstream_values(upstream, shape: tuple) -> np.ndarray:
     """The upstream gradient of a loss output of ``shape`` as float64 (ones when None),
-    broadcast to that shape; OracleInputError when it is not numeric or does not fit."""
+    broadcast to that shape (a read-only view); OracleInputError when it is not numeric or
+    does not fit."""
     if upstream is None:
-        return np.ones(shape)
+        return np.broadcast_to(np.float64(1.0), shape)
     arr = np.asarray(upstream)
     if arr.dtype.kind not in "biuf" and arr.dtype.name != "bfloat16":
         raise OracleInputError(f"upstream: must be numeric, got dtype {arr.dtype}")
@@ -271,7 +272,7 @@ def _sparse_kernel_plan(api, f2, lab1, profile, precision, *, loss_shape, backpr
                         grad_shape=None, perm=None, moved=None) -> Plan | Raises:
     """The sparse kernel on ``[N, C]`` logits and ``[N]`` labels, under a device profile."""
     n, c = f2.shape
-    lab64 = lab1.astype(np.int64)
+    lab64 = np.asarray(lab1, dtype=np.int64)  # int64 labels as they are (read, never written)
     nan_rows = np.zeros(n, dtype=bool)
     if profile == "cpu":
         err = _label_error(lab64, c)
