@@ -340,13 +340,14 @@ def _as_i64(typingctx, v):
 
 
 def _certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
-    """``certify.certify_ball`` elementwise over flat arrays (each element on its own, so
-    the answer does not depend on the thread count)."""
+    """``certify.certify_ball`` elementwise over flat arrays, on the calling thread (the
+    engine splits long arrays over its own threads: each element on its own, so the answer
+    does not depend on how)."""
     up = 2.0 ** (p - 1 - emin)
     down = 1.0 / up
     u4 = 4.0 * 2.0 ** -53
     if p == 53:  # float64: rounding is the identity
-        for i in nb.prange(mid.shape[0]):
+        for i in range(mid.shape[0]):
             m = mid[i]
             r = rad[i]
             special = ((m != m) | (m == np.inf) | (m == -np.inf)) & (r == 0.0)
@@ -359,7 +360,7 @@ def _certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
     half = (np.int64(1) << (shift - 1)) - 1
     mask = ~((np.int64(1) << shift) - 1)
     tiny = 2.0 ** emin
-    for i in nb.prange(mid.shape[0]):
+    for i in range(mid.shape[0]):
         m = mid[i]
         r = rad[i]
         special = ((m != m) | (m == np.inf) | (m == -np.inf)) & (r == 0.0)
@@ -374,10 +375,7 @@ def _certify_rows(mid, rad, p, emin, maxf, f64, rounded, ok):
         rounded[i] = m if special else rm
 
 
-certify_rows = nb.njit(cache=True, error_model="numpy", nogil=True, parallel=True)(
-    _certify_rows)  # on every core
-certify_rows_serial = nb.njit(cache=True, error_model="numpy", nogil=True)(
-    _certify_rows)  # on the calling thread (prange runs as range)
+certify_rows = nb.njit(cache=True, error_model="numpy", nogil=True)(_certify_rows)
 
 
 # ------------------------------------------------------------------ two classes

@@ -42,29 +42,14 @@ def kernel():
     return _STATE["kernel"]
 
 
-def certifier(serial: bool = False):
-    """The compiled :func:`xentconf.oracle.certify.certify_ball` (flat arrays, on every
-    core; ``serial``: on the calling thread), or None without numba or with
-    ``XENTCONF_ACCEL=0``."""
+def certifier():
+    """The compiled :func:`xentconf.oracle.certify.certify_ball` (flat arrays, on the calling
+    thread), or None without numba or with ``XENTCONF_ACCEL=0``."""
     if not enabled():
         return None
     from . import _kernels
 
-    return _kernels.certify_rows_serial if serial else _kernels.certify_rows
-
-
-def set_threads(n: int) -> None:
-    """Threads of the compiled kernels that run on every core (numba's pool; at most the
-    count numba started with, NUMBA_NUM_THREADS)."""
-    if "numba" not in _STATE:
-        try:
-            import numba
-        except ImportError:
-            numba = None
-        _STATE["numba"] = numba
-    numba = _STATE["numba"]
-    if numba is not None:
-        numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    return _kernels.certify_rows
 
 
 def two_class_kernels(rules: bool = False):

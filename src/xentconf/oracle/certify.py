@@ -51,12 +51,12 @@ def _round(x: np.ndarray, fmt: Format) -> np.ndarray:
     return out
 
 
-def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, threads: int | None = None):
+def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, out=None):
     """(rounded, ok): ok where both ends of ``mid ± rad`` round alike in ``fmt``.
 
     The ends are widened by two float64 roundings so that forming them cannot move them
-    inward. Non-finite ``mid`` with zero radius is taken as exact (NaN, ±inf). ``threads=1``:
-    the caller is already one of several threads (the compiled path then stays on it).
+    inward. Non-finite ``mid`` with zero radius is taken as exact (NaN, ±inf). ``out``:
+    the (rounded, ok) arrays to write (of ``mid``'s shape), returned.
     """
     mid = np.asarray(mid, dtype=np.float64)
     rad = np.asarray(rad, dtype=np.float64)
@@ -64,16 +64,12 @@ def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, threads: int | N
         from . import accel
 
         kern = accel.certifier()
-        if kern is not None:  # the same rounding, element by element, on every core
-            rounded = np.empty(mid.shape)
-            ok = np.empty(mid.shape, dtype=bool)
-            args = (np.ascontiguousarray(mid).reshape(-1), np.ascontiguousarray(rad).reshape(-1),
-                    fmt.p, fmt.emin, fmt.max_finite, fmt is F64, rounded.reshape(-1),
-                    ok.reshape(-1))
-            if threads == 1:
-                accel.certifier(serial=True)(*args)
-            else:
-                kern(*args)
+        if kern is not None:  # the same rounding, element by element
+            rounded, ok = out if out is not None else (np.empty(mid.shape),
+                                                       np.empty(mid.shape, dtype=bool))
+            kern(np.ascontiguousarray(mid).reshape(-1), np.ascontiguousarray(rad).reshape(-1),
+                 fmt.p, fmt.emin, fmt.max_finite, fmt is F64, rounded.reshape(-1),
+                 ok.reshape(-1))
             return rounded, ok
     with np.errstate(all="ignore"):
         # a zero radius means mid is exact: nothing to widen
@@ -85,6 +81,9 @@ def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, threads: int | N
         if fmt is F64:
             ok &= rad == 0  # float64 outputs are certified by the double-double path only
         rounded = np.where(special, mid, _round(mid, fmt))
+    if out is not None:
+        out[0][...], out[1][...] = rounded, ok
+        return out
     return rounded, ok
 
 

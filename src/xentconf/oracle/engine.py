@@ -79,7 +79,9 @@ from .rows import (
 from .semantics import upstream_values
 
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
-#: Threads over row blocks (and the compiled certification's threads): every core unless
+#: Threads over row blocks and over the certification's ranges (one pool of the engine's
+#: own: numba's parallel loops spin their threads after each loop, which took the cores
+#: from the next blocks; 2 threads were slower than one): every core unless
 #: XENTCONF_THREADS says otherwise (set_threads). Blocks are fixed by the input's shape and
 #: each element is computed within its block, so the answer is the same for any count.
 THREADS: int | None = None  # None: XENTCONF_THREADS, else every core (read when first used)
@@ -87,10 +89,9 @@ _POOL: dict = {}
 
 
 def set_threads(n: int) -> None:
-    """Use ``n`` threads for the engine's row blocks and compiled kernels."""
+    """Use ``n`` threads for the engine's row blocks and certification."""
     global THREADS
     THREADS = max(1, int(n))
-    _accel.set_threads(THREADS)
 
 
 def threads() -> int:
@@ -113,6 +114,26 @@ def _map_blocks(fn, starts) -> list:
 
         pool = _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="xentconf")
     return list(pool.map(fn, starts))
+
+
+CERTIFY_RANGE = 1 << 17  # elements per thread-pool task of _certify, at least
+
+
+def _certify(mid: np.ndarray, rad: np.ndarray, fmt: Format):
+    """:func:`~xentconf.oracle.certify.certify_ball` of flat ``mid ± rad`` in ranges on the
+    engine's threads (elementwise: the same answer for any split)."""
+    n = mid.size
+    step = max(CERTIFY_RANGE, -(-n // threads()))
+    if n <= step or mid.shape != rad.shape:
+        return certify_ball(mid, rad, fmt)
+    m, r = np.ravel(mid), np.ravel(rad)
+    rounded, ok = np.empty(n), np.empty(n, dtype=bool)
+    _map_blocks(lambda lo: certify_ball(m[lo:lo + step], r[lo:lo + step], fmt,
+                                        out=(rounded[lo:lo + step], ok[lo:lo + step])),
+                range(0, n, step))
+    return rounded.reshape(mid.shape), ok.reshape(mid.shape)
+
+
 KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
 KERNEL_BLOCK_ROWS = 1 << 16  # and at most this many (bounds the row-level temporaries)
 BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
@@ -505,7 +526,7 @@ class Engine:
         fmt = plan.loss_format
         L, R = self._row_values()
         if red.kind == "none" and red.unit(plan.rows.n):
-            rounded, ok = certify_ball(L, R, fmt)  # every coefficient is exactly 1
+            rounded, ok = _certify(L, R, fmt)  # every coefficient is exactly 1
             if self.two_class and not ok.all():  # L = d + (a positive tail) with d > 0
                 i = np.flatnonzero(~ok)
                 d = self._two_class_sig[3][i]
@@ -523,7 +544,7 @@ class Engine:
         if red.kind == "none":
             exact_one = red.exactly_one()
             vr = np.where(exact_one, R[idx] if idx.size else vr, vr)
-            rounded, ok = certify_ball(vals, vr, fmt)
+            rounded, ok = _certify(vals, vr, fmt)
             out = rounded.copy()
             if not ok.all():
                 self._fallback_loss_elements(out, np.flatnonzero(~ok))
@@ -622,7 +643,7 @@ class Engine:
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
             val, vr = _scale(gam[lo:hi, None], grad_rad[lo:hi, None], bp, rad)
             val, vr = rows.apply_rules(lo, hi, bad0, val, vr, cols=True)
-            out[lo:hi], ok = certify_ball(val, vr, fmt, threads=1)
+            out[lo:hi], ok = certify_ball(val, vr, fmt)
             return ok if not ok.all() else None
 
         for lo, ok in zip(range(0, n, step), _map_blocks(one, range(0, n, step))):
