@@ -105,7 +105,7 @@ def test_float32_shift_rule_is_sound():
 
 def _adversarial_blocks():
     rng = np.random.default_rng(3)
-    for c in (1, 2, 7, 8, 9, 10, 100, 1000, 2047, 2048, 2049, 4097, 20000):
+    for c in (1, 2, 7, 8, 9, 10, 15, 16, 17, 100, 1000, 2047, 2048, 2049, 4097, 20000):
         for dt in (np.float32, np.float64):
             x = (rng.standard_normal((5, c)) * 3).astype(dt)
             yield x

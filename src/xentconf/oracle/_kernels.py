@@ -230,10 +230,121 @@ def row_max(bits):
     return row_max64(bits)
 
 
+SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
+
+
+@jit
+def _keys_max(bt, nr, c, kmax, nfin):
+    """Per row (column ``r`` of ``bt``, the bits of a block's rows by column): the largest
+    order-preserving key (:func:`row_max32`, :func:`row_max64`) and the count of NaN/±inf,
+    each loop across the block's rows."""
+    wide = bt.itemsize == 8
+    top = 63 if wide else 31
+    low = 0x7FFFFFFFFFFFFFFF if wide else 0x7FFFFFFF
+    expo = 0x7FF0000000000000 if wide else 0x7F800000
+    for r in range(nr):
+        kmax[r] = -9223372036854775807 - 1
+        nfin[r] = 0
+    for j in range(c):
+        for r in range(nr):
+            b = np.int64(bt[j, r])
+            kmax[r] = max(kmax[r], b ^ ((b >> top) & low))
+            nfin[r] += (b & expo) == expo
+
+
+@jit
+def _key_value(key, wide):
+    """The float64 value of an order-preserving key."""
+    if wide:
+        return _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
+    return np.float64(_as_f32(np.int32(key ^ ((key >> 31) & 0x7FFFFFFF))))
+
+
+@jit
+def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
+    """:func:`sparse_rows` for C ≤ 2·LANES (one segment of one or two lane chunks), a block
+    of rows at a time, column by column: every loop runs across the block's rows, so it
+    vectorizes (8 to 16 elements a row were too few, and finding the maximum's index by
+    a branch per row cost as much as the rest). The operations on each row are those of
+    :func:`sparse_rows` in the same order — the maximum of the order-preserving key, its
+    first index, ``e_j`` from ``two_sum``'s difference (the value the exact and narrow
+    variants compute too, with ``e_j·|lo_j|`` zero where the shift is exact), the
+    maximum's ``e_k`` zeroed, lanes past ``C`` zero — so the bits are the same."""
+    n, c = x.shape
+    wide = bits.itemsize == 8
+    nb_ = SMALL_BLOCK
+    bt = np.empty((c, nb_), dtype=bits.dtype)
+    xt = np.empty((c, nb_))
+    et = np.empty((c, nb_))
+    lt = np.empty((c, nb_))
+    se = np.empty((w, nb_))
+    sl = np.empty((w, nb_))
+    kmax = np.empty(nb_, dtype=np.int64)
+    nfin = np.empty(nb_, dtype=np.int64)
+    mt = np.empty(nb_)
+    mk = np.empty(nb_)
+    kt = np.empty(nb_, dtype=np.int64)
+    for b0 in range(0, n, nb_):
+        nr = min(nb_, n - b0)
+        for r in range(nr):
+            i = b0 + r
+            xy_out[i] = np.float64(x[i, lab[i]])
+            for j in range(c):
+                bt[j, r] = bits[i, j]
+        _keys_max(bt, nr, c, kmax, nfin)
+        for r in range(nr):
+            i = b0 + r
+            m = _key_value(kmax[r], wide)
+            bad = False
+            if nfin[r]:
+                m, bad = slow_max(x[i])
+            m_out[i] = m
+            bad_out[i] = bad
+            mk[r] = m
+            mt[r] = 0.0 if bad else m  # a bad row's values are computed and dropped
+            kt[r] = 0
+        for j in range(c):
+            for r in range(nr):
+                xt[j, r] = np.float64(x[b0 + r, j])
+        for j in range(c - 1, -1, -1):  # the first index of the maximum
+            for r in range(nr):
+                kt[r] = j if xt[j, r] == mk[r] else kt[r]
+        for j in range(c):
+            for r in range(nr):
+                d, lo = _two_sum(xt[j, r], -mt[r])
+                lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
+                e = _exp_nonpos(d)
+                hit = kt[r] == j
+                et[j, r] = 0.0 if hit else e
+                lt[j, r] = 0.0 if hit else e * abs(lo)
+        for l in range(w):
+            for r in range(nr):
+                a = et[l, r] if l < c else 0.0
+                b = lt[l, r] if l < c else 0.0
+                if c > w:  # the two chunks' lanes added (the complete tree of two)
+                    a = a + (et[l + w, r] if l + w < c else 0.0)
+                    b = b + (lt[l + w, r] if l + w < c else 0.0)
+                se[l, r] = a
+                sl[l, r] = b
+        for r in range(nr):
+            i = b0 + r
+            t = ((se[0, r] + se[1, r]) + (se[2, r] + se[3, r])) + \
+                ((se[4, r] + se[5, r]) + (se[6, r] + se[7, r]))
+            te = ((sl[0, r] + sl[1, r]) + (sl[2, r] + sl[3, r])) + \
+                ((sl[4, r] + sl[5, r]) + (sl[6, r] + sl[7, r]))
+            bad = bad_out[i]
+            k_out[i] = 0 if bad else kt[r]
+            t_out[i] = 0.0 if bad else t
+            terr_out[i] = 0.0 if bad else te
+
+
 @jit
 def sparse_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     """The kernel: per row of ``x`` (``bits`` its integer view), see :mod:`.accel`."""
     n, c = x.shape
+    if c <= 2 * w:
+        small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out)
+        return
     ebuf = np.zeros(seg)
     lbuf = np.zeros(seg)
     stack = np.zeros((64, w))
