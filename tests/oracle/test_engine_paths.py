@@ -161,6 +161,8 @@ def test_public_answers_are_the_same_on_both_paths(monkeypatch, dtype):
         if x.dtype != dtype:
             continue
         y = rng.integers(0, x.shape[1], x.shape[0])
+        y_out = y.copy()
+        y_out[::2] = x.shape[1]  # out of range: a NaN row on the gpu profile
         w = np.linspace(-1, 2, x.shape[0]).astype(np.float32)
         out = {}
         for accel_on in (True, False):
@@ -168,11 +170,15 @@ def test_public_answers_are_the_same_on_both_paths(monkeypatch, dtype):
             e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
             v = fast_tf.compat.v1.losses.sparse_softmax_cross_entropy(
                 y, x, weights=w, reduction="weighted_mean")
+            g = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y_out, x, profile="gpu")
             assert e.engine.accel is accel_on
-            out[accel_on] = (e["loss"].rounded64, e.engine.fallbacks, v["loss"].rounded64)
+            out[accel_on] = (e["loss"].rounded64, e.engine.fallbacks, v["loss"].rounded64,
+                             g["loss"].rounded64)
         assert np.array_equal(out[True][0], out[False][0], equal_nan=True)
         assert out[True][1] == out[False][1]
         assert np.array_equal(out[True][2], out[False][2], equal_nan=True)
+        assert np.isnan(out[True][3][::2]).all()
+        assert np.array_equal(out[True][3], out[False][3], equal_nan=True)
 
 
 def test_float32_rounding_shortcut_matches_round_to_format():

@@ -405,6 +405,33 @@ def sparse_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
             terr_out[i] = fold(lstack, nseg, acc)
 
 
+@jit
+def sparse_loss_post(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn, slack, u,
+                     eta, L, R):
+    """``rows.sparse_loss_rows`` (with ``rows._RowSums``' radius) from the kernel's row
+    values and ``lp = log1p(t)`` (numpy's, so both paths share it), the same operations in
+    the same order, then the plan's row rules (``plan.Rows.apply_rules``), written into
+    ``L`` and ``R``."""
+    ceta = c * eta
+    for i in range(t.shape[0]):
+        ti = t[i]
+        t_rad = (c_fn * ti + terr[i] * slack) * slack + ti * lev * u * slack + ceta
+        q = (1 + ti) - t_rad
+        q = 1.0 if q < 1.0 else q
+        logs_rad = t_rad / q * slack + c_fn * lp[i]
+        x = xy[i]
+        dy, dylo = _two_sum(x, -m[i])
+        a = -dy
+        alo = -dylo if (x > -np.inf and x < np.inf) else 0.0
+        v = lp[i] + a
+        rad = logs_rad + u * abs(v) + abs(alo) * slack
+        rad = 0.0 if (a == np.inf or a == -np.inf) else rad
+        ign = ignored[i]
+        nan = (isbad[i] | nan_rows[i]) & ~ign
+        L[i] = 0.0 if ign else (np.nan if nan else v)
+        R[i] = 0.0 if (ign | nan) else rad
+
+
 def run(x, labels):
     """(bad, m, k, t, terr, x_y) of the rows of a C-contiguous float32/float64 array;
     ``labels`` in [0, C)."""

@@ -52,6 +52,14 @@ def certifier():
     return _kernels.certify_rows
 
 
+def sparse_loss_post():
+    """The compiled rest of ``rows.sparse_loss_rows`` with the row rules
+    (``rows.sparse_loss_into``); numba must be there (the caller has checked)."""
+    from . import _kernels
+
+    return _kernels.sparse_loss_post
+
+
 def two_class_kernels(rules: bool = False):
     """The compiled halves of ``rows.two_class_rows`` (before and after numpy's log1p), or
     None without numba or with ``XENTCONF_ACCEL=0``. ``rules``: the second half also applies

@@ -70,6 +70,7 @@ from .rows import (
     _Rows,
     _RowsDD,
     _Workspace,
+    sparse_loss_into,
     sparse_loss_rows,
     sparse_row_stats,
     two_class_bp,
@@ -376,6 +377,9 @@ class Engine:
             step = _block_rows(n, c)
         def one(lo):
             hi = min(n, lo + step)
+            if rows.kind == "sparse" and self.accel:
+                sparse_loss_into(rows, lo, hi, L, R)
+                return
             (m, r), _g, bad = self._block(lo, hi, need_grad=False)
             L[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, bad, m, r)
 

@@ -178,6 +178,18 @@ def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool,
     return _numpy_rows(xs, keep=False, ws=ws)[0] + (xy,)
 
 
+def sparse_loss_into(rows, lo: int, hi: int, L, R) -> None:
+    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``) by the
+    compiled kernels, with the row rules applied, written into ``L`` and ``R``: the same
+    bits (numpy's log1p between the kernels) with no numpy pass per row value."""
+    bad, m, _k, t, terr, xy = sparse_row_stats(rows.source[lo:hi], rows.labels_block(lo, hi),
+                                               True)
+    lp = np.log1p(t)
+    _accel.sparse_loss_post()(t, terr, lp, m, xy, bad, rows.nan_rows[lo:hi],
+                              rows.ignored[lo:hi], rows.c, lane_levels(rows.c), C_FN,
+                              SLACK, U, ETA, L[lo:hi], R[lo:hi])
+
+
 class _RowSums:
     """Row-level values and bounds from ``t`` and ``terr`` (shared by both paths)."""
 
