@@ -11,7 +11,10 @@ at these rates and on 64 workers at one worker's per-chunk rate (wall, and CPU: 
 worker with a core to itself would do).
 
     python benchmarks/bench_sweep.py [--target reference] [--pairs START:STOP] [--chunk N]
-        [--isolate process|none] [--workers 1,2]
+        [--isolate process|none] [--workers 1,2] [--repeats 3]
+
+With ``--repeats R`` (default 3) the worker counts run R times in turn (1, 2, 1, 2, ...)
+and the medians are compared.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -52,10 +56,13 @@ def one(workers: int, plan, job, chunk: int) -> tuple[float, float, float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target", default="reference")
-    ap.add_argument("--pairs", default="0x3c000000:0x3d000000")  # 64 chunks
+    ap.add_argument("--pairs", default="0x3c000000:0x3e000000")  # 128 chunks
     ap.add_argument("--chunk", type=int, default=sweeper.CHUNK_PAIRS)
     ap.add_argument("--isolate", choices=("process", "none"), default="process")
     ap.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="rounds of the worker counts, in turn; medians are compared (one "
+                         "worker's rate moved by 20%% between runs on a shared machine)")
     a = ap.parse_args()
     start, stop = parse_pairs(a.pairs, "float16")
     plan = sweeper.SweepPlan(spec=TargetSpec(a.target), target_name=a.target, device="cpu",
@@ -63,11 +70,11 @@ def main() -> None:
                              isolate=a.isolate == "process", callable_target=False)
     job = (NN, "float16", start, stop)
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    rates = {}
+    rates: dict[int, list[float]] = {}
     total = 2 * pair_total("float16")
-    for workers in (int(w) for w in a.workers.split(",")):
+    for workers in [int(w) for w in a.workers.split(",")] * max(1, a.repeats):
         rate, per_chunk, cpu_chunk, rows = one(workers, plan, job, a.chunk)
-        rates[workers] = rate
+        rates.setdefault(workers, []).append(rate)
         print(f"{workers} worker(s): {rows} rows, {rate:,.0f} rows/s "
               f"({per_chunk:.3f} s wall, {cpu_chunk:.3f} s CPU per chunk of "
               f"{2 * a.chunk} rows); every float16 pair at this rate: "
@@ -76,8 +83,12 @@ def main() -> None:
             for what, sec in (("wall", per_chunk), ("CPU", cpu_chunk)):
                 print(f"  on 64 workers at one worker's per-chunk {what} rate: "
                       f"{total / (2 * a.chunk / sec * 64) / 60:,.1f} min")
-    if 1 in rates and 2 in rates:
-        print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    for k, v in med.items():
+        print(f"{k} worker(s), median of {len(rates[k])}: {v:,.0f} rows/s; every float16 "
+              f"pair at this rate: {total / v / 60:,.1f} min")
+    if 1 in med and 2 in med:
+        print(f"2 workers / 1 worker (medians): {med[2] / med[1]:.2f}x")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
