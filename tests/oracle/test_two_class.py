@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
@@ -101,6 +102,63 @@ def test_two_class_rows_are_correctly_rounded_against_mpmath():
             bad.append((row.tolist(), int(y), loss[i], want_l, got_bp.tolist(), want_s))
     assert not bad, bad[:5]
     assert e.engine.fallbacks <= x.shape[0] // 1000  # the closed form certifies nearly all
+
+
+def _round16(v: mpmath.mpf, dtype, tail: int = 0) -> float:
+    """``v + τ`` correctly rounded to a 16-bit format (ties to even), by exact comparison
+    with its neighbours' values in mpmath; ``τ`` as in :func:`_f16_round`."""
+    if mpmath.isnan(v):
+        return math.nan
+    fi = ml_dtypes.finfo(dtype)
+    top = mpmath.mpf(float(fi.max))
+    if abs(v) >= top + mpmath.mpf(2) ** (int(math.log2(float(fi.max))) - fi.nmant - 1):
+        return math.copysign(math.inf, float(v))
+    with np.errstate(invalid="ignore"):
+        x = np.array(float(v)).astype(dtype)
+    bits = int(x.view(np.uint16))
+    cands = set()
+    for b in (bits - 1, bits, bits + 1):
+        c = float(np.array(b & 0xFFFF, np.uint16).view(dtype))
+        if math.isfinite(c):
+            cands.add(c)
+    dist = {c: abs(mpmath.mpf(c) - v) for c in cands}
+    near = min(dist.values())
+    best = sorted(c for c in cands if dist[c] == near)
+    if len(best) == 2 and tail:  # v is a midpoint: the remainder decides
+        return best[1] if tail > 0 else best[0]
+    return min(best, key=lambda c: int(np.array(c).astype(dtype).view(np.uint16)) & 1)
+
+
+def test_bfloat16_rows_far_apart_are_certified_against_mpmath():
+    """bfloat16 spans 2**-133 to 2**128, so a tiny logit and a large one differ by more
+    than float64 holds: the difference carries a rounding error ``d_lo``. Where the
+    labelled logit is the larger, the loss is ``log1p(e^(d + d_lo))``, tiny or 0, and the
+    closed form must certify it without the exact tier (a radius of ``|d_lo|`` sent a
+    third of such rows there). Every answer equals mpmath's, rounded to bfloat16."""
+    rng = np.random.default_rng(17)
+    bf = ml_dtypes.bfloat16
+    every = np.arange(65536, dtype=np.uint16).view(bf)
+    fin = every[np.isfinite(every.astype(np.float32))]
+    tiny = fin[np.abs(fin.astype(np.float32)) < 2.0 ** -100]
+    rows = np.concatenate([
+        np.stack([rng.choice(tiny, 3000), rng.choice(fin, 3000)], axis=1),
+        rng.choice(every, (3000, 2)),
+    ]).astype(bf)
+    labels = np.tile(np.array([0, 1], np.int32), rows.shape[0] // 2)
+    e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(labels, rows)
+    assert e.engine.two_class
+    loss = e["loss"].rounded64
+    assert e.engine.fallbacks <= rows.shape[0] // 1000
+    mpmath.mp.prec = 400  # the difference of two bfloat16 values is exact
+    bad = []
+    with np.errstate(invalid="ignore"):
+        wide = rows.astype(np.float64)
+    for i, (row, y) in enumerate(zip(wide, labels)):
+        L, tail, _s = _truth(row[y], row[1 - y])
+        want = _round16(L, bf, tail)
+        if not (loss[i] == want or (math.isnan(want) and math.isnan(loss[i]))):
+            bad.append((row.tolist(), int(y), loss[i], want))
+    assert not bad, bad[:5]
 
 
 def test_two_class_matches_the_general_engine_on_float32(monkeypatch):

@@ -549,7 +549,7 @@ def _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad,
     eps = exp_rel + adlo * slack
     pos = di > 0
     v = di + li if pos else li
-    rad = ((c_fn * li + eps * ei) * slack + u * v + adlo) * slack + eta
+    rad = ((c_fn * li + eps * ei) * slack + u * v + (adlo if pos else 0.0)) * slack + eta
     L[i] = v
     Lrad[i] = rad if (v > -np.inf and v < np.inf) else 0.0
     s1 = 1.0 + ei

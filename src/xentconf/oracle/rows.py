@@ -234,8 +234,11 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
     ``σ(d) = e/(1 + e)`` for ``d ≤ 0`` and ``1/(1 + e)`` for ``d > 0``. Error bounds, in the
     engine's model (``u = 2**-53``; ``ε = EXP_REL + |d_lo|`` relative on ``e``, plus ``ETA``):
 
-    * ``log1p(e)``: ``C_FN·log1p(e) + ε·e`` (``∂ log1p(e)/∂e ≤ 1``);
-    * ``L = max(d, 0) + log1p(e)``, two non-negative terms: ``+ u·L + |d_lo|``;
+    * ``log1p(e)``: ``C_FN·log1p(e) + ε·e`` (``∂ log1p(e)/∂e ≤ 1``); for ``d ≤ 0`` that is
+      all of ``d_lo``'s effect (``d + d_lo ≤ 0`` too, and ``L = log1p(e^(d + d_lo))``:
+      the first term is 0 either way), so a tiny loss keeps a tiny radius;
+    * ``L = max(d, 0) + log1p(e)``, two non-negative terms: ``+ u·L``, and ``+ |d_lo|``
+      for ``d > 0`` (the first term is ``d + d_lo``);
     * ``1 + e``: relative ``u + ε·e/(1 + e) ≤ u + ε``; ``σ``: ``e/(1+e)`` relative
       ``2ε + 2u``, ``1/(1+e)`` relative ``ε + 2u``; ``3u + 2ε`` is claimed for both.
 
@@ -264,7 +267,8 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
         lp = np.log1p(e)
         pos = d > 0
         L = np.where(pos, d + lp, lp)
-        Lrad = ((C_FN * lp + eps * e) * SLACK + U * L + np.abs(dlo)) * SLACK + ETA
+        Lrad = ((C_FN * lp + eps * e) * SLACK + U * L + np.where(pos, np.abs(dlo), 0.0)) \
+            * SLACK + ETA
         s1 = 1.0 + e
         sig = np.where(pos, 1.0 / s1, e / s1)
         srad = sig * (3 * U + 2 * eps) * SLACK + ETA
