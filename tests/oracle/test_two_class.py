@@ -134,30 +134,38 @@ def test_bfloat16_rows_far_apart_are_certified_against_mpmath():
     than float64 holds: the difference carries a rounding error ``d_lo``. Where the
     labelled logit is the larger, the loss is ``log1p(e^(d + d_lo))``, tiny or 0, and the
     closed form must certify it without the exact tier (a radius of ``|d_lo|`` sent a
-    third of such rows there). Every answer equals mpmath's, rounded to bfloat16."""
+    third of such rows there), and ``σ`` near 1, whose radius must not grow with
+    ``|d_lo|`` (it sent a sixth of the gradients there). Every answer, the loss and the
+    gradient, equals mpmath's, rounded to bfloat16."""
     rng = np.random.default_rng(17)
     bf = ml_dtypes.bfloat16
     every = np.arange(65536, dtype=np.uint16).view(bf)
     fin = every[np.isfinite(every.astype(np.float32))]
-    tiny = fin[np.abs(fin.astype(np.float32)) < 2.0 ** -100]
+    mag = np.abs(fin.astype(np.float32))
+    tiny, small = fin[mag < 2.0 ** -100], fin[(mag >= 2.0 ** -20) & (mag <= 1)]
     rows = np.concatenate([
         np.stack([rng.choice(tiny, 3000), rng.choice(fin, 3000)], axis=1),
+        np.stack([rng.choice(small, 3000), rng.choice(fin, 3000)], axis=1),
         rng.choice(every, (3000, 2)),
     ]).astype(bf)
     labels = np.tile(np.array([0, 1], np.int32), rows.shape[0] // 2)
     e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(labels, rows)
     assert e.engine.two_class
-    loss = e["loss"].rounded64
+    loss, grad = e["loss"].rounded64, e["grad_logits"].rounded64
     assert e.engine.fallbacks <= rows.shape[0] // 1000
     mpmath.mp.prec = 400  # the difference of two bfloat16 values is exact
     bad = []
     with np.errstate(invalid="ignore"):
         wide = rows.astype(np.float64)
     for i, (row, y) in enumerate(zip(wide, labels)):
-        L, tail, _s = _truth(row[y], row[1 - y])
-        want = _round16(L, bf, tail)
-        if not (loss[i] == want or (math.isnan(want) and math.isnan(loss[i]))):
-            bad.append((row.tolist(), int(y), loss[i], want))
+        L, tail, s = _truth(row[y], row[1 - y])
+        want, want_s = _round16(L, bf, tail), _round16(s, bf)
+        if math.isnan(want):
+            ok = math.isnan(loss[i]) and np.isnan(grad[i]).all()
+        else:
+            ok = loss[i] == want and grad[i][1 - y] == want_s and grad[i][y] == -want_s
+        if not ok:
+            bad.append((row.tolist(), int(y), loss[i], want, grad[i].tolist(), want_s))
     assert not bad, bad[:5]
 
 

@@ -555,7 +555,7 @@ def _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad,
     s1 = 1.0 + ei
     sg = 1.0 / s1 if pos else ei / s1
     sig[i] = sg
-    srad[i] = sg * (3 * u + 2 * eps) * slack + eta
+    srad[i] = sg * (3 * u + 2 * (eps * ei if pos else eps)) * slack + eta
 
 
 @jit

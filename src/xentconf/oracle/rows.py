@@ -239,8 +239,11 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
       the first term is 0 either way), so a tiny loss keeps a tiny radius;
     * ``L = max(d, 0) + log1p(e)``, two non-negative terms: ``+ u·L``, and ``+ |d_lo|``
       for ``d > 0`` (the first term is ``d + d_lo``);
-    * ``1 + e``: relative ``u + ε·e/(1 + e) ≤ u + ε``; ``σ``: ``e/(1+e)`` relative
-      ``2ε + 2u``, ``1/(1+e)`` relative ``ε + 2u``; ``3u + 2ε`` is claimed for both.
+    * ``1 + e``: relative ``u + ε·e/(1 + e) ≤ u + ε·e``; ``σ``: ``e/(1+e)`` (``d ≤ 0``)
+      relative ``2ε + 2u``, claimed ``3u + 2ε``; ``1/(1+e)`` (``d > 0``) relative
+      ``ε·e + 2u``, claimed ``3u + 2ε·e`` (``e``'s error moves ``1 + e`` by ``ε·e`` only:
+      ``σ`` near 1 keeps a radius near ``u`` even where ``|d_lo|`` is large, a tiny and a
+      large bfloat16 logit).
 
     ``bad`` rows (a NaN, a +inf, or both logits −inf) are TF's NaN rows; one −inf logit
     gives a loss of 0 or +inf and a backprop of 0 or ±1, exactly. ``with_d``: also ``d``
@@ -271,7 +274,7 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
             * SLACK + ETA
         s1 = 1.0 + e
         sig = np.where(pos, 1.0 / s1, e / s1)
-        srad = sig * (3 * U + 2 * eps) * SLACK + ETA
+        srad = sig * (3 * U + 2 * np.where(pos, eps * e, eps)) * SLACK + ETA
         Lrad = np.where(np.isfinite(L), Lrad, 0.0)
     return (bad, (L, Lrad), (sig, srad), d) if with_d else (bad, (L, Lrad), (sig, srad))
 
