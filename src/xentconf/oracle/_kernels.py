@@ -543,42 +543,28 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
 
 
 @jit
-def _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig, srad):
-    di, ei, li = d[i], e[i], lp[i]
-    adlo = abs(dlo[i])
-    eps = exp_rel + adlo * slack
-    pos = di > 0
-    v = di + li if pos else li
-    rad = ((c_fn * li + eps * ei) * slack + u * v + (adlo if pos else 0.0)) * slack + eta
-    L[i] = v
-    Lrad[i] = rad if (v > -np.inf and v < np.inf) else 0.0
-    s1 = 1.0 + ei
-    sg = 1.0 / s1 if pos else ei / s1
-    sig[i] = sg
-    srad[i] = sg * (3 * u + 2 * (eps * ei if pos else eps)) * slack + eta
-
-
-@jit
-def two_class_post(d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig, srad):
+def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
+                   L, Lrad, sig, srad, bad, dd):
     """The rest of ``rows.two_class_rows`` from ``lp = log1p(e)`` (numpy's, so both paths
-    share it), the same operations in the same order."""
+    share it), the same operations in the same order; then the plan's row rules as
+    ``plan.Rows.apply_rules`` says them (a NaN row's loss is NaN, an ignored row's 0, both
+    with radius 0; ``bad``: either) and ``d`` copied out: every output of a block written
+    where the caller keeps it."""
     for i in range(d.shape[0]):
-        _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig,
-                            srad)
-
-
-@jit
-def two_class_post_rules(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u,
-                         eta, L, Lrad, sig, srad, bad, dd):
-    """:func:`two_class_post`, then the plan's row rules as ``plan.Rows.apply_rules`` says
-    them (a NaN row's loss is NaN, an ignored row's 0, both with radius 0; ``bad``: either),
-    and ``d`` copied out: every output of a block written where the caller keeps it."""
-    for i in range(d.shape[0]):
-        _two_class_post_row(i, d, dlo, e, lp, exp_rel, c_fn, slack, u, eta, L, Lrad, sig,
-                            srad)
+        di, ei, li = d[i], e[i], lp[i]
+        adlo = abs(dlo[i])
+        eps = exp_rel + adlo * slack
+        pos = di > 0
+        v = di + li if pos else li
+        rad = ((c_fn * li + eps * ei) * slack + u * v + (adlo if pos else 0.0)) * slack + eta
+        rad = rad if (v > -np.inf and v < np.inf) else 0.0
+        s1 = 1.0 + ei
+        sg = 1.0 / s1 if pos else ei / s1
+        sig[i] = sg
+        srad[i] = sg * (3 * u + 2 * (eps * ei if pos else eps)) * slack + eta
         ign = ignored[i]
         nan = (isbad[i] | nan_rows[i]) & ~ign
-        L[i] = 0.0 if ign else (np.nan if nan else L[i])
-        Lrad[i] = 0.0 if (ign | nan) else Lrad[i]
+        L[i] = 0.0 if ign else (np.nan if nan else v)
+        Lrad[i] = 0.0 if (ign | nan) else rad
         bad[i] = nan | ign
-        dd[i] = d[i]
+        dd[i] = di

@@ -60,13 +60,12 @@ def sparse_loss_post():
     return _kernels.sparse_loss_post
 
 
-def two_class_kernels(rules: bool = False):
-    """The compiled halves of ``rows.two_class_rows`` (before and after numpy's log1p), or
-    None without numba or with ``XENTCONF_ACCEL=0``. ``rules``: the second half also applies
-    the plan's row rules and writes every output in place (``rows.two_class_into``)."""
+def two_class_kernels():
+    """The compiled halves of ``rows.two_class_rows`` with the row rules, before and after
+    numpy's log1p (``rows.two_class_into``), or None without numba or with
+    ``XENTCONF_ACCEL=0``."""
     if not enabled():
         return None
     from . import _kernels
 
-    return _kernels.two_class_pre, (_kernels.two_class_post_rules if rules
-                                    else _kernels.two_class_post)
+    return _kernels.two_class_pre, _kernels.two_class_post

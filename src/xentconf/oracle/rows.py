@@ -224,8 +224,7 @@ def sparse_loss_rows(c: int, stats) -> tuple:
     return L, rad
 
 
-def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
-                   with_d: bool = False):
+def two_class_rows(xs: np.ndarray, labels: np.ndarray, with_d: bool = False):
     """The closed form of a sparse row of two classes: ``(bad, (L, rad), (σ, rad))``.
 
     With ``d = z_o − z_y`` (the other logit minus the labelled one; ``d + d_lo`` exactly by
@@ -249,11 +248,6 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
     gives a loss of 0 or +inf and a backprop of 0 or ±1, exactly. ``with_d``: also ``d``
     (0 in bad rows), for :func:`~xentconf.oracle.certify.certify_above`.
     """
-    if accel:
-        kern = _accel.two_class_kernels()
-        if kern is not None:
-            out = _two_class_compiled(kern, xs, labels)
-            return out if with_d else out[:3]
     with np.errstate(all="ignore"):
         a = np.asarray(xs[:, 0], dtype=np.float64)
         b = np.asarray(xs[:, 1], dtype=np.float64)
@@ -279,37 +273,17 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, accel: bool = False,
     return (bad, (L, Lrad), (sig, srad), d) if with_d else (bad, (L, Lrad), (sig, srad))
 
 
-def _two_class_compiled(kern, xs: np.ndarray, labels: np.ndarray):
-    """:func:`two_class_rows` by the compiled kernels, bit for bit (numpy's log1p between
-    them, so both paths use the same one)."""
-    pre, post = kern
-    n = xs.shape[0]
-    wide = np.float32 if xs.dtype != np.float64 else np.float64  # float16 → float32: exact
-    x0 = np.ascontiguousarray(xs[:, 0], dtype=wide)
-    x1 = np.ascontiguousarray(xs[:, 1], dtype=wide)
-    bad = np.empty(n, dtype=bool)
-    d, dlo, e = np.empty(n), np.empty(n), np.empty(n)
-    pre(x0, x1, np.ascontiguousarray(labels, dtype=np.int64), bad, d, dlo, e)
-    lp = np.log1p(e)
-    L, Lrad, sig, srad = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    post(d, dlo, e, lp, EXP_REL, C_FN, SLACK, U, ETA, L, Lrad, sig, srad)
-    return bad, (L, Lrad), (sig, srad), d
-
-
 TWO_CLASS_BLOCK = 1 << 14  # rows per kernel call of two_class_into: its scratch in cache
 
 
-def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d) -> bool:
+def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d) -> None:
     """Rows ``lo:hi`` of a C = 2 sparse plan (``plan.Rows``) by the compiled kernels, with
     the row rules applied (:meth:`~xentconf.oracle.plan.Rows.apply_rules`), written into
     the whole-plan arrays ``L``, ``R`` (the loss and its radius), ``sig``, ``srad``,
     ``bad`` (a NaN or ignored row) and ``d``: the values of :func:`two_class_rows` and the
-    rules, bit for bit, in cache-sized blocks with no temporaries of the caller's size.
-    False (nothing written) without numba."""
-    kern = _accel.two_class_kernels(rules=True)
-    if kern is None:
-        return False
-    pre, post = kern
+    rules, bit for bit (numpy's log1p between the two kernels), in cache-sized blocks with
+    no temporaries of the caller's size. numba must be there (the caller has checked)."""
+    pre, post = _accel.two_class_kernels()
     wide = np.float32 if rows.source.dtype != np.float64 else np.float64
     m = min(TWO_CLASS_BLOCK, hi - lo)
     isb = np.empty(m, dtype=bool)
@@ -325,7 +299,6 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d) -> bool:
         post(dd[:k], dlo[:k], e[:k], lp[:k], isb[:k], rows.nan_rows[a:b], rows.ignored[a:b],
              EXP_REL, C_FN, SLACK, U, ETA, L[a:b], R[a:b], sig[a:b], srad[a:b], bad[a:b],
              d[a:b])
-    return True
 
 
 def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):
