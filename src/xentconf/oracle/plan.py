@@ -236,6 +236,31 @@ class Reduction:
         return (vals == 1.0) & (rad == 0)
 
 
+class IdentityReduction(Reduction):
+    """Reduction ``none`` of ``n`` row losses as they are (element ``i`` is row ``i``, every
+    coefficient exactly 1): the coefficients a read-only view of one 1.0 and the index
+    made only when something asks for it, so that neither is an [N] array filled on the
+    calling thread in front of the engine's threaded work (the index was 2 ms of a 25 ms
+    call at C = 10). :meth:`unit` and :meth:`is_identity` are known without a pass."""
+
+    def __init__(self, n: int, shape: tuple):
+        self._n = n
+        super().__init__("none", None, np.broadcast_to(np.float64(1.0), (n,)), tuple(shape))
+        self.__dict__["_unit"] = n
+        self.__dict__["_identity"] = (n, True)
+
+    @property  # type: ignore[override]
+    def index(self) -> np.ndarray:
+        idx = self.__dict__.get("_index")
+        if idx is None:
+            idx = self.__dict__["_index"] = np.arange(self._n, dtype=np.int64)
+        return idx
+
+    @index.setter
+    def index(self, value) -> None:
+        self.__dict__["_index"] = value
+
+
 @dataclass(frozen=True)
 class Precision:
     """Formats TensorFlow evaluates in (for the ``tf-precision`` budget)."""

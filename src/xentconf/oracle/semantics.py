@@ -32,7 +32,7 @@ from xentconf.vocabulary import DTYPES, KERAS_VARIANTS, PROFILES
 
 from .exact import frac as _frac
 from .formats import FORMATS, Format, round_fraction, round_to_format
-from .plan import Plan, Precision, Raises, Reduction, Rows
+from .plan import IdentityReduction, Plan, Precision, Raises, Reduction, Rows
 
 __all__ = [
     "OracleInputError",
@@ -211,15 +211,6 @@ def _dtype_attr_error(features: np.ndarray, labels: np.ndarray | None) -> Raises
     return None
 
 
-def _identity_reduction(n: int, shape: tuple) -> Reduction:
-    # the coefficients as a read-only view of one 1.0: no [N] array to fill
-    red = Reduction("none", np.arange(n, dtype=np.int64), np.broadcast_to(np.float64(1.0), (n,)),
-                    tuple(shape))
-    red.__dict__["_unit"] = n  # Reduction.unit and is_identity, known here
-    red.__dict__["_identity"] = (n, True)
-    return red
-
-
 def _nn_sparse_precision(fmt: Format) -> Precision:
     elem = F32 if fmt is F16 else fmt  # §2: float16 upcast to float32, bfloat16 native
     return Precision(elem, elem)
@@ -282,7 +273,7 @@ def _sparse_kernel_plan(api, f2, lab1, profile, precision, *, loss_shape, backpr
         nan_rows = _labels_nan_rows(lab64, c)
     fmt = _fmt(f2)
     rows = Rows("sparse", _as_source(f2), labels=lab64, nan_rows=nan_rows)
-    return Plan(api, profile, rows, _identity_reduction(n, loss_shape), fmt, fmt, precision,
+    return Plan(api, profile, rows, IdentityReduction(n, loss_shape), fmt, fmt, precision,
                 grad_shape=tuple(grad_shape if grad_shape is not None else f2.shape),
                 grad_format=fmt, grad_perm=perm, moved_shape=moved,
                 backprop_shape=(n, c) if backprop else None)
@@ -313,7 +304,7 @@ def plan_raw_dense(features, labels, *, profile="cpu") -> Plan | Raises:
     n, c = bshape
     rows = Rows("dense", np.ascontiguousarray(x), y=np.ascontiguousarray(yb),
                 xla_zero_labels=(profile == "xla"))
-    plan = Plan(api, profile, rows, _identity_reduction(n, (n,)), fmt, fmt,
+    plan = Plan(api, profile, rows, IdentityReduction(n, (n,)), fmt, fmt,
                 Precision(fmt, fmt), grad_shape=tuple(f.shape), grad_format=fmt,
                 backprop_shape=(n, c))
     if tuple(f.shape) != tuple(bshape):
@@ -422,7 +413,7 @@ def plan_nn_dense(labels, logits, axis=-1, *, profile="cpu", api=None) -> Plan |
     yb = np.ascontiguousarray(np.broadcast_to(y2, bshape))
     rows = Rows("dense", x2, y=yb, xla_zero_labels=(profile == "xla"))
     loss_shape = tuple(zt.shape[:-1])
-    return Plan(api, profile, rows, _identity_reduction(n, loss_shape), fmt, fmt, prec,
+    return Plan(api, profile, rows, IdentityReduction(n, loss_shape), fmt, fmt, prec,
                 grad_shape=tuple(z.shape), grad_format=fmt, grad_perm=perm, moved_shape=moved)
 
 
@@ -923,7 +914,7 @@ def plan_keras_sparse(y_true, y_pred, sample_weight=None, *, from_logits=False,
     nn_prec = _nn_sparse_precision(compute)
     precision = Precision(nn_prec.elem, compute, None if from_logits else compute)
     loss_shape = tuple(yp.shape[:-1])
-    plan = Plan(api, profile, rows, _identity_reduction(n, loss_shape), out_fmt,
+    plan = Plan(api, profile, rows, IdentityReduction(n, loss_shape), out_fmt,
                 in_fmt, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt)
     return _keras_weighted(plan, loss_shape, sample_weight, mask, reduction, variant, out_fmt)
 
@@ -1028,7 +1019,7 @@ def plan_keras_dense(y_true, y_pred, sample_weight=None, *, from_logits=False,
         if smooth_c != c:
             rows.smoothing_classes = smooth_c  # Keras 3 bug: C from the last dim
     loss_shape = tuple(ypm.shape[:-1])
-    plan = Plan(api, profile, rows, _identity_reduction(n, loss_shape), out_fmt,
+    plan = Plan(api, profile, rows, IdentityReduction(n, loss_shape), out_fmt,
                 in_fmt, precision, grad_shape=tuple(yp0.shape), grad_format=grad_fmt,
                 grad_perm=perm, moved_shape=tuple(ypm.shape) if perm else None)
     return _keras_weighted(plan, loss_shape, sample_weight, None, reduction, variant, out_fmt)
