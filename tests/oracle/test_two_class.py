@@ -227,6 +227,14 @@ def test_compiled_certification_matches_numpy(name):
     assert np.array_equal(a[0], b[0], equal_nan=True)
     assert np.array_equal(np.signbit(a[0]), np.signbit(b[0]))
     assert np.array_equal(a[1], b[1])
+    # and the rounding is formats.round_to_format's (scaling and rint, no library cast;
+    # both roads above cast to float32 in its normal range)
+    from xentconf.oracle.formats import round_to_format
+
+    with np.errstate(all="ignore"):
+        want = round_to_format(mid, f)
+    assert np.array_equal(a[0], want, equal_nan=True)
+    assert np.array_equal(np.signbit(a[0]), np.signbit(want))
 
 
 @pytest.mark.parametrize("c", [2, 10])

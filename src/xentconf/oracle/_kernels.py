@@ -455,15 +455,20 @@ def _round_fmt(x, shift, half, mask, tiny, maxf, up, down):
     ``tiny`` and overflow to ±inf: ``formats.round_to_format``, one element (``shift`` > 0;
     ``half``, ``mask`` from :func:`_certify_rows`). Both roads are computed and one is
     selected, with no branch, so that the loop over elements vectorizes (10× faster than
-    returning early)."""
+    returning early). Float32 (``shift`` 29) in its normal range by the hardware cast, as
+    ``certify._round`` does: half the cost of the bits (float32 subnormals keep the scaled
+    rounding, immune to flush-to-zero)."""
     y = x * up  # the subnormal range: exact, a power of two times a float64
     rs = abs((y + MAGIC) - MAGIC) * down  # |y| < 2**(p-1): an integer, ties to even
     rs = rs if x > 0 else -rs
-    b = _as_i64(x)  # the normal range: round the significand's bits, ties to even
-    b = (b + (half + ((b >> shift) & 1))) & mask
-    rn = _as_f64(b)
-    big = np.inf if x > 0 else -np.inf
-    rn = big if abs(rn) > maxf else rn
+    if shift == 29:  # float32: the hardware cast (one IEEE rounding, overflow to ±inf)
+        rn = np.float64(np.float32(x))  # where the result is normal (flush-to-zero aside)
+    else:
+        b = _as_i64(x)  # the normal range: round the significand's bits, ties to even
+        b = (b + (half + ((b >> shift) & 1))) & mask
+        rn = _as_f64(b)
+        big = np.inf if x > 0 else -np.inf
+        rn = big if abs(rn) > maxf else rn
     r = rs if abs(x) < tiny else rn
     keep = (x != x) | (x == 0.0) | (abs(x) == np.inf)  # a zero keeps its sign
     return x if keep else r
