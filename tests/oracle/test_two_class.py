@@ -362,3 +362,42 @@ def test_certify_above_needs_a_value_or_a_midpoint_as_base():
     below = np.nextafter(m, 0.0)
     _, ok = C.certify_above(np.array([below]), np.array([m + 2.0 ** -40]), tiny, f32)
     assert not ok[0]
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_the_loss_certified_block_by_block_equals_the_loss_from_whole_rows(monkeypatch, above):
+    """Asked for the loss alone, the compiled closed form certifies each block while it is
+    in cache and keeps only the rows that miss (``rows.two_class_into``'s ``cert``); once
+    the whole rows are kept (as a gradient keeps them), the loss is certified from them.
+    Both roads give the same bits and the same fallbacks, with misses in several blocks on
+    several threads: midpoint differences, which certify_above decides, and (with
+    certify_above made to decide nothing) the same rows from the exact tier."""
+    from xentconf.oracle import accel
+    from xentconf.oracle import engine as E
+    from xentconf.oracle import rows as R
+
+    if accel.two_class_kernels() is None:
+        pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
+    if not above:
+        monkeypatch.setattr(E, "certify_above",
+                            lambda d, m, r, fmt: (np.zeros(d.shape), np.zeros(d.shape, bool)))
+    rng = np.random.default_rng(5)
+    n = 4 * R.TWO_CLASS_BLOCK + 17
+    x = (rng.standard_normal((n, 2)) * 4).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    mid = rng.choice(n, 40, replace=False)  # d = 96 + 2**-18 (the test above): a miss
+    x[mid] = np.where(y[mid, None] == 0, [-(32 + 2.0**-18), 64.0], [64.0, -(32 + 2.0**-18)])
+    before = E.threads()
+    seen = []
+    try:
+        E.set_threads(3)
+        for whole in (False, True):
+            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
+            if whole:
+                e.engine._row_values()
+            seen.append((e["loss"].rounded64, e.engine.fallbacks))
+    finally:
+        E.set_threads(before)
+    (a, fa), (b, fb) = seen
+    assert (a[mid] == 96 + 2.0**-17).all()
+    assert np.array_equal(a, b) and fa == fb == (0 if above else 40)

@@ -573,3 +573,18 @@ def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack
         Lrad[i] = 0.0 if (ign | nan) else rad
         bad[i] = nan | ign
         dd[i] = di
+
+
+@jit
+def two_class_post_certified(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u,
+                             eta, L, Lrad, sig, srad, bad, dd, p, emin, maxf, f64, rounded, ok):
+    """:func:`two_class_post` into a block's scratch, then its loss certified
+    (:func:`certify_rows`) into ``rounded`` and ``ok`` while the block is in cache; returns
+    how many rows did not certify."""
+    two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
+                   L, Lrad, sig, srad, bad, dd)
+    certify_rows(L, Lrad, p, emin, maxf, f64, rounded, ok)
+    missed = 0
+    for i in range(ok.shape[0]):
+        missed += 0 if ok[i] else 1
+    return missed

@@ -141,6 +141,13 @@ BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed bloc
 # (fresh 8 MiB temporaries spent half the time in page faults); a block uses about ten
 
 
+def _two_class_step(n: int) -> int:
+    """Rows per thread-pool task of the C = 2 closed form: a few ranges per thread, each in
+    cache-sized blocks written in place (with a task per 65,536 rows the threads spent
+    their time handing the GIL to each other: 2 threads were 1.1x one)."""
+    return max(TWO_CLASS_BLOCK, -(-n // (4 * threads())))
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -351,10 +358,7 @@ class Engine:
             dd = np.empty(n)
 
             if USE_ACCEL and _accel.enabled():
-                # a few ranges per thread, each in cache-sized blocks written in place: one
-                # task per range (with a task per 65,536 rows the threads spent their time
-                # handing the GIL to each other: 2 threads were 1.1x one)
-                step = max(TWO_CLASS_BLOCK, -(-n // (4 * threads())))
+                step = _two_class_step(n)
                 _map_blocks(lambda lo: two_class_into(rows, lo, min(n, lo + step), L, R, sig,
                                                       srad, bad, dd), range(0, n, step))
             else:
@@ -387,6 +391,25 @@ class Engine:
         self._ws = threading.local()  # release the scratch
         self._loss_rows = (L, R)
         return self._loss_rows
+
+    def _two_class_certified(self, fmt: Format):
+        """The loss of a C = 2 plan with unit coefficients, certified in ``fmt`` block by
+        block as the closed form computes it (``rows.two_class_into``'s ``cert``): no [N]
+        array but the answer. ``(rounded, ok, missed)``, ``missed`` the rows that did not
+        certify as ``(index, L, R, d, bad)``. The gradient, if asked for later, computes
+        the rows again (:meth:`_row_values`)."""
+        rows = self.plan.rows
+        n = rows.n
+        rounded, ok = np.empty(n), np.empty(n, dtype=bool)
+        step = _two_class_step(n)
+        missed = [m for m in _map_blocks(
+            lambda lo: two_class_into(rows, lo, min(n, lo + step), *(None,) * 6,
+                                      cert=(fmt, rounded, ok)), range(0, n, step))
+            if m[0].size]
+        if not missed:
+            return rounded, ok, (np.zeros(0, dtype=np.intp),) + (np.zeros(0),) * 3 + \
+                (np.zeros(0, dtype=bool),)
+        return rounded, ok, tuple(np.concatenate(c) for c in zip(*missed))
 
     # ------------------------------------------------------------- float64 (dd) path
 
@@ -528,20 +551,26 @@ class Engine:
             return self.loss_dd()
         red = plan.reduction
         fmt = plan.loss_format
-        L, R = self._row_values()
-        if red.kind == "none" and red.unit(plan.rows.n):
-            rounded, ok = _certify(L, R, fmt)  # every coefficient is exactly 1
+        if red.kind == "none" and red.unit(plan.rows.n):  # every coefficient is exactly 1
+            if self.two_class and self._loss_rows is None and USE_ACCEL and _accel.enabled():
+                rounded, ok, (i, Li, Ri, d, bad) = self._two_class_certified(fmt)
+            else:
+                L, R = self._row_values()
+                rounded, ok = _certify(L, R, fmt)
+                if self.two_class and not ok.all():
+                    i = np.flatnonzero(~ok)
+                    sig_, srad_, bad_, d_ = self._two_class_sig
+                    Li, Ri, d, bad = L[i], R[i], d_[i], bad_[i]
             if self.two_class and not ok.all():  # L = d + (a positive tail) with d > 0
-                i = np.flatnonzero(~ok)
-                d = self._two_class_sig[3][i]
-                pos = (d > 0) & ~self._two_class_sig[2][i] & np.isfinite(L[i])
-                i, d = i[pos], d[pos]
-                r, good = certify_above(d, L[i], R[i], fmt)
+                pos = (d > 0) & ~bad & np.isfinite(Li)
+                r, good = certify_above(d[pos], Li[pos], Ri[pos], fmt)
+                i = i[pos]
                 rounded[i[good]] = r[good]
                 ok[i[good]] = True
             if not ok.all():
                 self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
             return rounded.reshape(red.shape)
+        L, R = self._row_values()
         cw, cr = red.floats()
         idx = red.index
         vals, vr = _scale(cw, cr, L[idx], R[idx])

@@ -276,18 +276,30 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, with_d: bool = False):
 TWO_CLASS_BLOCK = 1 << 14  # rows per kernel call of two_class_into: its scratch in cache
 
 
-def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d) -> None:
+def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     """Rows ``lo:hi`` of a C = 2 sparse plan (``plan.Rows``) by the compiled kernels, with
     the row rules applied (:meth:`~xentconf.oracle.plan.Rows.apply_rules`), written into
     the whole-plan arrays ``L``, ``R`` (the loss and its radius), ``sig``, ``srad``,
     ``bad`` (a NaN or ignored row) and ``d``: the values of :func:`two_class_rows` and the
     rules, bit for bit (numpy's log1p between the two kernels), in cache-sized blocks with
-    no temporaries of the caller's size. numba must be there (the caller has checked)."""
-    pre, post = _accel.two_class_kernels()
+    no temporaries of the caller's size. numba must be there (the caller has checked).
+
+    ``cert = (fmt, rounded, ok)``: only the loss is wanted, certified in ``fmt``
+    (:func:`~xentconf.oracle.certify.certify_ball`) into the whole-plan ``rounded`` and
+    ``ok`` while each block is in cache (one compiled call with the rest of the row);
+    ``L`` to ``d`` are then None (a block's values
+    stay in its scratch: at C = 2, writing six [N] arrays and reading two back was most of
+    a call's memory traffic). Returns the rows that did not certify, as ``(index, L, R, d,
+    bad)`` arrays (empty ones if all did)."""
+    pre, post, post_cert = _accel.two_class_kernels()
     wide = np.float32 if rows.source.dtype != np.float64 else np.float64
     m = min(TWO_CLASS_BLOCK, hi - lo)
     isb = np.empty(m, dtype=bool)
     dd, dlo, e, lp = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    if cert is not None:
+        fmt, rounded, ok = cert
+        scratch = [np.empty(m) for _ in range(5)] + [np.empty(m, dtype=bool)]
+        missed: list = []
     for a in range(lo, hi, TWO_CLASS_BLOCK):
         b = min(hi, a + TWO_CLASS_BLOCK)
         k = b - a
@@ -296,9 +308,22 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d) -> None:
         x1 = np.ascontiguousarray(xs[:, 1], dtype=wide)
         pre(x0, x1, rows.labels[a:b], isb[:k], dd[:k], dlo[:k], e[:k])
         np.log1p(e[:k], out=lp[:k])
-        post(dd[:k], dlo[:k], e[:k], lp[:k], isb[:k], rows.nan_rows[a:b], rows.ignored[a:b],
-             EXP_REL, C_FN, SLACK, U, ETA, L[a:b], R[a:b], sig[a:b], srad[a:b], bad[a:b],
-             d[a:b])
+        args = (dd[:k], dlo[:k], e[:k], lp[:k], isb[:k], rows.nan_rows[a:b], rows.ignored[a:b],
+                EXP_REL, C_FN, SLACK, U, ETA)
+        if cert is None:
+            post(*args, L[a:b], R[a:b], sig[a:b], srad[a:b], bad[a:b], d[a:b])
+            continue
+        Lb, Rb, sb, srb, db, badb = (v[:k] for v in scratch)
+        if post_cert(*args, Lb, Rb, sb, srb, badb, db, fmt.p, fmt.emin, fmt.max_finite,
+                     fmt.p == 53, rounded[a:b], ok[a:b]):
+            f = np.flatnonzero(~ok[a:b])
+            missed.append((f + a, Lb[f], Rb[f], db[f], badb[f]))
+    if cert is None:
+        return None
+    if not missed:
+        return (np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0),
+                np.zeros(0, dtype=bool))
+    return tuple(np.concatenate(c) for c in zip(*missed))
 
 
 def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):
