@@ -1,8 +1,8 @@
-"""The certified engine at small C against torch and jax/XLA, on 1 and 2 threads.
+"""The certified engine against torch and jax/XLA, on 1 and 2 threads, small C and large.
 
 Rows/s of ``tf.nn.sparse_softmax_cross_entropy_with_logits`` (reduction ``none``, the
-loss correctly rounded to float32) at C = 2 and C = 10, float32 logits ~ N(0, 3) and
-uniform labels (seeded), side by side in one run:
+loss correctly rounded to float32) at C = 2, 10, 1000 and 32,000 (``--shapes``), float32
+logits ~ N(0, 3) and uniform labels (seeded), side by side in one run:
 
 * ``engine 1t``: ``xentconf.oracle.fast`` with ``engine.set_threads(1)``;
 * ``engine 2t``: the same with ``set_threads(2)`` (row ranges and the certification on
@@ -12,15 +12,21 @@ uniform labels (seeded), side by side in one run:
 * ``jax 2t``: ``-take_along_axis(log_softmax(x), y)`` under ``jax.jit`` (XLA's CPU
   backend, float32), on the machine's threads (2 here); not correctly rounded.
 
-Each repeat runs every contender on the same arrays, in turn; the median of ``--repeats`` is
-reported, by wall time (``perf_counter``) and by the process's CPU time (``process_time``).
-With ``--calls K`` each contender's turn is K calls in a row of which the last is timed (as
-in a loop: the allocator has the memory of the call before; with the default, 1, a call
-follows the other contenders' and may fault its outputs in afresh, which at 2·10⁶ rows cost
-the engine, with its several [N] arrays, up to half its time). On a shared machine CPU time
-is the fairer measure of a 1-thread contender; a 2-thread speed-up can only be seen in wall
-time, and only when two cores are free (the header prints the load average before and
-after).
+Each repeat runs every contender on the same arrays, in turn; a turn is ``--calls K``
+calls in a row (default 2) of which the last is timed, as in a loop. The untimed call
+takes what the turn before left behind: XLA's threads spin for about 10 ms after each
+jax call, on the same cores and, being this process's threads, in its CPU time (timing a
+turn's first call charged them to the contender after jax), the allocator's memory, and
+a core that went idle (after 50 ms of rest, 2 threads of the engine ran no faster than
+one). The median of ``--repeats`` is reported, by wall time (``perf_counter``) and by the
+process's CPU time (``process_time``). On a shared machine CPU time is the fairer measure
+of a 1-thread contender; a 2-thread speed-up can only be seen in wall time, and only when
+two cores are free (the header prints the load average before and after).
+
+Beside it, the **kernel ceiling**: what 2 threads give over 1 for the engine's own
+compiled kernel at that C with nothing in the way (a cache-resident block each, called
+over and over: no memory traffic, no Python, nothing shared), the most the engine's
+2-thread speed-up could be on this machine.
 
 Then the engine's **fallback rate** on every-16-bit-pattern rows: the C = 2 rows of the
 float16 sweep (every float16 bit pattern of one logit against the sweep's grid of the
@@ -28,7 +34,7 @@ other, both labels: 1,048,576 rows) and 2,000,000 rows of two uniformly random f
 bit patterns, and as many of bfloat16 ones; loss and backprop of the raw op, fallbacks per
 output element.
 
-    python3 benchmarks/bench_small_c.py [--rows2 N] [--rows10 N] [--repeats R] [--calls K]
+    python3 benchmarks/bench_small_c.py [--shapes C:ROWS,...] [--repeats R] [--calls K]
         [--json PATH]
 """
 
@@ -44,6 +50,8 @@ import numpy as np
 
 from xentconf.oracle import engine as E
 from xentconf.oracle.fast import tf
+
+SHAPES = "2:2000000,10:500000,1000:20000,32000:625"  # C:rows, about 4e6 to 2e7 logits each
 
 
 def load() -> str:
@@ -95,7 +103,7 @@ def jax_2t():
     return run
 
 
-def timed(fn, x, y, calls: int = 1) -> tuple[float, float]:
+def timed(fn, x, y, calls: int = 2) -> tuple[float, float]:
     for _ in range(calls - 1):
         fn(x, y)
     w, c = time.perf_counter(), time.process_time()
@@ -103,7 +111,7 @@ def timed(fn, x, y, calls: int = 1) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
-def bench(c: int, n: int, repeats: int, seed: int, calls: int = 1) -> dict:
+def bench(c: int, n: int, repeats: int, seed: int, calls: int = 2) -> dict:
     x, y = inputs(n, c, seed)
     runs = {"engine 1t": engine(1), "engine 2t": engine(2), "torch 1t": torch_1t(),
             "jax 2t": jax_2t()}
@@ -154,25 +162,85 @@ def fallback_rates() -> list[dict]:
     return out
 
 
+def ceiling(c: int, rounds: int, seconds: float = 0.2) -> float:
+    """The most 2 threads can give over 1 on this machine for the engine's own compiled row
+    kernel at ``C``: the kernel alone on a block of rows that stays in a core's cache,
+    called over and over (no memory traffic, no Python between calls, nothing shared),
+    on 1 thread and then on 2 with a block each; 2 × (1-thread time) / (2-thread time),
+    median of ``rounds``. The C = 2 closed form's first kernel (the difference and the
+    exponential) at C = 2, the row kernel (maximum, exponentials, sums) above."""
+    import threading
+
+    from xentconf.oracle import _kernels as K
+
+    rng = np.random.default_rng(c)
+    if c == 2:
+        m = 16384
+
+        def block():
+            x = (rng.standard_normal((2, m)) * 3).astype(np.float32)
+            return (x[0], x[1], rng.integers(0, 2, m), np.empty(m, dtype=bool),
+                    np.empty(m), np.empty(m), np.empty(m))
+        kern = K.two_class_pre
+    else:
+        m = max(1, 65536 // c)  # 256 KB of float32 logits
+
+        def block():
+            return (rng.standard_normal((m, c)) * 3).astype(np.float32), rng.integers(0, c, m)
+        kern = K.run
+    args = [block(), block()]
+    kern(*args[0])
+    w = time.perf_counter()
+    kern(*args[0])
+    reps = max(1, int(seconds / max(time.perf_counter() - w, 1e-6)))
+
+    def work(k):
+        for _ in range(reps):
+            kern(*args[k])
+
+    def on(nth):
+        ths = [threading.Thread(target=work, args=(k,)) for k in range(nth)]
+        w = time.perf_counter()
+        for t in ths:
+            t.start()
+        for t in ths:
+            t.join()
+        return time.perf_counter() - w
+    return statistics.median(2 * on(1) / on(2) for _ in range(rounds))
+
+
+def shapes(text: str) -> list[tuple[int, int]]:
+    try:
+        out = [tuple(int(v) for v in part.split(":")) for part in text.split(",")]
+        if not out or any(len(t) != 2 or t[0] < 2 or t[1] < 1 for t in out):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected C:ROWS pairs with C >= 2, e.g. 2:2000000,10:500000") from None
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rows2", type=int, default=2_000_000, help="rows at C = 2")
-    p.add_argument("--rows10", type=int, default=500_000, help="rows at C = 10")
+    p.add_argument("--shapes", type=shapes, default=shapes(SHAPES),
+                   help=f"C:ROWS pairs, comma-separated (default {SHAPES})")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--calls", type=int, default=1,
-                   help="calls per contender's turn, the last one timed")
+    p.add_argument("--calls", type=int, default=2,
+                   help="calls per contender's turn, the last one timed (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH")
     a = p.parse_args(argv)
     print(f"cores {os.cpu_count()}, load average before: {load()}")
     calls = max(1, a.calls)
-    results = [bench(2, a.rows2, a.repeats, a.seed, calls),
-               bench(10, a.rows10, a.repeats, a.seed, calls)]
+    results = [bench(c, n, a.repeats, a.seed, calls) for c, n in a.shapes]
+    for r in results:
+        r["ceiling 2t/1t"] = ceiling(r["C"], a.repeats)
     for clk in ("cpu", "wall"):
         print(f"\nrows/s by {clk} time, median of {a.repeats}"
               f"{f' (the last of {calls} calls a turn)' if calls > 1 else ''}")
         print("| C | rows | " + " | ".join(results[0][clk]) +
-              " | engine 1t / torch 1t | engine 2t / engine 1t | engine 2t / jax 2t |")
+              " | engine 1t / torch 1t | engine 2t / engine 1t | kernel ceiling 2t / 1t"
+              " | engine 2t / jax 2t |")
         for r in results:
             v = r[clk]
 
@@ -181,7 +249,7 @@ def main(argv=None) -> int:
             print(f"| {r['C']} | {r['rows']:,} | " +
                   " | ".join(f"{x:,.0f}" for x in v.values()) +
                   f" | {ratio('engine 1t', 'torch 1t')} | {ratio('engine 2t', 'engine 1t')}"
-                  f" | {ratio('engine 2t', 'jax 2t')} |")
+                  f" | {r['ceiling 2t/1t']:.2f}x | {ratio('engine 2t', 'jax 2t')} |")
     fb = fallback_rates()
     print("\nfallbacks on every-16-bit-pattern rows (raw op)")
     for f in fb:
