@@ -576,6 +576,17 @@ def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack
 
 
 @jit
+def _certify_count(L, Lrad, p, emin, maxf, f64, rounded, ok):
+    """:func:`certify_rows` of a block's loss into ``rounded`` and ``ok``; how many rows
+    did not certify."""
+    certify_rows(L, Lrad, p, emin, maxf, f64, rounded, ok)
+    missed = 0
+    for i in range(ok.shape[0]):
+        missed += 0 if ok[i] else 1
+    return missed
+
+
+@jit
 def two_class_post_certified(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u,
                              eta, L, Lrad, sig, srad, bad, dd, p, emin, maxf, f64, rounded, ok):
     """:func:`two_class_post` into a block's scratch, then its loss certified
@@ -583,8 +594,14 @@ def two_class_post_certified(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c
     how many rows did not certify."""
     two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
                    L, Lrad, sig, srad, bad, dd)
-    certify_rows(L, Lrad, p, emin, maxf, f64, rounded, ok)
-    missed = 0
-    for i in range(ok.shape[0]):
-        missed += 0 if ok[i] else 1
-    return missed
+    return _certify_count(L, Lrad, p, emin, maxf, f64, rounded, ok)
+
+
+@jit
+def sparse_loss_post_certified(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn,
+                               slack, u, eta, L, R, p, emin, maxf, f64, rounded, ok):
+    """:func:`sparse_loss_post` into a block's scratch, then its loss certified, as
+    :func:`two_class_post_certified`."""
+    sparse_loss_post(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn, slack, u,
+                     eta, L, R)
+    return _certify_count(L, R, p, emin, maxf, f64, rounded, ok)

@@ -54,10 +54,11 @@ def certifier():
 
 def sparse_loss_post():
     """The compiled rest of ``rows.sparse_loss_rows`` with the row rules
-    (``rows.sparse_loss_into``); numba must be there (the caller has checked)."""
+    (``rows.sparse_loss_into``), and the same with the loss's certification; numba must be
+    there (the caller has checked)."""
     from . import _kernels
 
-    return _kernels.sparse_loss_post
+    return _kernels.sparse_loss_post, _kernels.sparse_loss_post_certified
 
 
 def two_class_kernels():

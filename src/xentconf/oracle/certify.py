@@ -51,6 +51,12 @@ def _round(x: np.ndarray, fmt: Format) -> np.ndarray:
     return out
 
 
+def kernel_args(fmt: Format) -> tuple:
+    """``fmt`` as the compiled certification takes it (``_kernels.certify_rows`` and the
+    kernels that end with it): precision, minimum exponent, largest finite, float64."""
+    return fmt.p, fmt.emin, fmt.max_finite, fmt is F64
+
+
 def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, out=None):
     """(rounded, ok): ok where both ends of ``mid ± rad`` round alike in ``fmt``.
 
@@ -68,7 +74,7 @@ def certify_ball(mid: np.ndarray, rad: np.ndarray, fmt: Format, out=None):
             rounded, ok = out if out is not None else (np.empty(mid.shape),
                                                        np.empty(mid.shape, dtype=bool))
             kern(np.ascontiguousarray(mid).reshape(-1), np.ascontiguousarray(rad).reshape(-1),
-                 fmt.p, fmt.emin, fmt.max_finite, fmt is F64, rounded.reshape(-1),
+                 *kernel_args(fmt), rounded.reshape(-1),
                  ok.reshape(-1))
             return rounded, ok
     with np.errstate(all="ignore"):

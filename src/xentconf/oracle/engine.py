@@ -141,6 +141,12 @@ BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed bloc
 # (fresh 8 MiB temporaries spent half the time in page faults); a block uses about ten
 
 
+def _kernel_step(rows) -> int:
+    """Rows per block of the compiled sparse kernel (its scratch does not grow with C)."""
+    return max(1, min(rows.n, KERNEL_BLOCK_ROWS,
+                      KERNEL_BLOCK_BYTES // (rows.c * rows.source.itemsize)))
+
+
 def _two_class_step(n: int) -> int:
     """Rows per thread-pool task of the C = 2 closed form: a few ranges per thread, each in
     cache-sized blocks written in place (with a task per 65,536 rows the threads spent
@@ -374,9 +380,8 @@ class Engine:
             self._two_class_sig = (sig, srad, bad, dd)
             self._loss_rows = (L, R)
             return self._loss_rows
-        elif rows.kind == "sparse" and self.accel:  # the kernel's scratch does not grow with C
-            step = max(1, min(n, KERNEL_BLOCK_ROWS,
-                              KERNEL_BLOCK_BYTES // (c * rows.source.itemsize)))
+        elif rows.kind == "sparse" and self.accel:
+            step = _kernel_step(rows)
         else:
             step = _block_rows(n, c)
         def one(lo):
@@ -392,23 +397,35 @@ class Engine:
         self._loss_rows = (L, R)
         return self._loss_rows
 
-    def _two_class_certified(self, fmt: Format):
-        """The loss of a C = 2 plan with unit coefficients, certified in ``fmt`` block by
-        block as the closed form computes it (``rows.two_class_into``'s ``cert``): no [N]
-        array but the answer. ``(rounded, ok, missed)``, ``missed`` the rows that did not
-        certify as ``(index, L, R, d, bad)``. The gradient, if asked for later, computes
-        the rows again (:meth:`_row_values`)."""
+    def _certifies_in_blocks(self) -> bool:
+        """Whether an unreduced loss with unit coefficients can be certified block by block
+        as the compiled kernels compute it (:meth:`_loss_certified`)."""
+        return USE_ACCEL and _accel.enabled() and (
+            self.two_class or (self.plan.rows.kind == "sparse" and self.accel))
+
+    def _loss_certified(self, fmt: Format):
+        """The loss of a sparse plan with unit coefficients, certified in ``fmt`` block by
+        block as the compiled kernels compute it (the ``cert`` of ``rows.two_class_into``
+        and ``rows.sparse_loss_into``): no [N] array but the answer (the rows' values and
+        radii, written whole and read back, were most of a call's memory traffic at small
+        C). ``(rounded, ok, missed)``: at C = 2 ``missed`` holds the rows that did not
+        certify, as ``(index, L, R, d, bad)``, for certify_above; else None. A gradient
+        asked for later computes the rows again (:meth:`_row_values`)."""
         rows = self.plan.rows
         n = rows.n
         rounded, ok = np.empty(n), np.empty(n, dtype=bool)
+        cert = (fmt, rounded, ok)
+        if not self.two_class:
+            step = _kernel_step(rows)
+            _map_blocks(lambda lo: sparse_loss_into(rows, lo, min(n, lo + step), None, None,
+                                                    cert=cert), range(0, n, step))
+            return rounded, ok, None
         step = _two_class_step(n)
         missed = [m for m in _map_blocks(
-            lambda lo: two_class_into(rows, lo, min(n, lo + step), *(None,) * 6,
-                                      cert=(fmt, rounded, ok)), range(0, n, step))
-            if m[0].size]
+            lambda lo: two_class_into(rows, lo, min(n, lo + step), *(None,) * 6, cert=cert),
+            range(0, n, step)) if m is not None]
         if not missed:
-            return rounded, ok, (np.zeros(0, dtype=np.intp),) + (np.zeros(0),) * 3 + \
-                (np.zeros(0, dtype=bool),)
+            return rounded, ok, None
         return rounded, ok, tuple(np.concatenate(c) for c in zip(*missed))
 
     # ------------------------------------------------------------- float64 (dd) path
@@ -552,16 +569,18 @@ class Engine:
         red = plan.reduction
         fmt = plan.loss_format
         if red.kind == "none" and red.unit(plan.rows.n):  # every coefficient is exactly 1
-            if self.two_class and self._loss_rows is None and USE_ACCEL and _accel.enabled():
-                rounded, ok, (i, Li, Ri, d, bad) = self._two_class_certified(fmt)
+            if self._loss_rows is None and self._certifies_in_blocks():
+                rounded, ok, missed = self._loss_certified(fmt)
             else:
                 L, R = self._row_values()
                 rounded, ok = _certify(L, R, fmt)
+                missed = None
                 if self.two_class and not ok.all():
                     i = np.flatnonzero(~ok)
-                    sig_, srad_, bad_, d_ = self._two_class_sig
-                    Li, Ri, d, bad = L[i], R[i], d_[i], bad_[i]
-            if self.two_class and not ok.all():  # L = d + (a positive tail) with d > 0
+                    bad_, d_ = self._two_class_sig[2:]
+                    missed = (i, L[i], R[i], d_[i], bad_[i])
+            if missed is not None:  # C = 2: L = d + (a positive tail) with d > 0
+                i, Li, Ri, d, bad = missed
                 pos = (d > 0) & ~bad & np.isfinite(Li)
                 r, good = certify_above(d[pos], Li[pos], Ri[pos], fmt)
                 i = i[pos]

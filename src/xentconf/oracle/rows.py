@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import accel as _accel
-from .certify import C_FN, ETA, SLACK, U, pairwise_sum
+from .certify import C_FN, ETA, SLACK, U, kernel_args, pairwise_sum
 from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
 from .plan import logit_row_max
 from .vexp import EXP_REL, LANES, exp_nonpos
@@ -178,16 +178,25 @@ def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool,
     return _numpy_rows(xs, keep=False, ws=ws)[0] + (xy,)
 
 
-def sparse_loss_into(rows, lo: int, hi: int, L, R) -> None:
+def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> None:
     """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``) by the
     compiled kernels, with the row rules applied, written into ``L`` and ``R``: the same
-    bits (numpy's log1p between the kernels) with no numpy pass per row value."""
+    bits (numpy's log1p between the kernels) with no numpy pass per row value. ``cert =
+    (fmt, rounded, ok)``: the loss certified into those instead, in the same compiled call
+    (``L`` and ``R`` None: the values stay in the block's scratch), as
+    :func:`two_class_into` does."""
     bad, m, _k, t, terr, xy = sparse_row_stats(rows.source[lo:hi], rows.labels_block(lo, hi),
                                                True)
     lp = np.log1p(t)
-    _accel.sparse_loss_post()(t, terr, lp, m, xy, bad, rows.nan_rows[lo:hi],
-                              rows.ignored[lo:hi], rows.c, lane_levels(rows.c), C_FN,
-                              SLACK, U, ETA, L[lo:hi], R[lo:hi])
+    post, post_cert = _accel.sparse_loss_post()
+    args = (t, terr, lp, m, xy, bad, rows.nan_rows[lo:hi], rows.ignored[lo:hi], rows.c,
+            lane_levels(rows.c), C_FN, SLACK, U, ETA)
+    if cert is None:
+        post(*args, L[lo:hi], R[lo:hi])
+        return
+    fmt, rounded, ok = cert
+    post_cert(*args, np.empty(hi - lo), np.empty(hi - lo), *kernel_args(fmt), rounded[lo:hi],
+              ok[lo:hi])
 
 
 class _RowSums:
@@ -287,10 +296,10 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     ``cert = (fmt, rounded, ok)``: only the loss is wanted, certified in ``fmt``
     (:func:`~xentconf.oracle.certify.certify_ball`) into the whole-plan ``rounded`` and
     ``ok`` while each block is in cache (one compiled call with the rest of the row);
-    ``L`` to ``d`` are then None (a block's values
-    stay in its scratch: at C = 2, writing six [N] arrays and reading two back was most of
-    a call's memory traffic). Returns the rows that did not certify, as ``(index, L, R, d,
-    bad)`` arrays (empty ones if all did)."""
+    ``L`` to ``d`` are then None (a block's values stay in its scratch: at C = 2, writing
+    six [N] arrays and reading two back was most of a call's memory traffic). Returns the
+    rows that did not certify, as ``(index, L, R, d, bad)`` arrays, or None if all did
+    (and without ``cert``)."""
     pre, post, post_cert = _accel.two_class_kernels()
     wide = np.float32 if rows.source.dtype != np.float64 else np.float64
     m = min(TWO_CLASS_BLOCK, hi - lo)
@@ -299,7 +308,7 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     if cert is not None:
         fmt, rounded, ok = cert
         scratch = [np.empty(m) for _ in range(5)] + [np.empty(m, dtype=bool)]
-        missed: list = []
+    missed: list = []
     for a in range(lo, hi, TWO_CLASS_BLOCK):
         b = min(hi, a + TWO_CLASS_BLOCK)
         k = b - a
@@ -314,15 +323,12 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
             post(*args, L[a:b], R[a:b], sig[a:b], srad[a:b], bad[a:b], d[a:b])
             continue
         Lb, Rb, sb, srb, db, badb = (v[:k] for v in scratch)
-        if post_cert(*args, Lb, Rb, sb, srb, badb, db, fmt.p, fmt.emin, fmt.max_finite,
-                     fmt.p == 53, rounded[a:b], ok[a:b]):
+        if post_cert(*args, Lb, Rb, sb, srb, badb, db, *kernel_args(fmt), rounded[a:b],
+                     ok[a:b]):
             f = np.flatnonzero(~ok[a:b])
             missed.append((f + a, Lb[f], Rb[f], db[f], badb[f]))
-    if cert is None:
-        return None
     if not missed:
-        return (np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0),
-                np.zeros(0, dtype=bool))
+        return None
     return tuple(np.concatenate(c) for c in zip(*missed))
 
 
