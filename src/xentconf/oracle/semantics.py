@@ -183,6 +183,8 @@ def _label_error(labels_flat: np.ndarray, c: int) -> Raises | None:
     """The CPU kernel's range check (§1.1): reports the minimum if negative, else the max."""
     if labels_flat.size == 0:
         return None
+    if labels_flat.dtype == np.int64 and int(labels_flat.view(np.uint64).max()) < c:
+        return None  # one pass: a negative label is at least 2**63 as unsigned
     lo, hi = int(labels_flat.min()), int(labels_flat.max())
     if lo < 0:
         bad = lo
