@@ -300,11 +300,11 @@ def test_compiled_two_class_rows_match_numpy_bit_for_bit():
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
 def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatch, dtype):
-    """The compiled closed form writes the loss with TF's row rules applied (a NaN row on
-    the gpu profile for a label out of range, a NaN or +inf logit, and an ignored row, as
-    Keras' ignore_class makes them: set on the plan here, since Keras' own plans are in
-    float64) in cache-sized blocks on several threads: the same bits as the numpy path on
-    one thread, and the same fallbacks."""
+    """The compiled closed form writes the loss and the gradient (scaled by an upstream)
+    with TF's row rules applied (a NaN row on the gpu profile for a label out of range, a
+    NaN or +inf logit, and an ignored row, as Keras' ignore_class makes them: set on the
+    plan here, since Keras' own plans are in float64) in cache-sized blocks on several
+    threads: the same bits as the numpy path on one thread, and the same fallbacks."""
     from xentconf.oracle import accel
     from xentconf.oracle import engine as E
     from xentconf.oracle import rows as R
@@ -316,6 +316,7 @@ def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatc
     x = rng.integers(0, 65536, (n, 2), dtype=np.uint16).view(np.float16)
     x = x.astype(dtype) if dtype is np.float32 else x
     y = rng.integers(-1, 3, n)  # -1 ignored below, 2 out of range
+    up = rng.choice([1.0, -0.75, 0.0, 3e-5, 6e4], n).astype(dtype)
     before = E.threads()
     seen = []
     try:
@@ -323,18 +324,23 @@ def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatc
             monkeypatch.setattr(E, "USE_ACCEL", accel_on)
             E.set_threads(threads)
             with np.errstate(all="ignore"):
-                e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, profile="gpu")
+                e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, profile="gpu",
+                                                                         upstream=up)
                 rows = e.engine.plan.rows
                 assert e.engine.two_class and rows.nan_rows.any()
                 rows.ignored = y == -1
                 rows.nan_rows = rows.nan_rows & ~rows.ignored
-                seen.append((e["loss"].rounded64, e.engine.fallbacks))
+                seen.append((e["loss"].rounded64, e["grad_logits"].rounded64,
+                             e.engine.fallbacks))
     finally:
         E.set_threads(before)
-    (a, fa), (b, fb) = seen
+    (a, ga, fa), (b, gb, fb) = seen
     assert np.isnan(a[y == 2]).all() and (a[y == -1] == 0).all()  # the rules did apply
+    assert np.isnan(ga[y == 2]).all() and (ga[y == -1] == 0).all()
     assert np.array_equal(a, b, equal_nan=True) and fa == fb
     assert np.array_equal(np.signbit(a), np.signbit(b))
+    assert np.array_equal(ga, gb, equal_nan=True)
+    assert np.array_equal(np.signbit(ga), np.signbit(gb))
 
 
 def test_a_midpoint_difference_is_decided_without_the_exact_tier():

@@ -605,3 +605,30 @@ def sparse_loss_post_certified(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, 
     sparse_loss_post(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn, slack, u,
                      eta, L, R)
     return _certify_count(L, R, p, emin, maxf, f64, rounded, ok)
+
+
+@jit
+def two_class_grad(sig, srad, bad, lab, gam, grad_rad, nan_rows, ignored, u, p, emin, maxf,
+                   f64, out, ok):
+    """The certified backprop rows of a block of a C = 2 plan, flat ``[2k]`` ``out`` and
+    ``ok``: what ``rows.two_class_bp``, ``engine._scale`` (by ``γ = gam`` with its radius
+    ``grad_rad``), the row rules (``plan.Rows.apply_rules``) and :func:`certify_rows` do
+    in numpy, the same operations in the same order, with no [k, 2] temporaries."""
+    k = sig.shape[0]
+    val = np.empty(2 * k)
+    rad = np.empty(2 * k)
+    for i in range(k):
+        s = sig[i]
+        b0 = s if lab[i] != 0 else -s  # +σ at the other class, −σ at the label
+        g = gam[i]
+        gr = grad_rad[i]
+        ign = ignored[i]
+        nan = (bad[i] | nan_rows[i]) & ~ign
+        for j in range(2):
+            b = b0 if j == 0 else -b0
+            v = g * b
+            r = abs(g) * srad[i] + gr * abs(b) + u * abs(v)
+            r = r if (v > -np.inf and v < np.inf) else 0.0
+            val[2 * i + j] = 0.0 if ign else (np.nan if nan else v)
+            rad[2 * i + j] = 0.0 if (ign | nan) else r
+    certify_rows(val, rad, p, emin, maxf, f64, out, ok)

@@ -56,6 +56,7 @@ from .certify import (
     certify_ball,
     certify_dd_f64,
     frac_to_float,
+    kernel_args,
     pairwise_sum,
 )
 from .evaluate import evaluate as _exact_evaluate
@@ -689,9 +690,18 @@ class Engine:
         if self.two_class:
             self._row_values()  # σ, before the threads read it
         step = _block_rows(n, c)
+        kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
 
         def one(lo):
             hi = min(n, lo + step)
+            if kernels:  # the same bits as below, in one compiled loop
+                sig, srad, bad, _ = self._two_class_sig
+                ok = np.empty((hi - lo, 2), dtype=bool)
+                kernels[3](sig[lo:hi], srad[lo:hi], bad[lo:hi], rows.labels_block(lo, hi),
+                           gam[lo:hi], grad_rad[lo:hi], rows.nan_rows[lo:hi],
+                           rows.ignored[lo:hi], U, *kernel_args(fmt), out[lo:hi].reshape(-1),
+                           ok.reshape(-1))
+                return ok if not ok.all() else None
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
             val, vr = _scale(gam[lo:hi, None], grad_rad[lo:hi, None], bp, rad)
             val, vr = rows.apply_rules(lo, hi, bad0, val, vr, cols=True)

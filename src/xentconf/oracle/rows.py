@@ -300,7 +300,7 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     six [N] arrays and reading two back was most of a call's memory traffic). Returns the
     rows that did not certify, as ``(index, L, R, d, bad)`` arrays, or None if all did
     (and without ``cert``)."""
-    pre, post, post_cert = _accel.two_class_kernels()
+    pre, post, post_cert, _ = _accel.two_class_kernels()
     wide = np.float32 if rows.source.dtype != np.float64 else np.float64
     m = min(TWO_CLASS_BLOCK, hi - lo)
     isb = np.empty(m, dtype=bool)
