@@ -370,6 +370,28 @@ def test_certify_above_needs_a_value_or_a_midpoint_as_base():
     assert not ok[0]
 
 
+def _blocks_and_whole_rows(y, x) -> list:
+    """``(loss, fallbacks)`` of ``tf.nn``'s sparse loss on 3 threads, certified block by
+    block (the loss asked for alone) and then from the whole rows (kept first, as a
+    gradient keeps them)."""
+    from xentconf.oracle import engine as E
+
+    before = E.threads()
+    seen = []
+    try:
+        E.set_threads(3)
+        for whole in (False, True):
+            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
+            if not e.engine._certifies_in_blocks():
+                pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
+            if whole:
+                e.engine._row_values()
+            seen.append((e["loss"].rounded64, e.engine.fallbacks))
+    finally:
+        E.set_threads(before)
+    return seen
+
+
 @pytest.mark.parametrize("above", [True, False])
 def test_the_loss_certified_block_by_block_equals_the_loss_from_whole_rows(monkeypatch, above):
     """Asked for the loss alone, the compiled closed form certifies each block while it is
@@ -393,18 +415,7 @@ def test_the_loss_certified_block_by_block_equals_the_loss_from_whole_rows(monke
     y = rng.integers(0, 2, n)
     mid = rng.choice(n, 40, replace=False)  # d = 96 + 2**-18 (the test above): a miss
     x[mid] = np.where(y[mid, None] == 0, [-(32 + 2.0**-18), 64.0], [64.0, -(32 + 2.0**-18)])
-    before = E.threads()
-    seen = []
-    try:
-        E.set_threads(3)
-        for whole in (False, True):
-            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
-            if whole:
-                e.engine._row_values()
-            seen.append((e["loss"].rounded64, e.engine.fallbacks))
-    finally:
-        E.set_threads(before)
-    (a, fa), (b, fb) = seen
+    (a, fa), (b, fb) = _blocks_and_whole_rows(y, x)
     assert (a[mid] == 96 + 2.0**-17).all()
     assert np.array_equal(a, b) and fa == fb == (0 if above else 40)
 
@@ -424,20 +435,8 @@ def test_the_loss_certified_block_by_block_at_c_10_equals_the_loss_from_whole_ro
     y = rng.integers(0, 10, 600)
     monkeypatch.setattr(E, "KERNEL_BLOCK_ROWS", 64)  # ten blocks
     monkeypatch.setattr(R, "ETA", 2.0 ** -32)  # about one row in a hundred misses
-    before = E.threads()
-    seen = []
-    try:
-        E.set_threads(3)
-        for whole in (False, True):
-            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
-            if not e.engine._certifies_in_blocks():
-                pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
-            if whole:
-                e.engine._row_values()
-            seen.append((e["loss"].rounded64, e.engine.fallbacks))
-    finally:
-        E.set_threads(before)
-    (a, fa), (b, fb) = seen
+    (a, fa), (b, fb) = _blocks_and_whole_rows(y, x)
     assert np.array_equal(a, b) and fa == fb > 0
+    e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)
     want = e.engine.exact["loss"].rounded64  # the exact tier, every row
     assert np.array_equal(a, want)
