@@ -548,6 +548,15 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
 
 
 @jit
+def _sigma(pos, e, eps, slack, u, eta):
+    """``rows.two_class_rows``' ``σ(d)`` and its radius, from ``e = exp(−|d|)`` and its
+    relative error ``eps``: ``1/(1 + e)`` for ``d > 0``, ``e/(1 + e)`` otherwise."""
+    s1 = 1.0 + e
+    sg = 1.0 / s1 if pos else e / s1
+    return sg, sg * (3 * u + 2 * (eps * e if pos else eps)) * slack + eta
+
+
+@jit
 def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
                    L, Lrad, sig, srad, bad, dd):
     """The rest of ``rows.two_class_rows`` from ``lp = log1p(e)`` (numpy's, so both paths
@@ -563,10 +572,7 @@ def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack
         v = di + li if pos else li
         rad = ((c_fn * li + eps * ei) * slack + u * v + (adlo if pos else 0.0)) * slack + eta
         rad = rad if (v > -np.inf and v < np.inf) else 0.0
-        s1 = 1.0 + ei
-        sg = 1.0 / s1 if pos else ei / s1
-        sig[i] = sg
-        srad[i] = sg * (3 * u + 2 * (eps * ei if pos else eps)) * slack + eta
+        sig[i], srad[i] = _sigma(pos, ei, eps, slack, u, eta)
         ign = ignored[i]
         nan = (isbad[i] | nan_rows[i]) & ~ign
         L[i] = 0.0 if ign else (np.nan if nan else v)
@@ -608,26 +614,34 @@ def sparse_loss_post_certified(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, 
 
 
 @jit
-def two_class_grad(sig, srad, bad, lab, gam, grad_rad, nan_rows, ignored, u, p, emin, maxf,
-                   f64, out, ok):
-    """The certified backprop rows of a block of a C = 2 plan, flat ``[2k]`` ``out`` and
-    ``ok``: what ``rows.two_class_bp``, ``engine._scale`` (by ``γ = gam`` with its radius
-    ``grad_rad``), the row rules (``plan.Rows.apply_rules``) and :func:`certify_rows` do
-    in numpy, the same operations in the same order, with no [k, 2] temporaries."""
-    k = sig.shape[0]
+def two_class_grad(x0, x1, lab, gam, grad_rad, nan_rows, ignored, exp_rel, slack, u, eta,
+                   p, emin, maxf, f64, out, ok):
+    """The certified backprop rows of a block of a C = 2 plan straight from its logits
+    (contiguous columns ``x0``, ``x1``), into flat ``[2k]`` ``out`` and ``ok``: the
+    difference and the exponential (:func:`two_class_pre`), ``σ`` and its radius
+    (:func:`_sigma`, no log1p needed), then what ``rows.two_class_bp``, ``engine._scale``
+    (by ``γ = gam`` with its radius ``grad_rad``), the row rules
+    (``plan.Rows.apply_rules``) and :func:`certify_rows` do in numpy, the same operations
+    in the same order: no [N] arrays of the rows and no [k, 2] temporaries."""
+    k = x0.shape[0]
+    isb = np.empty(k, dtype=np.bool_)
+    d = np.empty(k)
+    dlo = np.empty(k)
+    e = np.empty(k)
+    two_class_pre(x0, x1, lab, isb, d, dlo, e)
     val = np.empty(2 * k)
     rad = np.empty(2 * k)
     for i in range(k):
-        s = sig[i]
-        b0 = s if lab[i] != 0 else -s  # +σ at the other class, −σ at the label
+        s, sr = _sigma(d[i] > 0, e[i], exp_rel + abs(dlo[i]) * slack, slack, u, eta)
+        b0 = s if lab[i] > 0 else -s  # +σ at the other class, −σ at the label
         g = gam[i]
         gr = grad_rad[i]
         ign = ignored[i]
-        nan = (bad[i] | nan_rows[i]) & ~ign
+        nan = (isb[i] | nan_rows[i]) & ~ign
         for j in range(2):
             b = b0 if j == 0 else -b0
             v = g * b
-            r = abs(g) * srad[i] + gr * abs(b) + u * abs(v)
+            r = abs(g) * sr + gr * abs(b) + u * abs(v)
             r = r if (v > -np.inf and v < np.inf) else 0.0
             val[2 * i + j] = 0.0 if ign else (np.nan if nan else v)
             rad[2 * i + j] = 0.0 if (ign | nan) else r

@@ -49,6 +49,7 @@ import numpy as np
 from . import accel as _accel
 from . import budgets as _budgets
 from .certify import (
+    ETA,
     F64,
     SLACK,
     U,
@@ -75,10 +76,12 @@ from .rows import (
     sparse_loss_rows,
     sparse_row_stats,
     two_class_bp,
+    two_class_columns,
     two_class_into,
     two_class_rows,
 )
 from .semantics import upstream_values
+from .vexp import EXP_REL
 
 USE_ACCEL = True  # tests switch the compiled kernel off to compare both paths
 #: Threads over row blocks and over the certification's ranges (one pool of the engine's
@@ -687,20 +690,19 @@ class Engine:
             gam, grad_rad = self._gammas()
         else:
             gam, grad_rad = np.ones(n), np.zeros(n)
-        if self.two_class:
+        kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
+        if self.two_class and not kernels:
             self._row_values()  # σ, before the threads read it
         step = _block_rows(n, c)
-        kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
 
         def one(lo):
             hi = min(n, lo + step)
-            if kernels:  # the same bits as below, in one compiled loop
-                sig, srad, bad, _ = self._two_class_sig
+            if kernels:  # the same bits as below, from the logits in one compiled call
                 ok = np.empty((hi - lo, 2), dtype=bool)
-                kernels[3](sig[lo:hi], srad[lo:hi], bad[lo:hi], rows.labels_block(lo, hi),
+                kernels[3](*two_class_columns(rows, lo, hi), rows.labels_block(lo, hi),
                            gam[lo:hi], grad_rad[lo:hi], rows.nan_rows[lo:hi],
-                           rows.ignored[lo:hi], U, *kernel_args(fmt), out[lo:hi].reshape(-1),
-                           ok.reshape(-1))
+                           rows.ignored[lo:hi], EXP_REL, SLACK, U, ETA, *kernel_args(fmt),
+                           out[lo:hi].reshape(-1), ok.reshape(-1))
                 return ok if not ok.all() else None
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
             val, vr = _scale(gam[lo:hi, None], grad_rad[lo:hi, None], bp, rad)

@@ -282,6 +282,15 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, with_d: bool = False):
     return (bad, (L, Lrad), (sig, srad), d) if with_d else (bad, (L, Lrad), (sig, srad))
 
 
+def two_class_columns(rows, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+    """The two logits of rows ``lo:hi`` of a C = 2 plan as contiguous columns, as the
+    compiled kernels take them (float16 widened to float32, exactly)."""
+    wide = np.float32 if rows.source.dtype != np.float64 else np.float64
+    xs = rows.source[lo:hi]
+    return (np.ascontiguousarray(xs[:, 0], dtype=wide),
+            np.ascontiguousarray(xs[:, 1], dtype=wide))
+
+
 TWO_CLASS_BLOCK = 1 << 15  # rows per kernel call of two_class_into (scratch ~2.6 MB)
 
 
@@ -301,7 +310,6 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     rows that did not certify, as ``(index, L, R, d, bad)`` arrays, or None if all did
     (and without ``cert``)."""
     pre, post, post_cert, _ = _accel.two_class_kernels()
-    wide = np.float32 if rows.source.dtype != np.float64 else np.float64
     m = min(TWO_CLASS_BLOCK, hi - lo)
     isb = np.empty(m, dtype=bool)
     dd, dlo, e, lp = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
@@ -312,10 +320,7 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     for a in range(lo, hi, TWO_CLASS_BLOCK):
         b = min(hi, a + TWO_CLASS_BLOCK)
         k = b - a
-        xs = rows.source[a:b]
-        x0 = np.ascontiguousarray(xs[:, 0], dtype=wide)  # float16 → float32: exact
-        x1 = np.ascontiguousarray(xs[:, 1], dtype=wide)
-        pre(x0, x1, rows.labels[a:b], isb[:k], dd[:k], dlo[:k], e[:k])
+        pre(*two_class_columns(rows, a, b), rows.labels[a:b], isb[:k], dd[:k], dlo[:k], e[:k])
         np.log1p(e[:k], out=lp[:k])
         args = (dd[:k], dlo[:k], e[:k], lp[:k], isb[:k], rows.nan_rows[a:b], rows.ignored[a:b],
                 EXP_REL, C_FN, SLACK, U, ETA)
