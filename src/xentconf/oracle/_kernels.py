@@ -548,6 +548,13 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
 
 
 @jit
+def _exp_err(dlo, exp_rel, slack):
+    """``rows.two_class_rows``' ``ε``: the exponential's relative error, its own and the
+    difference's rounding error ``dlo`` carried into it."""
+    return exp_rel + abs(dlo) * slack
+
+
+@jit
 def _sigma(pos, e, eps, slack, u, eta):
     """``rows.two_class_rows``' ``σ(d)`` and its radius, from ``e = exp(−|d|)`` and its
     relative error ``eps``: ``1/(1 + e)`` for ``d > 0``, ``e/(1 + e)`` otherwise."""
@@ -567,7 +574,7 @@ def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack
     for i in range(d.shape[0]):
         di, ei, li = d[i], e[i], lp[i]
         adlo = abs(dlo[i])
-        eps = exp_rel + adlo * slack
+        eps = _exp_err(dlo[i], exp_rel, slack)
         pos = di > 0
         v = di + li if pos else li
         rad = ((c_fn * li + eps * ei) * slack + u * v + (adlo if pos else 0.0)) * slack + eta
@@ -632,7 +639,7 @@ def two_class_grad(x0, x1, lab, gam, grad_rad, nan_rows, ignored, exp_rel, slack
     val = np.empty(2 * k)
     rad = np.empty(2 * k)
     for i in range(k):
-        s, sr = _sigma(d[i] > 0, e[i], exp_rel + abs(dlo[i]) * slack, slack, u, eta)
+        s, sr = _sigma(d[i] > 0, e[i], _exp_err(dlo[i], exp_rel, slack), slack, u, eta)
         b0 = s if lab[i] > 0 else -s  # +σ at the other class, −σ at the label
         g = gam[i]
         gr = grad_rad[i]
