@@ -270,3 +270,39 @@ def test_large_c_agrees(dtype):
     a = exact_tf.nn.sparse_softmax_cross_entropy_with_logits(y, z)
     f = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, z)
     assert _same(a["loss"].rounded64, f["loss"].rounded64)
+
+
+def test_row_blocks_run_on_the_calling_thread_and_the_pool(monkeypatch):
+    """The engine's thread map: every block once, answers in order, the calling thread
+    among the workers (two blocks meet at a barrier, so two threads hold one each), and a
+    block's error raised only after every other block has finished."""
+    import threading
+    import time
+
+    from xentconf.oracle import engine as E
+
+    monkeypatch.setattr(E, "THREADS", 2)
+    meet = threading.Barrier(2, timeout=30)
+    ran: dict[int, int] = {}
+
+    def block(lo):
+        if lo < 2:
+            meet.wait()
+        ran[lo] = threading.get_ident()
+        return lo * lo
+
+    assert E._map_blocks(block, range(9)) == [lo * lo for lo in range(9)]
+    assert sorted(ran) == list(range(9))
+    assert threading.get_ident() in {ran[0], ran[1]} and ran[0] != ran[1]
+
+    finished = []
+
+    def failing(lo):
+        if lo == 0:
+            raise ValueError("block 0")
+        time.sleep(0.01)
+        finished.append(lo)
+
+    with pytest.raises(ValueError, match="block 0"):
+        E._map_blocks(failing, range(6))
+    assert sorted(finished) == list(range(1, 6))

@@ -39,6 +39,7 @@ so scratch memory stays bounded (``BLOCK_BYTES``) whatever the input size.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -108,17 +109,39 @@ def threads() -> int:
 
 def _map_blocks(fn, starts) -> list:
     """``[fn(lo) for lo in starts]``, on up to :func:`threads` threads (numpy and the
-    compiled kernels release the GIL; each call writes only its own rows)."""
+    compiled kernels release the GIL; each call writes only its own rows).
+
+    The calling thread takes blocks too, beside ``threads() - 1`` pool threads, each taking
+    the next block until none is left. A caller that waited instead went to sleep just as
+    it woke the pool: Linux then often put both pool threads on one core, and took some
+    milliseconds to move one (2 threads ran no faster than one for the first calls after
+    a rest). A caller that keeps running keeps its core, and the woken thread is placed on
+    an idle one."""
     starts = list(starts)
-    n = threads()
-    if n <= 1 or len(starts) <= 1:
+    n = min(threads(), len(starts))
+    if n <= 1:
         return [fn(lo) for lo in starts]
     pool = _POOL.get(n)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
 
-        pool = _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="xentconf")
-    return list(pool.map(fn, starts))
+        pool = _POOL[n] = ThreadPoolExecutor(n - 1, thread_name_prefix="xentconf")
+    out = [None] * len(starts)
+    taken = itertools.count()  # next() on it is atomic: each block is taken once
+
+    def drain():
+        while (i := next(taken)) < len(starts):
+            out[i] = fn(starts[i])
+
+    helpers = [pool.submit(drain) for _ in range(n - 1)]
+    try:
+        drain()
+    finally:
+        for h in helpers:  # they write into the caller's arrays: wait for every one
+            h.exception()
+    for h in helpers:
+        h.result()  # a helper's error, as the caller's own would have been raised
+    return out
 
 
 CERTIFY_RANGE = 1 << 17  # elements per thread-pool task of _certify, at least
