@@ -435,24 +435,25 @@ class Engine:
         block as the compiled kernels compute it (the ``cert`` of ``rows.two_class_into``
         and ``rows.sparse_loss_into``): no [N] array but the answer (the rows' values and
         radii, written whole and read back, were most of a call's memory traffic at small
-        C). ``(rounded, ok, missed)``: at C = 2 ``missed`` holds the rows that did not
-        certify, as ``(index, L, R, d, bad)``, for certify_above; else None. A gradient
-        asked for later computes the rows again (:meth:`_row_values`)."""
+        C). ``(rounded, ok, missed)``: ``ok`` is None when every row certified (the
+        kernels count the misses: no pass over ``ok``); at C = 2 ``missed`` holds the rows
+        that did not certify, as ``(index, L, R, d, bad)``, for certify_above; else None.
+        A gradient asked for later computes the rows again (:meth:`_row_values`)."""
         rows = self.plan.rows
         n = rows.n
         rounded, ok = np.empty(n), np.empty(n, dtype=bool)
         cert = (fmt, rounded, ok)
         if not self.two_class:
             step = _kernel_step(rows)
-            _map_blocks(lambda lo: sparse_loss_into(rows, lo, min(n, lo + step), None, None,
-                                                    cert=cert), range(0, n, step))
-            return rounded, ok, None
+            missed = _map_blocks(lambda lo: sparse_loss_into(
+                rows, lo, min(n, lo + step), None, None, cert=cert), range(0, n, step))
+            return rounded, ok if any(missed) else None, None
         step = _two_class_step(n)
         missed = [m for m in _map_blocks(
             lambda lo: two_class_into(rows, lo, min(n, lo + step), *(None,) * 6, cert=cert),
             range(0, n, step)) if m is not None]
         if not missed:
-            return rounded, ok, None
+            return rounded, None, None
         return rounded, ok, tuple(np.concatenate(c) for c in zip(*missed))
 
     # ------------------------------------------------------------- float64 (dd) path
@@ -613,7 +614,7 @@ class Engine:
                 i = i[pos]
                 rounded[i[good]] = r[good]
                 ok[i[good]] = True
-            if not ok.all():
+            if ok is not None and not ok.all():
                 self._fallback_loss_elements(rounded, np.flatnonzero(~ok))
             return rounded.reshape(red.shape)
         L, R = self._row_values()

@@ -178,13 +178,13 @@ def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool,
     return _numpy_rows(xs, keep=False, ws=ws)[0] + (xy,)
 
 
-def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> None:
+def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> int | None:
     """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``) by the
     compiled kernels, with the row rules applied, written into ``L`` and ``R``: the same
     bits (numpy's log1p between the kernels) with no numpy pass per row value. ``cert =
     (fmt, rounded, ok)``: the loss certified into those instead, in the same compiled call
     (``L`` and ``R`` None: the values stay in the block's scratch), as
-    :func:`two_class_into` does."""
+    :func:`two_class_into` does; then returns how many rows did not certify."""
     bad, m, _k, t, terr, xy = sparse_row_stats(rows.source[lo:hi], rows.labels_block(lo, hi),
                                                True)
     lp = np.log1p(t)
@@ -195,8 +195,8 @@ def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> None:
         post(*args, L[lo:hi], R[lo:hi])
         return
     fmt, rounded, ok = cert
-    post_cert(*args, np.empty(hi - lo), np.empty(hi - lo), *kernel_args(fmt), rounded[lo:hi],
-              ok[lo:hi])
+    return post_cert(*args, np.empty(hi - lo), np.empty(hi - lo), *kernel_args(fmt),
+                     rounded[lo:hi], ok[lo:hi])
 
 
 class _RowSums:
