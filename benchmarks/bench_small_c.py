@@ -17,9 +17,10 @@ calls in a row (default 2) of which the last is timed, as in a loop. The untimed
 takes what the turn before left behind: XLA's threads spin for about 10 ms after each
 jax call, on the same cores and, being this process's threads, in its CPU time (timing a
 turn's first call charged them to the contender after jax), the allocator's memory, and
-a core that went idle (after 50 ms of rest, 2 threads of the engine ran no faster than
-one). The median of ``--repeats`` is reported, by wall time (``perf_counter``) and by the
-process's CPU time (``process_time``). On a shared machine CPU time is the fairer measure
+a core that went idle (until commit 3324c3b a rest made the engine's 2 threads no
+faster than one for a call or two: Linux put both on one core). The median of
+``--repeats`` is reported, by wall time (``perf_counter``) and by the process's CPU time
+(``process_time``). On a shared machine CPU time is the fairer measure
 of a 1-thread contender; a 2-thread speed-up can only be seen in wall time, and only when
 two cores are free (the header prints the load average before and after).
 
