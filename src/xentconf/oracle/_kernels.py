@@ -269,12 +269,15 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     :func:`sparse_rows` in the same order — the maximum of the order-preserving key, its
     first index, ``e_j`` from ``two_sum``'s difference (the value the exact and narrow
     variants compute too, with ``e_j·|lo_j|`` zero where the shift is exact), the
-    maximum's ``e_k`` zeroed, lanes past ``C`` zero — so the bits are the same."""
+    maximum's ``e_k`` zeroed, lanes past ``C`` zero — so the bits are the same. The block
+    is transposed once, widened to float64, and the keys are taken from those float64
+    bits (widening is exact and keeps the order, infinities and NaNs: the same maximum
+    and the same count of non-finite values as the input's own bits, ``bits`` being
+    unused here); a second transpose of the input's bits cost a sixth of the kernel."""
     n, c = x.shape
-    wide = bits.itemsize == 8
     nb_ = SMALL_BLOCK
-    bt = np.empty((c, nb_), dtype=bits.dtype)
     xt = np.empty((c, nb_))
+    xb = xt.view(np.int64)
     et = np.empty((c, nb_))
     lt = np.empty((c, nb_))
     se = np.empty((w, nb_))
@@ -289,12 +292,13 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
         for r in range(nr):
             i = b0 + r
             xy_out[i] = np.float64(x[i, lab[i]])
-            for j in range(c):
-                bt[j, r] = bits[i, j]
-        _keys_max(bt, nr, c, kmax, nfin)
+        for j in range(c):  # column by column: the loop over rows vectorizes
+            for r in range(nr):
+                xt[j, r] = np.float64(x[b0 + r, j])
+        _keys_max(xb, nr, c, kmax, nfin)
         for r in range(nr):
             i = b0 + r
-            m = _key_value(kmax[r], wide)
+            m = _key_value(kmax[r], True)
             bad = False
             if nfin[r]:
                 m, bad = slow_max(x[i])
@@ -303,9 +307,6 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
             mk[r] = m
             mt[r] = 0.0 if bad else m  # a bad row's values are computed and dropped
             kt[r] = 0
-        for j in range(c):
-            for r in range(nr):
-                xt[j, r] = np.float64(x[b0 + r, j])
         for j in range(c - 1, -1, -1):  # the first index of the maximum
             for r in range(nr):
                 kt[r] = j if xt[j, r] == mk[r] else kt[r]
