@@ -235,29 +235,24 @@ SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
 
 @jit
 def _keys_max(bt, nr, c, kmax, nfin):
-    """Per row (column ``r`` of ``bt``, the bits of a block's rows by column): the largest
-    order-preserving key (:func:`row_max32`, :func:`row_max64`) and the count of NaN/±inf,
-    each loop across the block's rows."""
-    wide = bt.itemsize == 8
-    top = 63 if wide else 31
-    low = 0x7FFFFFFFFFFFFFFF if wide else 0x7FFFFFFF
-    expo = 0x7FF0000000000000 if wide else 0x7F800000
+    """Per row (column ``r`` of ``bt``, the float64 bits of a block's rows by column): the
+    largest order-preserving key (as :func:`row_max64`'s) and the count of NaN/±inf, each
+    loop across the block's rows."""
     for r in range(nr):
         kmax[r] = -9223372036854775807 - 1
         nfin[r] = 0
+    expo = 0x7FF0000000000000
     for j in range(c):
         for r in range(nr):
-            b = np.int64(bt[j, r])
-            kmax[r] = max(kmax[r], b ^ ((b >> top) & low))
+            b = bt[j, r]
+            kmax[r] = max(kmax[r], b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF))
             nfin[r] += (b & expo) == expo
 
 
 @jit
-def _key_value(key, wide):
-    """The float64 value of an order-preserving key."""
-    if wide:
-        return _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
-    return np.float64(_as_f32(np.int32(key ^ ((key >> 31) & 0x7FFFFFFF))))
+def _key_value(key):
+    """The float64 value of an order-preserving key of float64 bits."""
+    return _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
 
 
 @jit
@@ -298,7 +293,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
         _keys_max(xb, nr, c, kmax, nfin)
         for r in range(nr):
             i = b0 + r
-            m = _key_value(kmax[r], True)
+            m = _key_value(kmax[r])
             bad = False
             if nfin[r]:
                 m, bad = slow_max(x[i])
