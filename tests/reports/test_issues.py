@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from xentconf import results
+from xentconf.conformance.strategies import BAD_LABELS
 from xentconf.reports.issues import findings
 from xentconf.vocabulary import API_DOC
 
@@ -51,10 +52,13 @@ def run_results(tmp_path_factory) -> Path:
     return tmp / "out" / "results.json"
 
 
-def test_each_bug_is_one_finding_across_dtypes(run_results):
+def test_each_kind_of_bad_label_is_one_finding_across_dtypes(run_results):
     found = findings([results.load(run_results)])
-    # the two bugs are told apart by their case tags; each shows in both dtypes
-    assert len(found) == 2, [f.title for f in found]
+    # the two bugs fail alike: they are told apart by the kind of bad label (each is a
+    # finding: -1 shows the wrapping, the others the clamping); each shows in both dtypes
+    assert len(found) == len(BAD_LABELS), [f.title for f in found]
+    assert sorted(t for f in found for t in f.tags if t in BAD_LABELS) == \
+        sorted(BAD_LABELS), [f.title for f in found]
     for f in found:
         assert f.kind == "tf-raises" and f.api == NN
         assert sorted(t.split("-")[2] for t in f.tests) == ["float32", "float64"]
@@ -68,9 +72,9 @@ def test_the_command_writes_ready_to_file_reports(run_results, tmp_path):
     out = tmp_path / "issues"
     r = _xentconf("report", str(run_results), "--issues", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("2 findings:")
+    assert r.stdout.startswith(f"{len(BAD_LABELS)} findings:")
     files = sorted(p for p in out.glob("*.md") if p.name != "README.md")
-    assert len(files) == 2
+    assert len(files) == len(BAD_LABELS)
     index = (out / "README.md").read_text()
     for path in files:
         text = path.read_text()

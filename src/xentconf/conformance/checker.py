@@ -8,11 +8,12 @@ deviation is recorded, not raised. A real failure is classified by its kind
 (:data:`~xentconf.results.FAILURE_KINDS`) and case tags, and raises an exception class of
 its own per distinct (kind, tags), so that hypothesis (``report_multiple_bugs``) shrinks
 each distinct failure separately: a crash or a timeout is never hidden behind another
-failure. Every kind gets a class of its own; a kind gets another for other case tags while
-fewer than :data:`FAILURES_CAP` classes exist (at most :data:`PER_KIND` per kind). Once
-:data:`HYPOTHESIS_SHARE` of the shrink budget is spent, new examples are rejected
-and only the failures already seen are replayed (their outcome is remembered, so a crash
-is not re-run). Each minimal failure is then shrunk on its arrays (:mod:`.shrink`) for the
+failure. Every kind gets a class of its own, and another for each category of the feature
+(the kind of bad label, regime, ...) it shows up in, while fewer than :data:`FAILURES_CAP`
+classes exist; without categories, for other case tags, at most :data:`PER_KIND`. Once
+:data:`HYPOTHESIS_SHARE` of the shrink budget is spent, new examples are rejected and
+only the failures already seen are replayed (their outcome is remembered, so a crash is
+not re-run). Each minimal failure is then shrunk on its arrays (:mod:`.shrink`) for the
 rest of the budget, and becomes one entry of the outcome's ``failures``, with its own
 counterexample and reproducer.
 """
@@ -51,7 +52,7 @@ __all__ = ["CaseFailure", "Checker", "TestSpec", "support"]
 ARRAY_LIMIT = 4096  # elements of an array kept in a results file
 SAMPLES_LIMIT = 400
 FAILURES_CAP = 5  # distinct failures reported per test
-PER_KIND = 2  # of them, at most this many of one kind (with different case tags)
+PER_KIND = 2  # of them, at most this many of one kind told apart by case tags alone
 HYPOTHESIS_SHARE = 0.6  # of the shrink budget for hypothesis; the rest shrinks arrays
 MIN_CLASSES = {"large_classes": 50_000}  # the feature's floor of classes
 MIN_BATCH_RANK = {"rank3+": 2, "rank1": 0}  # the feature's floor of batch dimensions
@@ -128,6 +129,7 @@ class _Record:
     deviation_matches: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)  # case key -> _Seen
     first_failure_at: float | None = None
+    drawn: set = field(default_factory=set)  # case tags of the examples checked
     deviation_seen: _Seen | None = None
     classes: dict = field(default_factory=dict)  # (kind, tags) -> CaseFailure subclass
     last_of_class: dict = field(default_factory=dict)  # class -> the last _Seen raised
@@ -348,19 +350,22 @@ class Checker:
         """The exception of ``seen``'s distinct failure, a class per (kind, tags): every
         kind — and within a kind, every way of getting it wrong (returning NaN, returning
         values, raising) — gets a class of its own (so a crash or a timeout, or a second
-        bug, is never hidden); a kind gets another for other case tags while fewer than
-        :data:`FAILURES_CAP` classes exist and it has fewer than :data:`PER_KIND`; past
-        that, its first class."""
+        bug, is never hidden); a kind gets another for each category of the feature, or
+        without one for other case tags while it has fewer than :data:`PER_KIND`, while
+        fewer than :data:`FAILURES_CAP` classes exist; past that, its first class. (Two
+        bugs that fail alike are told apart only by the category they show up in: capping
+        categories per kind would report an arbitrary few of them, and hide the rest.)"""
         kind = seen.failure if seen.returned is None else f"{seen.failure}/{seen.returned}"
         cats = categories(seen.case.api, seen.case.feature)
         # a feature's category (the kind of bad label, regime, ...) tells bugs apart; its
         # variants (label -100 beside -1) do not
-        key = (kind, tuple(t for t in seen.case.tags if t in cats) or seen.case.tags)
+        category = tuple(t for t in seen.case.tags if t in cats)
+        key = (kind, category or seen.case.tags)
         cls = rec.classes.get(key)
         if cls is None:
             same = [c for (k, _), c in rec.classes.items() if k == kind]
             if not same or (len(set(rec.classes.values())) < FAILURES_CAP and
-                            len(set(same)) < PER_KIND):
+                            (category or len(set(same)) < PER_KIND)):
                 cls = _failure_class(*key)
             else:
                 cls = same[0]
@@ -386,6 +391,7 @@ class Checker:
                     rec.first_failure_at > shrink_seconds * HYPOTHESIS_SHARE:
                 assume(False)  # hypothesis's part of the shrink budget is spent
             seen = self.check_case(spec, case, rec)
+            rec.drawn.update(case.tags)
             v = seen.verdict
             if v is not None and v.worst_budget is not None and math.isfinite(v.worst_budget):
                 hyp_target(float(min(v.worst_budget, 1e12)), label="error / stable budget")
@@ -421,14 +427,18 @@ class Checker:
                 harness = exc
 
         explore(None, n)
-        # Hypothesis stops looking soon after a first bug; a second bug in another category
-        # of the feature (another kind of bad label, regime, ...) would stay hidden, so each
-        # category no failure has shown yet gets a few examples of its own.
-        for category in categories(spec.api, spec.feature) if rec.failures else ():
-            spent = time.perf_counter() - rec.first_failure_at
+        # Every category of the feature (each kind of bad label, regime, invalid input, ...)
+        # is checked, whatever the draws: one the examples missed gets a few of its own.
+        # Hypothesis also stops looking soon after a first bug, and a second bug in another
+        # category would stay hidden: then each category no failure has shown yet gets
+        # them, drawn before or not.
+        for category in categories(spec.api, spec.feature):
+            spent = (time.perf_counter() - rec.first_failure_at
+                     if rec.first_failure_at is not None else 0.0)
             if harness is not None or spent > shrink_seconds * HYPOTHESIS_SHARE:
                 break
-            if not any(category in s.case.tags for s in rec.failures.values()):
+            failed = [s for s in rec.failures.values() if category in s.case.tags]
+            if not failed and (rec.failures or category not in rec.drawn):
                 explore(category, max(2, n // 5))
         for cls, seen in rec.last_of_class.items():  # a class hypothesis did not report
             minimal.setdefault(cls, seen)
