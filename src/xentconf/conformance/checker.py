@@ -11,11 +11,12 @@ each distinct failure separately: a crash or a timeout is never hidden behind an
 failure. Every kind gets a class of its own, and another for each category of the feature
 (the kind of bad label, regime, ...) it shows up in, while fewer than :data:`FAILURES_CAP`
 classes exist; without categories, for other case tags, at most :data:`PER_KIND`. Once
-:data:`HYPOTHESIS_SHARE` of the shrink budget is spent, new examples are rejected and
-only the failures already seen are replayed (their outcome is remembered, so a crash is
-not re-run). Each minimal failure is then shrunk on its arrays (:mod:`.shrink`) for the
-rest of the budget, and becomes one entry of the outcome's ``failures``, with its own
-counterexample and reproducer.
+:data:`HYPOTHESIS_SHARE` of the shrink budget is spent (counting, after a timeout, the
+time limit the next try may cost), new examples are rejected and only the failures
+already seen are replayed (their outcome is remembered, so a crash is not re-run). Each
+minimal failure is then shrunk on its arrays (:mod:`.shrink`) for the rest of the budget,
+and becomes one entry of the outcome's ``failures``, with its own counterexample and
+reproducer.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class _Record:
     deviation_matches: dict = field(default_factory=dict)
     failures: dict = field(default_factory=dict)  # case key -> _Seen
     first_failure_at: float | None = None
+    timed_out: float = 0.0  # seconds of the longest call that ran into the time limit
     drawn: set = field(default_factory=set)  # case tags of the examples checked
     deviation_seen: _Seen | None = None
     classes: dict = field(default_factory=dict)  # (kind, tags) -> CaseFailure subclass
@@ -136,6 +138,16 @@ class _Record:
     as_tensorflow_seen: _Seen | None = None
     mechanisms: dict = field(default_factory=dict)  # mechanism -> cases it explained
     contract: dict = field(default_factory=dict)  # "raised"/"coerced" -> cases
+
+
+def _budget_spent(rec: _Record, shrink_seconds: float) -> bool:
+    """Whether hypothesis's part of the shrink budget is spent, counting the try it would
+    make next: after a timeout, a try may cost the whole time limit again (a target that
+    hangs would otherwise be called once more after its budget, for the full limit)."""
+    if rec.first_failure_at is None:
+        return False
+    spent = time.perf_counter() - rec.first_failure_at
+    return spent + rec.timed_out > shrink_seconds * HYPOTHESIS_SHARE
 
 
 def _excused(v: CaseVerdict, d) -> bool:
@@ -272,6 +284,8 @@ class Checker:
                       init=tuple(sorted(case.init.items())), grad=up is not None)
         call = Call(api, dict(case.args), dict(case.init), upstream=up)
         res: Result = self.sandbox.call(setup, call)
+        if res.kind == "timeout":
+            rec.timed_out = max(rec.timed_out, res.seconds)
         if res.kind in ("crash", "timeout", "error"):
             return self._note(rec, _Seen(case, res.kind, None, res.text, up, setup=setup,
                                          call=call, expected=self._expected(exp),
@@ -387,8 +401,7 @@ class Checker:
             known = rec.failures.get(key)
             if known is not None:  # a replay of a failure: do not run it again
                 raise self._raise(rec, known)
-            if rec.first_failure_at is not None and time.perf_counter() - \
-                    rec.first_failure_at > shrink_seconds * HYPOTHESIS_SHARE:
+            if _budget_spent(rec, shrink_seconds):
                 assume(False)  # hypothesis's part of the shrink budget is spent
             seen = self.check_case(spec, case, rec)
             rec.drawn.update(case.tags)
@@ -433,9 +446,7 @@ class Checker:
         # category would stay hidden: then each category no failure has shown yet gets
         # them, drawn before or not.
         for category in categories(spec.api, spec.feature):
-            spent = (time.perf_counter() - rec.first_failure_at
-                     if rec.first_failure_at is not None else 0.0)
-            if harness is not None or spent > shrink_seconds * HYPOTHESIS_SHARE:
+            if harness is not None or _budget_spent(rec, shrink_seconds):
                 break
             failed = [s for s in rec.failures.values() if category in s.case.tags]
             if not failed and (rec.failures or category not in rec.drawn):
