@@ -29,6 +29,13 @@ compiled kernel at that C with nothing in the way (a cache-resident block each, 
 over and over: no memory traffic, no Python, nothing shared), the most the engine's
 2-thread speed-up could be on this machine.
 
+And the **process ceiling**: the same 1-thread engine call in two processes of their own
+at once (each with its own copy of the arrays), against one alone. Two processes share
+nothing but the machine (its cores' common parts, caches and memory), so their combined
+speed-up is the most any threading of the whole call could give here, memory traffic and
+all: ``2 × (one alone) / (two at once)``, median of ``--repeats`` turns of at least half
+a second each.
+
 Then the engine's **fallback rate** on every-16-bit-pattern rows: the C = 2 rows of the
 float16 sweep (every float16 bit pattern of one logit against the sweep's grid of the
 other, both labels: 1,048,576 rows) and 2,000,000 rows of two uniformly random float16
@@ -210,6 +217,60 @@ def ceiling(c: int, rounds: int, seconds: float = 0.2) -> float:
     return statistics.median(2 * on(1) / on(2) for _ in range(rounds))
 
 
+def _pair_worker(conn, c: int, n: int, seed: int) -> None:
+    """One process of :func:`process_ceiling`: the engine on 1 thread, ``calls`` calls
+    timed as one per request."""
+    x, y = inputs(n, c, seed)
+    run = engine(1)
+    run(x, y)
+    run(x, y)
+    conn.send("ready")
+    while (calls := conn.recv()) is not None:
+        w = time.perf_counter()
+        for _ in range(calls):
+            run(x, y)
+        conn.send((time.perf_counter() - w) / calls)
+
+
+def process_ceiling(c: int, n: int, seed: int, repeats: int, calls: int,
+                    seconds: float = 0.5) -> float:
+    """``2 × (one process alone) / (two at once)`` for the engine's 1-thread call at ``C``
+    (see the module docstring), the median of ``repeats`` turns; each turn times process
+    A alone, then A and B together (the slower of the two), over at least ``calls`` calls
+    and ``seconds`` (so that the two starting a few milliseconds apart, or on one core
+    for a moment, does not count)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    pair = []
+    for _ in range(2):
+        mine, theirs = ctx.Pipe()
+        proc = ctx.Process(target=_pair_worker, args=(theirs, c, n, seed), daemon=True)
+        proc.start()
+        pair.append((proc, mine))
+    try:
+        for _, conn in pair:
+            conn.recv()
+        pair[0][1].send(1)
+        calls = max(calls, int(seconds / pair[0][1].recv()) + 1)
+        ratios = []
+        for _ in range(repeats):
+            pair[0][1].send(calls)
+            alone = pair[0][1].recv()
+            for _, conn in pair:
+                conn.send(calls)
+            together = max(conn.recv() for _, conn in pair)
+            ratios.append(2 * alone / together)
+        for _, conn in pair:
+            conn.send(None)
+        return statistics.median(ratios)
+    finally:
+        for proc, _ in pair:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+
+
 def shapes(text: str) -> list[tuple[int, int]]:
     try:
         out = [tuple(int(v) for v in part.split(":")) for part in text.split(",")]
@@ -236,12 +297,13 @@ def main(argv=None) -> int:
     results = [bench(c, n, a.repeats, a.seed, calls) for c, n in a.shapes]
     for r in results:
         r["ceiling 2t/1t"] = ceiling(r["C"], a.repeats)
+        r["processes 2/1"] = process_ceiling(r["C"], r["rows"], a.seed, a.repeats, calls)
     for clk in ("cpu", "wall"):
         print(f"\nrows/s by {clk} time, median of {a.repeats}"
               f"{f' (the last of {calls} calls a turn)' if calls > 1 else ''}")
         print("| C | rows | " + " | ".join(results[0][clk]) +
               " | engine 1t / torch 1t | engine 2t / engine 1t | kernel ceiling 2t / 1t"
-              " | engine 2t / jax 2t |")
+              " | process ceiling 2 / 1 | engine 2t / jax 2t |")
         for r in results:
             v = r[clk]
 
@@ -250,7 +312,8 @@ def main(argv=None) -> int:
             print(f"| {r['C']} | {r['rows']:,} | " +
                   " | ".join(f"{x:,.0f}" for x in v.values()) +
                   f" | {ratio('engine 1t', 'torch 1t')} | {ratio('engine 2t', 'engine 1t')}"
-                  f" | {r['ceiling 2t/1t']:.2f}x | {ratio('engine 2t', 'jax 2t')} |")
+                  f" | {r['ceiling 2t/1t']:.2f}x | {r['processes 2/1']:.2f}x"
+                  f" | {ratio('engine 2t', 'jax 2t')} |")
     fb = fallback_rates()
     print("\nfallbacks on every-16-bit-pattern rows (raw op)")
     for f in fb:
