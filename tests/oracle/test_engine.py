@@ -272,6 +272,26 @@ def test_large_c_agrees(dtype):
     assert _same(a["loss"].rounded64, f["loss"].rounded64)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 8])
+@pytest.mark.parametrize("n", [1, 32768, 32769, 2_000_000, 10 * 32768 + 5])
+def test_two_class_tasks_cover_the_rows_once_largest_first(monkeypatch, threads, n):
+    """C = 2's guided tasks: contiguous row ranges from 0 to n, each whole kernel blocks
+    (but the last), none larger than the one before, the first a 2·threads-th of the rows
+    (rounded up to whole blocks), and each a 2·threads-th of what was left."""
+    from xentconf.oracle import engine as E
+    from xentconf.oracle.rows import TWO_CLASS_BLOCK as B
+
+    monkeypatch.setattr(E, "THREADS", threads)
+    ranges = E._two_class_ranges(n)
+    assert ranges[0][0] == 0 and ranges[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    sizes = [hi - lo for lo, hi in ranges]
+    assert all(s % B == 0 for s in sizes[:-1]) and 0 < sizes[-1] <= max(sizes[:-1] or [B])
+    assert sizes[:-1] == sorted(sizes[:-1], reverse=True)
+    for (lo, _hi), size in zip(ranges[:-1], sizes):
+        assert size == max(B, math.ceil(math.ceil((n - lo) / (2 * threads)) / B) * B)
+
+
 def test_row_blocks_run_on_the_calling_thread_and_the_pool(monkeypatch):
     """The engine's thread map: every block once, answers in order, the calling thread
     among the workers (two blocks meet at a barrier, so two threads hold one each), and a
