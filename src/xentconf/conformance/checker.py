@@ -448,7 +448,7 @@ class Checker:
         for category in categories(spec.api, spec.feature):
             if harness is not None or _budget_spent(rec, shrink_seconds):
                 break
-            failed = [s for s in rec.failures.values() if category in s.case.tags]
+            failed = any(category in s.case.tags for s in rec.failures.values())
             if not failed and (rec.failures or category not in rec.drawn):
                 explore(category, max(2, n // 5))
         for cls, seen in rec.last_of_class.items():  # a class hypothesis did not report

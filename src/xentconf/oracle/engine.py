@@ -187,10 +187,9 @@ def _two_class_ranges(n: int) -> list[tuple[int, int]]:
     0.79 ms of a 10.3 ms map (median of 30 calls), 0.14 ms with guided ranges. Tiny tasks
     throughout cost more than they saved: the threads then spent their time handing the
     GIL to each other."""
-    out, lo, parts = [], 0, 2 * threads()
+    out, lo, part = [], 0, 2 * threads() * TWO_CLASS_BLOCK
     while lo < n:
-        size = -(-max(TWO_CLASS_BLOCK, -(-(n - lo) // parts)) // TWO_CLASS_BLOCK) * \
-            TWO_CLASS_BLOCK
+        size = -(-(n - lo) // part) * TWO_CLASS_BLOCK  # ceil((n - lo) / part) blocks
         out.append((lo, min(n, lo + size)))
         lo += size
     return out
