@@ -124,10 +124,12 @@ class Rows:
                 *(np.where(skip, 0.0, a) for a in others))
 
     def __post_init__(self):
-        if self.nan_rows is None:
-            self.nan_rows = np.zeros(self.n, dtype=bool)
-        if self.ignored is None:
-            self.ignored = np.zeros(self.n, dtype=bool)
+        if self.nan_rows is None or self.ignored is None:
+            # no row of this kind: one all-false array serves both (they are only read),
+            # so a call allocates, and its kernels read, one mask instead of two
+            none = np.zeros(self.n, dtype=bool)
+            self.nan_rows = none if self.nan_rows is None else self.nan_rows
+            self.ignored = none if self.ignored is None else self.ignored
 
 
 @dataclass

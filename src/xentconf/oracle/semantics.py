@@ -266,7 +266,7 @@ def _sparse_kernel_plan(api, f2, lab1, profile, precision, *, loss_shape, backpr
     """The sparse kernel on ``[N, C]`` logits and ``[N]`` labels, under a device profile."""
     n, c = f2.shape
     lab64 = np.asarray(lab1, dtype=np.int64)  # int64 labels as they are (read, never written)
-    nan_rows = np.zeros(n, dtype=bool)
+    nan_rows = None  # no NaN row on the CPU: Rows makes the all-false mask
     if profile == "cpu":
         err = _label_error(lab64, c)
         if err:
