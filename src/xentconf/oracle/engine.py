@@ -121,7 +121,7 @@ def _map_blocks(fn, starts) -> list:
     starts = list(starts)
     n = min(threads(), len(starts))
     if n <= 1:
-        return [fn(lo) for lo in starts]
+        return [fn(s) for s in starts]
     pool = _POOL.get(n)
     if pool is None:
         from concurrent.futures import ThreadPoolExecutor
