@@ -381,8 +381,18 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
         "Exit status: 0 every row conforms (declared deviations aside), 1 some row does "
         "not, 2 usage error, 130 interrupted (chunks done are kept).")
     from xentconf.conformance.options import add_run_arguments
+    from xentconf.conformance.sweep import PAIR_DTYPES, SWEEP_APIS
+    from xentconf.protocol import API_SHORT
 
-    add_run_arguments(parser, only=SWEEP_OPTIONS)
+    short = " or ".join(API_SHORT[a] for a in SWEEP_APIS)
+    add_run_arguments(parser, only=SWEEP_OPTIONS, narrowed={
+        "api": {"help": f"an API to sweep, TF id or short name ({short}); default: both "
+                        "that the target implements"},
+        "dtype": {"help": "a dtype to sweep (default: float16 and bfloat16)",
+                  "choices": PAIR_DTYPES},
+        "pairs": {"help": "all (the default), or a slice START:STOP of pair indices, "
+                          "decimal or 0x hex: a << 16 | b for two 16-bit logits' bit "
+                          "patterns, value_bits * 8 + grid index for float32"}})
     parser.add_argument("--chunk", metavar="PAIRS", type=int, default=None,
                         help="pairs per task and per chunk file (default: 262144, or "
                              "those of the sweep already in --out)")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,12 +137,15 @@ def _add(add: Callable[..., Any], flag: str, o: Option) -> None:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser,
-                      only: tuple[str, ...] | None = None) -> None:
+                      only: tuple[str, ...] | None = None,
+                      narrowed: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     """``--NAME`` for every option (or those named in ``only``), on ``xentconf run``'s
-    parser (``xentconf sweep`` takes the subset that applies to a sweep)."""
+    parser (``xentconf sweep`` takes the subset that applies to a sweep, ``narrowed``:
+    the help, choices and default of an option whose values a sweep restricts)."""
     for o in OPTIONS:
         if only is None or o.name in only:
-            _add(parser.add_argument, f"--{o.name}", o)
+            _add(parser.add_argument, f"--{o.name}",
+                 replace(o, **(narrowed or {}).get(o.name, {})))
 
 
 def add_plugin_options(group) -> None:
