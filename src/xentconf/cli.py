@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,19 +311,6 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def _writable_folder(path: Path) -> str | None:
-    """Why ``path`` cannot take the run's files (created if missing), or None if it can."""
-    if path.exists() and not path.is_dir():
-        return "is a file; give a folder"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        return f"cannot write there ({exc.strerror or exc}); give a folder you can write to"
-    return None
-
-
 def _run_run(args: argparse.Namespace) -> int:
     prefix = f"{PROG} run"
 
@@ -333,6 +319,7 @@ def _run_run(args: argparse.Namespace) -> int:
         return 2
 
     from xentconf.conformance.options import OPTIONS, UsageError, validate
+    from xentconf.results import writable_folder
 
     if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
         return fail(f"-n {args.workers}: give a number of workers or 'auto'")
@@ -344,7 +331,7 @@ def _run_run(args: argparse.Namespace) -> int:
         run = validate(values, flag_prefix="--", results=str(out / "results.json"))
     except UsageError as exc:
         return fail(str(exc))
-    problem = _writable_folder(out)
+    problem = writable_folder(out)
     if problem:
         return fail(f"--out {args.out}: {problem}")
     from xentconf.conformance.run import execute
@@ -416,6 +403,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     from xentconf.conformance.options import UsageError, resolve_target, validate
     from xentconf.conformance.sweep import PAIR_DTYPES, SWEEP_APIS, parse_pairs
     from xentconf.protocol import API_SHORT
+    from xentconf.results import writable_folder
 
     dtypes = list(dict.fromkeys(args.dtype)) or ["float16", "bfloat16"]
     for d in dtypes:
@@ -447,7 +435,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
                     f"{', '.join(API_SHORT[a] for a in SWEEP_APIS)}")
     if run.callable_target and "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    problem = _writable_folder(out)
+    problem = writable_folder(out)
     if problem:
         return fail(f"--out {args.out}: {problem}")
     if args.scheduler is not None:

@@ -560,6 +560,22 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     return p
 
 
+def writable_folder(path: str | os.PathLike) -> str | None:
+    """Why the folder ``path`` cannot take files (it is created if missing), as the end of a
+    one-line message, or None if it can: checked before a run, so that its results are
+    not lost at the end."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        return "is a file; give a folder"
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=p):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc}); give a folder you can write to"
+    return None
+
+
 def write(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``doc`` to ``path`` atomically (:func:`atomic_write`)."""
     p = Path(path)

@@ -48,6 +48,35 @@ def test_given_paths_run_beside_the_suite(tmp_path):
     assert "2 passed" in r.stdout  # the user's test and one conformance test
 
 
+@pytest.mark.parametrize("path, says", [
+    ("afile/r.json", "its folder is a file"),
+    ("afile/sub/r.json", "its folder cannot write there (Not a directory)"),
+])
+def test_a_results_path_that_cannot_be_written_is_a_usage_error_before_the_run(
+        tmp_path, path, says):
+    (tmp_path / "afile").write_text("a file, not a folder")
+    r = pytest_run(tmp_path, "-q", "--xentconf-target", "reference", "--xentconf-api",
+                   "raw_sparse", "--xentconf-dtype", "float64", "--xentconf-feature", "basic",
+                   "--xentconf-results", path)
+    assert r.returncode == 4, r.stdout + r.stderr  # pytest's usage error, before any test
+    assert f"--xentconf-results {path}: {says}" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "passed" not in r.stdout
+
+
+def test_a_results_file_that_cannot_be_written_at_the_end_is_a_harness_failure(tmp_path):
+    # the user's own test takes the results file's name as a folder while the run goes on
+    (tmp_path / "test_mine.py").write_text(
+        "import os\n\ndef test_takes_the_name():\n    os.mkdir('r.json')\n")
+    r = pytest_run(tmp_path, "-q", "test_mine.py", "--xentconf-target", "reference",
+                   "--xentconf-api", "raw_sparse", "--xentconf-dtype", "float64",
+                   "--xentconf-feature", "basic", "--xentconf-examples", "2",
+                   "--xentconf-results", "r.json")
+    assert r.returncode == 3, r.stdout + r.stderr  # not 0 (conforms) nor 1 (does not)
+    assert "2 passed" in r.stdout
+    (line,) = [x for x in r.stderr.splitlines() if "r.json could not be written" in x]
+    assert "is a directory" in line
+
+
 def test_a_sweep_shard_judges_every_row(tmp_path):
     r = pytest_run(tmp_path, "-q", "--xentconf-target", "reference", "--xentconf-api",
                    "raw_sparse", "--xentconf-dtype", "bfloat16", "--xentconf-feature", "sweep",

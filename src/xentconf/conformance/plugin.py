@@ -73,9 +73,13 @@ def parse_options(config: pytest.Config) -> RunConfig | None:
     if not values["target"] and not given and not results_path:
         return None
     try:
-        return validate(values, flag_prefix="--xentconf-", results=results_path)
+        run = validate(values, flag_prefix="--xentconf-", results=results_path)
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+    problem = results_path and results.writable_folder(Path(results_path).absolute().parent)
+    if problem:  # now, not after the run: a results file that cannot be written is lost
+        raise pytest.UsageError(f"--xentconf-results {results_path}: its folder {problem}")
+    return run
 
 
 # ----------------------------------------------------------------------------- hooks
@@ -112,7 +116,12 @@ class _State:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.run.results and not hasattr(session.config, "workerinput"):
-            results.write(build_document(self, exitstatus), self.run.results)
+            try:
+                results.write(build_document(self, exitstatus), self.run.results)
+            except (OSError, results.ResultsError) as exc:  # e.g. the disk filled up
+                print(f"xentconf: the results file {self.run.results} could not be "
+                      f"written ({exc}); the verdicts above stand", file=sys.stderr)
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR  # a harness failure
 
 
 _STATE = pytest.StashKey[_State]()
