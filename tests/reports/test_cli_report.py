@@ -117,6 +117,14 @@ def test_output_path_is_a_file(results_files, tmp_path):
     assert target.read_text() == OLD_REPORT
 
 
+def test_a_markdown_table_under_a_file_names_the_folder(results_files, tmp_path):
+    (tmp_path / "afile").write_text(OLD_REPORT)
+    proc = run_report(*results_files["current"], "--markdown", "afile/standing.md",
+                      cwd=tmp_path)
+    assert_one_line_error(proc, "afile/standing.md: its folder is a file")
+    assert (tmp_path / "afile").read_text() == OLD_REPORT
+
+
 def test_index_html_is_a_folder(results_files, tmp_path):
     (tmp_path / "out" / "index.html").mkdir(parents=True)
     proc = run_report(*results_files["current"], "--out", tmp_path / "out", cwd=tmp_path)

@@ -32,6 +32,7 @@ from xentconf.results import (
     expand_arrays,
     load,
     validate,
+    writable_folder,
 )
 
 from . import views
@@ -417,6 +418,9 @@ def write_markdown(paths: Sequence[str | os.PathLike], target: str | os.PathLike
     text = standing_table(_load_all(paths, ""), [str(p) for p in paths], baseline,
                           [str(p) for p in baseline_paths] if baseline_paths else None)
     if str(target) != "-":
+        problem = writable_folder(Path(target).absolute().parent)
+        if problem:
+            raise ReportError(f"{target}: its folder {problem}")
         try:
             atomic_write(target, text.encode("utf-8"))
         except OSError as exc:
