@@ -104,6 +104,9 @@ def test_bad_input_is_one_line_and_exit_2(run_results, tmp_path):
     r = _xentconf("report", str(run_results), "--issues", str(blocker / "sub"), cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "--issues" in r.stderr and "cannot write there" in r.stderr
+    r = _xentconf("report", str(run_results), "--issues", str(blocker), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"--issues {blocker}: is a file" in r.stderr and blocker.read_text() == "keep"
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     r = _xentconf("report", str(bad), "--issues", str(tmp_path / "i"), cwd=tmp_path)

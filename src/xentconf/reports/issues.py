@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xentconf.results import expand_array
+from xentconf.results import expand_array, writable_folder
 from xentconf.vocabulary import API_DOC, API_SHORT, DTYPES
 
 from .merge import FAILING, ReportError, merge
@@ -337,8 +337,10 @@ def write_issues(docs: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
     ``out_dir`` cannot be written."""
     found = findings(docs, sources)
     out = Path(out_dir)
+    problem = writable_folder(out)
+    if problem:
+        raise ReportError(f"--issues {out_dir}: {problem}")
     try:
-        out.mkdir(parents=True, exist_ok=True)
         paths = []
         index = ["# Findings", "",
                  f"{len(found)} distinct finding{'s' * (len(found) != 1)}, one report each:",
