@@ -368,8 +368,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
         "Exit status: 0 every row conforms (declared deviations aside), 1 some row does "
         "not, 2 usage error, 130 interrupted (chunks done are kept).")
     from xentconf.conformance.options import add_run_arguments
-    from xentconf.conformance.sweep import PAIR_DTYPES, SWEEP_APIS
-    from xentconf.protocol import API_SHORT
+    from xentconf.vocabulary import API_SHORT, PAIR_DTYPES, SWEEP_APIS
 
     short = " or ".join(API_SHORT[a] for a in SWEEP_APIS)
     add_run_arguments(parser, only=SWEEP_OPTIONS, narrowed={

@@ -10,8 +10,8 @@ grade starts here.
 from __future__ import annotations
 
 __all__ = ["API_DOC", "API_IDS", "API_SHORT", "BUDGET_GRADES", "DEVICES", "DTYPES", "GRADES",
-           "KERAS_APIS", "KERAS_BACKENDS", "KERAS_VARIANTS", "MODES", "PROFILES", "RAW_OPS",
-           "REQUIRED_GRADES"]
+           "KERAS_APIS", "KERAS_BACKENDS", "KERAS_VARIANTS", "MODES", "PAIR_DTYPES", "PROFILES",
+           "RAW_OPS", "REQUIRED_GRADES", "SWEEP_APIS"]
 
 #: The APIs of SPEC §1, in their order, with the short names used in test ids and reports.
 API_SHORT: dict[str, str] = {
@@ -54,9 +54,13 @@ API_DOC: dict[str, str] = {
 }
 RAW_OPS: tuple[str, ...] = API_IDS[:2]
 KERAS_APIS: tuple[str, ...] = API_IDS[6:]
+#: The APIs of the exhaustive sweeps: the C = 2 sparse losses (the raw op, tf.nn's).
+SWEEP_APIS: tuple[str, ...] = (API_IDS[0], API_IDS[2])
 
 #: Floating-point dtypes of logits, in order of precision.
 DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: The dtypes of ``xentconf sweep``: every pair (16-bit) or every value against a grid (float32).
+PAIR_DTYPES = DTYPES[:3]
 DEVICES = ("cpu", "cuda")
 #: Device profiles (SPEC §2): cpu raises on bad sparse labels; gpu and xla give NaN rows.
 PROFILES = ("cpu", "gpu", "xla")

@@ -30,13 +30,13 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 
-from xentconf.protocol import API_IDS, API_SHORT
+from xentconf.protocol import API_SHORT
+from xentconf.vocabulary import PAIR_DTYPES, SWEEP_APIS
 
 __all__ = ["GRID", "PAIR_DTYPES", "SHARDS", "SWEEP_APIS", "SWEEP_DTYPES", "SweepShard",
            "map_axes", "map_bins", "pair_rows", "pair_total", "parse_pairs", "shard_rows",
            "sweep_shards"]
 
-SWEEP_APIS = (API_IDS[0], API_IDS[2])  # raw sparse op, tf.nn sparse loss
 SWEEP_DTYPES = ("float16", "bfloat16")
 #: The other logit's values (exact in both dtypes).
 GRID = (0.0, 1.0, -1.0, 0.5, -3.0, 8.0, -20.0, 96.0)
@@ -73,8 +73,6 @@ def shard_rows(shard: SweepShard) -> tuple[np.ndarray, np.ndarray]:
 
 # ------------------------------------------------------------------ pair spaces
 
-#: The dtypes of ``xentconf sweep``: every pair (16-bit) or every value against GRID (float32).
-PAIR_DTYPES = ("float16", "bfloat16", "float32")
 MAP_BINS = 64  # sign and the top five exponent bits of a logit
 
 
