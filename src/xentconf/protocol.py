@@ -36,6 +36,7 @@ from xentconf.vocabulary import (
     MODES,
     PROFILES,
     RAW_OPS,
+    api_id,
 )
 
 if TYPE_CHECKING:  # numpy only in annotations: the pytest plugin imports this at start-up
@@ -111,13 +112,6 @@ FEATURES: tuple[str, ...] = (
     "bad_labels", "special_values", "weights", "reduction", "label_smoothing", "ignore_class",
     "from_logits", "probabilities", "axis", "broadcast_labels", "grad", "backprop",
 )
-
-
-def api_id(name: str) -> str | None:
-    """The API id of a TF id or short name (``nn_sparse``), or None if it is neither."""
-    if name in API_SHORT:
-        return name
-    return next((a for a, short in API_SHORT.items() if short == name), None)
 
 
 def is_callable_target(name: str) -> bool:

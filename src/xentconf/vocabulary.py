@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["API_DOC", "API_IDS", "API_SHORT", "BUDGET_GRADES", "DEVICES", "DTYPES", "GRADES",
            "KERAS_APIS", "KERAS_BACKENDS", "KERAS_VARIANTS", "MODES", "PAIR_DTYPES", "PROFILES",
-           "RAW_OPS", "REQUIRED_GRADES", "SWEEP_APIS"]
+           "RAW_OPS", "REQUIRED_GRADES", "SWEEP_APIS", "api_id"]
 
 #: The APIs of SPEC §1, in their order, with the short names used in test ids and reports.
 API_SHORT: dict[str, str] = {
@@ -25,6 +25,15 @@ API_SHORT: dict[str, str] = {
     "tf.keras.losses.CategoricalCrossentropy": "keras_dense",
 }
 API_IDS: tuple[str, ...] = tuple(API_SHORT)
+
+
+def api_id(name: str) -> str | None:
+    """The API id of a TF id or short name (``nn_sparse``), or None if it is neither."""
+    if name in API_SHORT:
+        return name
+    return next((a for a, short in API_SHORT.items() if short == name), None)
+
+
 #: What each API computes, as TensorFlow's documentation says it (one line each; for
 #: bug reports that cite the documented semantics).
 API_DOC: dict[str, str] = {

@@ -347,6 +347,14 @@ def test_raises_dtype_error_direct():
     assert "Tlabels" in raised["message"]
 
 
+def test_a_short_api_name_names_the_same_api():
+    """``"api": "nn_sparse"`` is the case with TF's id, as ``--api`` takes either."""
+    full = run_case(case_text(args=GOOD_ARGS))
+    short = run_case(case_text(api="nn_sparse", args=GOOD_ARGS))
+    assert short["api"] == SPARSE
+    assert short == full
+
+
 # --------------------------------------------------------------------------- malformed cases
 
 GOOD_ARGS = {"labels": arr("int32", [0]), "logits": arr("float32", [[1, 2]])}
@@ -367,6 +375,8 @@ MALFORMED = {
     "not-object": ("[1, 2]", "must be a JSON object"),
     "missing-api": (json.dumps({"args": GOOD_ARGS}), "missing \"api\""),
     "unknown-api": (case_text(api="tf.nn.sparse", args=GOOD_ARGS), "not a known API id"),
+    "misspelt-short-api": (case_text(api="nn_sprase", args=GOOD_ARGS),
+                           "did you mean 'nn_sparse'?"),
     "unknown-key": (case_text(args=GOOD_ARGS, profil="cpu"), "unknown key 'profil'"),
     "missing-args": (case_text(), "missing \"args\""),
     "args-not-object": (case_text(args=[1, 2]), "args: must be a JSON object"),

@@ -13,11 +13,12 @@ A CASE is a JSON object::
       "description": "free text"          (optional, ignored)
     }
 
-``api`` is one of :data:`~xentconf.oracle.API_IDS`. An ``args`` value is either an ARRAY
-or plain JSON passed through as the Python value a user would write: a string, ``true`` /
-``false``, ``null`` (``None``), an integer (``int``), a number with a fraction or exponent
-(``float``, the correctly rounded float64), or a list of those (converted by the oracle
-as ``tf.convert_to_tensor`` converts a Python list). ``init`` holds plain JSON only.
+``api`` is one of :data:`~xentconf.oracle.API_IDS` or its short name (``nn_sparse``).
+An ``args`` value is either an ARRAY or plain JSON passed through as the Python value a
+user would write: a string, ``true`` / ``false``, ``null`` (``None``), an integer
+(``int``), a number with a fraction or exponent (``float``, the correctly rounded
+float64), or a list of those (converted by the oracle as ``tf.convert_to_tensor``
+converts a Python list). ``init`` holds plain JSON only.
 
 An ARRAY is ``{"dtype": D, "data": NESTED}`` with an optional ``"shape": [..]``:
 
@@ -78,7 +79,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from xentconf.vocabulary import API_IDS, KERAS_APIS, KERAS_VARIANTS, PROFILES
+from xentconf.vocabulary import API_IDS, API_SHORT, KERAS_APIS, KERAS_VARIANTS, PROFILES, api_id
 
 from .api import oracle_call
 from .exact import OracleUncertain
@@ -403,7 +404,7 @@ def _suggest(given: str, choices: list[str]) -> str | None:
 
 
 def _api_list() -> str:
-    return ", ".join(API_IDS)
+    return f"{', '.join(API_IDS)}, or a short name ({', '.join(API_SHORT.values())})"
 
 
 def parse_case(text: str) -> dict:
@@ -423,9 +424,10 @@ def parse_case(text: str) -> dict:
                         f"{', '.join(TOP_KEYS)}")
     if "api" not in case:
         raise CaseError(f'missing "api"; give one of {_api_list()}')
-    api = case["api"]
-    if not isinstance(api, str) or api not in API_IDS:
-        hint = _suggest(api, list(API_IDS)) if isinstance(api, str) else None
+    api = api_id(case["api"]) if isinstance(case["api"], str) else None
+    if api is None:
+        api = case["api"]
+        hint = _suggest(api, [*API_IDS, *API_SHORT.values()]) if isinstance(api, str) else None
         also = f" (did you mean {hint!r}?)" if hint else ""
         raise CaseError(f"api: {json.dumps(_plain_repr(api))} is not a known API id{also}; "
                         f"give one of {_api_list()}")
