@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from xentconf.conformance.strategies import BAD_LABELS
+from xentconf.conformance.checker import FAILURES_CAP
+from xentconf.conformance.strategies import BAD_LABELS, categories
 
 # every test here runs `xentconf run` in a subprocess (seconds each)
 pytestmark = pytest.mark.slow
@@ -315,8 +316,16 @@ def test_two_bugs_in_one_feature_give_a_minimal_counterexample_each(tmp_path):
     assert o["verdict"] == "fail"
     fs = o["failures"]
     assert {f["kind"] for f in fs} == {"tf-raises"}, o["message"]
-    shown = [{b for b in BAD_LABELS if b in f["counterexample"]["description"]} for f in fs]
-    assert sorted(b for s in shown for b in s) == sorted(BAD_LABELS), o["message"]
+    shown = [set(BAD_LABELS) & set(
+        f["counterexample"]["description"].removeprefix("case tags: ").split(", "))
+        for f in fs]
+    # a category each, as many as a test shows; the rest are named in the message
+    assert all(len(s) == 1 for s in shown), o["message"]
+    shown_all = set().union(*shown)
+    assert len(shown_all) == len(fs) == min(len(BAD_LABELS), FAILURES_CAP), o["message"]
+    unshown = [b for b in BAD_LABELS if b not in shown_all]
+    assert all(b in o["message"].split("also fails in ")[-1] for b in unshown), o["message"]
+    assert ("also fails in" in o["message"]) == bool(unshown)
     assert f"{len(fs)} distinct failures" in o["message"]
     assert o["counterexample"] == fs[0]["counterexample"]
     bugs = set()
@@ -343,16 +352,38 @@ def test_two_bugs_in_one_feature_give_a_minimal_counterexample_each(tmp_path):
     assert f"{len(fs)} distinct failures" in report and f"Failure {len(fs)}:" in report
 
 
-def test_every_category_is_checked_even_when_the_draws_miss_it(tmp_path):
-    # sentinel_gap is wrong only on the last kind of bad label (the label dtype's extremes):
-    # two examples rarely draw it, so the checker gives each category the draws missed
-    # examples of its own
-    r = xrun(tmp_path, *callable_args("sentinel_gap", "bad_labels", examples=2))
+def test_categories_past_the_failures_a_test_shows_are_named(tmp_path):
+    # ignores_weights takes every weight as 1 (compat.v1's sparse loss): wrong for zero,
+    # NaN, negative, per-row... weights, and it accepts weights TensorFlow refuses to
+    # broadcast; more categories fail than a test shows, and none may go unsaid
+    v1 = "tf.compat.v1.losses.sparse_softmax_cross_entropy"
+    r = xrun(tmp_path, "--target", "xent_targets:ignores_weights", "--api", v1, "--dtype",
+             "float32", "--examples", "20", "--feature", "weights")
+    assert r.returncode == 1, r.stdout + r.stderr
+    o = outcomes(tmp_path)["weights"]
+    fs = o["failures"]
+    assert len(fs) == FAILURES_CAP, o["message"]
+    kinds = set(categories(v1, "weights"))
+    shown = [kinds & set(f["counterexample"]["description"].removeprefix("case tags: ")
+                         .split(", ")) for f in fs]
+    assert all(len(s) == 1 for s in shown), o["message"]
+    assert o["message"].endswith(f"(past the {FAILURES_CAP} failures a test shows)")
+    named = o["message"].split("; it also fails in ")[-1].split(" (past")[0].split(", ")
+    assert named and set(named) <= kinds - set().union(*shown), o["message"]
+
+
+@pytest.mark.parametrize("target, category", [("sentinel_gap", "extreme"),
+                                               ("ignore_minus_hundred", "minus_hundred")])
+def test_every_category_is_checked_even_when_the_draws_miss_it(tmp_path, target, category):
+    # each target is wrong on one kind of bad label only (the label dtype's extremes; -100,
+    # which torch's default ignore_index takes): two examples rarely draw it, so the
+    # checker gives each category the draws missed examples of its own
+    r = xrun(tmp_path, *callable_args(target, "bad_labels", examples=2))
     assert r.returncode == 1, r.stdout + r.stderr
     o = outcomes(tmp_path)["bad_labels"]
     assert o["verdict"] == "fail", o["message"]
     assert [f["counterexample"]["description"] for f in o["failures"]] == \
-        ["case tags: extreme"], o["message"]
+        [f"case tags: {category}"], o["message"]
 
 
 def test_two_kinds_of_failure_in_one_feature_are_both_reported(tmp_path):

@@ -52,7 +52,7 @@ __all__ = ["CaseFailure", "Checker", "TestSpec", "support"]
 
 ARRAY_LIMIT = 4096  # elements of an array kept in a results file
 SAMPLES_LIMIT = 400
-FAILURES_CAP = 5  # distinct failures reported per test
+FAILURES_CAP = 6  # distinct failures shown per test: one for each kind of bad label
 PER_KIND = 2  # of them, at most this many of one kind told apart by case tags alone
 HYPOTHESIS_SHARE = 0.6  # of the shrink budget for hypothesis; the rest shrinks arrays
 MIN_CLASSES = {"large_classes": 50_000}  # the feature's floor of classes
@@ -370,9 +370,8 @@ class Checker:
         bugs that fail alike are told apart only by the category they show up in: capping
         categories per kind would report an arbitrary few of them, and hide the rest.)"""
         kind = seen.failure if seen.returned is None else f"{seen.failure}/{seen.returned}"
-        cats = categories(seen.case.api, seen.case.feature)
-        # a feature's category (the kind of bad label, regime, ...) tells bugs apart; its
-        # variants (label -100 beside -1) do not
+        cats = categories(seen.case.api, seen.case.feature, self.keras)
+        # a feature's category (the kind of bad label, regime, ...) tells bugs apart
         category = tuple(t for t in seen.case.tags if t in cats)
         key = (kind, category or seen.case.tags)
         cls = rec.classes.get(key)
@@ -445,7 +444,7 @@ class Checker:
         # Hypothesis also stops looking soon after a first bug, and a second bug in another
         # category would stay hidden: then each category no failure has shown yet gets
         # them, drawn before or not.
-        for category in categories(spec.api, spec.feature):
+        for category in categories(spec.api, spec.feature, self.keras):
             if harness is not None or _budget_spent(rec, shrink_seconds):
                 break
             failed = any(category in s.case.tags for s in rec.failures.values())
@@ -496,6 +495,14 @@ class Checker:
         message = worst["message"] if len(failures) == 1 else \
             f"{len(failures)} distinct failures: " + "; ".join(
                 f"[{f['kind']}] {f['message']}" for f in failures)
+        # past FAILURES_CAP a category's failures are not shrunk or shown, but still named
+        cats = categories(spec.api, spec.feature, self.keras)
+        shown = {t for s in found for t in s.case.tags}
+        unshown = [c for c in cats if c not in shown and
+                   any(c in s.case.tags for s in rec.failures.values())]
+        if unshown:
+            message += (f"; it also fails in {', '.join(unshown)} (past the {FAILURES_CAP} "
+                        f"failures a test shows)")
         return self._outcome(spec, rec, worst["verdict"], message, t0, failures=failures,
                              **{k: worst[k] for k in ("counterexample", "expected", "actual",
                                                       "reproducer")})

@@ -19,7 +19,7 @@ What the features reach (SPEC §5):
 * ``large_classes`` — C from 50,000.
 * ``batch0``, ``rank1``, ``rank3+``, ``axis`` — shapes: an empty batch, no batch
   dimension, 3 and 4 dimensions, the class axis elsewhere than last.
-* ``bad_labels`` — −1, C, far out of range (int32 and int64 extremes).
+* ``bad_labels`` — −1, −100, C, far out of range, beyond int32, the label dtype's extremes.
 * ``weights`` — Python float and 0-d array scalars (zero or not), ``[B]``, ``[B,1]``,
   broadcastable higher rank, zeros, negative, NaN, and non-broadcastable shapes.
 * ``reduction`` — every reduction of the API (Keras 3's own when asked).
@@ -53,8 +53,8 @@ from xentconf.oracle.semantics import (
 )
 from xentconf.protocol import API_IDS, API_SHORT, DTYPES, KERAS_VARIANTS
 
-__all__ = ["BAD_LABELS", "FEATURES_OF", "REGIMES", "Case", "cases", "categories", "dtype_of",
-           "upstream_for"]
+__all__ = ["BAD_LABELS", "FEATURES_OF", "IGNORE_KINDS", "PROBABILITIES", "REGIMES", "SMOOTHING",
+           "Case", "cases", "categories", "dtype_of", "upstream_for"]
 
 _R = {short: api for api, short in API_SHORT.items()}
 _COMMON = ("basic", "regimes", "special_values", "large_classes", "batch0")
@@ -121,9 +121,21 @@ def upstream_for(shape: tuple, dtype: np.dtype, seed: int) -> np.ndarray:
     return np.asarray(vals, dtype=np.float64).astype(dtype)
 
 
-#: Categories of out-of-range sparse labels (``bad_labels``); -100 and a label beyond int32
-#: come as variants of ``minus_one`` and ``far``.
-BAD_LABELS = ("minus_one", "classes", "far", "extreme")
+#: Categories of out-of-range sparse labels (``bad_labels``): -1, -100 (many frameworks'
+#: "ignore" label), C, C + 1000, a label beyond int32 in an int64 array, and the label
+#: dtype's extremes. Each is a category of its own, as frameworks treat them apart.
+BAD_LABELS = ("minus_one", "minus_hundred", "classes", "far", "beyond_int32", "extreme")
+
+#: ``label_smoothing`` values by category: 0, inside (0, 1), 1, below 0 and above 1 (a
+#: framework may refuse one side of the range and not the other).
+SMOOTHING = {"ls_zero": (0, 0.0), "ls_inside": (0.1, 0.25, 0.5), "ls_one": (1, 1.0),
+             "ls_negative": (-0.125,), "ls_above_one": (1.5,)}
+
+#: Kinds of probability rows for the Keras probability path (``probabilities``).
+PROBABILITIES = ("softmax", "onehot", "zeros", "unnormalised")
+
+#: Kinds of ``ignore_class`` (``ignore_class``).
+IGNORE_KINDS = ("in_range", "out_of_range", "all")
 
 # The category a case must take (see :func:`categories`), while one is forced.
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("forced", default=None)
@@ -135,14 +147,27 @@ def _choose(draw, choices: tuple[str, ...]) -> str:
     return forced if forced in choices else draw(st.sampled_from(choices))
 
 
-def categories(api: str, feature: str) -> tuple[str, ...]:
+def categories(api: str, feature: str, keras: str = "keras2") -> tuple[str, ...]:
     """The categories a case of ``feature`` falls in (its main drawn tag: the kind of bad
-    label, regime, weights or invalid input); ``cases(..., category=...)`` draws only that
-    one. Empty for features without one."""
-    dense = "sparse" not in API_SHORT[api]
+    label, regime, weights, invalid input, label smoothing, probabilities or ignored
+    class, or the reduction); ``cases(..., category=...)`` draws only that one. Empty for
+    features without one. ``keras``: the Keras semantics, whose reductions differ."""
+    short = API_SHORT[api]
+    dense = "sparse" not in short
     return {"bad_labels": BAD_LABELS, "regimes": REGIMES + (("labels",) if dense else ()),
-            "weights": _WEIGHT_KINDS if API_SHORT[api][:2] in ("v1", "ke") else (),
-            "invalid": _invalid_kinds(api)}.get(feature, ())
+            "weights": _WEIGHT_KINDS if short[:2] in ("v1", "ke") else (),
+            "invalid": _invalid_kinds(api), "label_smoothing": tuple(SMOOTHING),
+            "probabilities": PROBABILITIES, "ignore_class": IGNORE_KINDS,
+            "reduction": tuple(str(r) for r in _reductions(short, keras))}.get(feature, ())
+
+
+def _reductions(short: str, keras: str) -> tuple:
+    """The reductions an API takes (none for the raw ops and ``tf.nn``)."""
+    if short.startswith("v1"):
+        return COMPAT_V1_REDUCTIONS
+    if short.startswith("keras"):
+        return KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS
+    return ()
 
 
 # ----------------------------------------------------------------------------- filling
@@ -340,7 +365,9 @@ def _weighting(draw, rng, feature: str, store: dict, tags: list, *, weight_name:
         tags.append(kind)
         store[weight_name] = _weights(rng, kind, bshape, dt, short)
     if feature in ("weights", "reduction", "label_smoothing"):
-        red = draw(st.sampled_from(reductions))
+        names = {str(r): r for r in reductions}
+        red = names[_choose(draw, tuple(names))] if feature == "reduction" else \
+            draw(st.sampled_from(reductions))
         if feature == "reduction":
             store[weight_name] = _weights(rng, "per_row", bshape, dt, short)
         red_store["reduction"] = red
@@ -356,11 +383,20 @@ def _keras_prediction(draw, rng, feature: str, logits, tags: list, *, n: int, c:
         or (feature in ("basic", "weights", "reduction") and draw(st.booleans()))
     if from_logits:
         return True, logits
-    kind = draw(st.sampled_from(("softmax", "onehot", "zeros", "unnormalised"))) \
-        if feature == "probabilities" else "softmax"
+    kind = _choose(draw, PROBABILITIES) if feature == "probabilities" else "softmax"
     tags += ["probs", kind]
     p = _cast(_probabilities(rng, n, c, kind), dt).reshape((*bshape, c))
     return False, (np.moveaxis(p, -1, axis) if axis != -1 else p)
+
+
+def _smoothing(draw, tags: list, *, python_ints: bool):
+    """A ``label_smoothing`` of some category of :data:`SMOOTHING` (compat.v1 takes a Python
+    int too; Keras takes floats)."""
+    kind = _choose(draw, tuple(SMOOTHING))
+    ls = draw(st.sampled_from(tuple(v for v in SMOOTHING[kind]
+                                    if python_ints or isinstance(v, float))))
+    tags += [kind, f"ls{ls}"]
+    return ls
 
 
 _WEIGHT_KINDS = ("python_zero", "python", "scalar_array", "per_row", "column", "broadcast",
@@ -394,13 +430,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     if feature == "bad_labels":
         bad = _choose(draw, BAD_LABELS)
         k = int(rng.integers(0, n)) if n else 0
-        # variants in the same categories: -100 (many frameworks' "ignore" label) beside
-        # -1, and a label beyond int32 in an int64 array beside C + 1000
         tags.append(bad)
-        variant = {"minus_one": "minus_hundred", "far": "beyond_int32"}.get(bad)
-        if variant is not None and rng.random() < 0.3:
-            bad = variant
-            tags.append(bad)
         ldt = np.dtype(np.int64) if bad == "beyond_int32" else _label_dtype(rng)
         if n:
             y[k] = {"minus_one": -1, "classes": c, "far": c + 1000, "minus_hundred": -100,
@@ -445,7 +475,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
                reductions=KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS,
                bshape=bshape, dt=dt, short=short)
     if feature == "ignore_class":
-        kind = draw(st.sampled_from(("in_range", "out_of_range", "all")))
+        kind = _choose(draw, IGNORE_KINDS)
         tags.append(kind)
         flat = args["y_true"].reshape(-1).copy()
         if kind == "in_range":
@@ -507,9 +537,7 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
         _weighting(draw, rng, feature, args, tags, weight_name="weights", red_store=args,
                    reductions=COMPAT_V1_REDUCTIONS, bshape=bshape, dt=dt, short=short)
         if feature == "label_smoothing":
-            ls = draw(st.sampled_from((0, 0.1, 0.25, 0.5, 1, 1.0, -0.125, 1.5)))
-            args["label_smoothing"] = ls
-            tags.append(f"ls{ls}")
+            args["label_smoothing"] = _smoothing(draw, tags, python_ints=True)
         return args, init, tags
     # keras_dense
     from_logits, logits = _keras_prediction(draw, rng, feature, logits, tags, n=n, c=c,
@@ -522,17 +550,15 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
                reductions=KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS,
                bshape=bshape, dt=dt, short=short)
     if feature == "label_smoothing":
-        ls = draw(st.sampled_from((0.0, 0.1, 0.25, 0.5, 1.0, -0.125, 1.5)))
-        init["label_smoothing"] = ls
-        tags.append(f"ls{ls}")
+        init["label_smoothing"] = _smoothing(draw, tags, python_ints=False)
     return args, init, tags
 
 
 def _invalid_kinds(api: str) -> tuple[str, ...]:
     short = API_SHORT[api]
     kinds = ["logits_rank", "batch_mismatch", "labels_rank"]
-    if "sparse" in short:
-        kinds.append("label_dtype")
+    if "sparse" in short:  # label dtypes TensorFlow refuses, each a category of its own
+        kinds += ["label_float32", "label_uint8", "label_int16"]
     if short == "nn_sparse":  # [B,1] labels: tf.nn raises (compat.v1 and Keras squeeze)
         kinds.append("labels_B1")
     if short.startswith("v1") or short.startswith("keras"):
@@ -559,8 +585,8 @@ def _invalid_case(draw, rng, api: str, dt: str, keras: str):
         y = y[:, None, None] if sparse else y[None]
     elif kind == "labels_B1":
         y = y[:, None]
-    elif kind == "label_dtype":
-        y = y.astype(draw(st.sampled_from((np.float32, np.uint8, np.int16))))
+    elif kind.startswith("label_"):
+        y = y.astype(kind[len("label_"):])
     names = {"raw_sparse": ("features", "labels"), "raw_dense": ("features", "labels"),
              "nn_sparse": ("logits", "labels"), "nn_dense": ("logits", "labels"),
              "v1_sparse": ("logits", "labels"), "v1_dense": ("logits", "onehot_labels"),
@@ -622,7 +648,7 @@ def cases(api: str, dtype: str, feature: str, *, keras: str = "keras2",
                               f"use one of {', '.join(FEATURES_OF[api])}")
     if keras not in KERAS_VARIANTS:
         raise InvalidArgument(f"keras={keras!r}; use one of {', '.join(KERAS_VARIANTS)}")
-    if category is not None and category not in categories(api, feature):
+    if category is not None and category not in categories(api, feature, keras):
         raise InvalidArgument(f"category={category!r} is not one of {feature}'s: "
-                              f"{', '.join(categories(api, feature)) or 'none'}")
+                              f"{', '.join(categories(api, feature, keras)) or 'none'}")
     return _case(api, dtype, feature, keras, category)

@@ -104,3 +104,28 @@ def sentinel_gap(labels, logits):
         raise ValueError("label out of range")
     out = good(np.where(sentinel, 0, y), logits)
     return np.where(sentinel, 0, out).astype(out.dtype)
+
+
+def ignore_minus_hundred(labels, logits):
+    """Raises for out-of-range labels as TensorFlow does on the CPU, except -100, which it
+    takes for an ignored row (loss 0), as many frameworks' default ``ignore_index`` does:
+    wrong only on the kind of bad label ``minus_hundred``."""
+    y = np.asarray(labels)
+    ignored = y == -100
+    if np.any(((y < 0) | (y >= np.shape(logits)[-1])) & ~ignored):
+        raise ValueError("label out of range")
+    out = good(np.where(ignored, 0, y), logits)
+    return np.where(ignored, 0, out).astype(out.dtype)
+
+
+def ignores_weights(labels, logits, weights=1.0, reduction="weighted_sum_by_nonzero_weights"):
+    """compat.v1's sparse loss (``tf.compat.v1.losses.sparse_softmax_cross_entropy``) that
+    takes every weight as 1: wrong for every kind of weights but ones, and accepts weights
+    of any shape."""
+    dtype = np.asarray(logits).dtype
+    loss = np.asarray(good(labels, logits), dtype=np.float64)
+    if reduction == "none":
+        return loss.astype(dtype)
+    total = loss.sum()
+    return np.asarray(total if reduction == "weighted_sum" else total / max(loss.size, 1),
+                      dtype=dtype)
