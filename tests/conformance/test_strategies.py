@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from xentconf.conformance.strategies import FEATURES_OF, REGIMES, cases
+from xentconf.conformance.strategies import FEATURES_OF, REGIMES, cases, categories
 from xentconf.conformance.sweep import GRID, SHARDS, SweepShard, shard_rows
 from xentconf.oracle.fast import oracle_call
 from xentconf.protocol import API_SHORT, DTYPES, KERAS_APIS
@@ -18,6 +18,11 @@ SETTINGS = settings(max_examples=12, deadline=None, database=None, derandomize=T
                     suppress_health_check=list(HealthCheck))
 GRID_CASES = [(api, f) for api, fs in FEATURES_OF.items() for f in fs
               if f != "large_classes"]
+
+
+CATEGORY_CASES = [(api, f, k, c) for api, fs in FEATURES_OF.items() for f in fs
+                  for k in (("keras2", "keras3") if api in KERAS_APIS else ("keras2",))
+                  for c in categories(api, f, k)]
 
 
 def expect(case, keras="keras2"):
@@ -109,3 +114,17 @@ def test_sweep_shards_cover_every_bit_pattern_once():
         values.append(x[::2 * len(GRID), 0].view(np.uint16))
     bits = np.concatenate(values)
     assert bits.size == 65536 and np.array_equal(np.sort(bits), np.arange(65536))
+
+
+@pytest.mark.parametrize("api, feature, keras, category", CATEGORY_CASES,
+                         ids=[f"{API_SHORT[a]}-{f}-{k}-{c}" for a, f, k, c in CATEGORY_CASES])
+def test_a_forced_category_is_the_one_drawn(api, feature, keras, category):
+    # the checker forces each category the draws missed: every one must be reachable, or
+    # the rule that checks every category would check nothing for it
+    @settings(SETTINGS, max_examples=3)
+    @given(cases(api, "float32", feature, keras=keras, category=category))
+    def check(case):
+        assert category in case.tags, case.tags
+        expect(case, keras)  # and it is a case the oracle can judge
+
+    check()

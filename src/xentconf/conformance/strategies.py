@@ -357,7 +357,7 @@ def _weights(rng, kind: str, bshape: tuple, dt: str, api_short: str):
 
 
 def _weighting(draw, rng, feature: str, store: dict, tags: list, *, weight_name: str,
-               red_store: dict, reductions, bshape: tuple, dt: str, short: str) -> None:
+               red_store: dict, keras: str, bshape: tuple, dt: str, short: str) -> None:
     """The ``weights`` / ``reduction`` features: a weight of some kind (``weights``) or
     per-row weights (``reduction``), and a reduction drawn from ``reductions``."""
     if feature == "weights":
@@ -365,6 +365,7 @@ def _weighting(draw, rng, feature: str, store: dict, tags: list, *, weight_name:
         tags.append(kind)
         store[weight_name] = _weights(rng, kind, bshape, dt, short)
     if feature in ("weights", "reduction", "label_smoothing"):
+        reductions = _reductions(short, keras)
         names = {str(r): r for r in reductions}
         red = names[_choose(draw, tuple(names))] if feature == "reduction" else \
             draw(st.sampled_from(reductions))
@@ -457,7 +458,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
                 tags.append("labels_B1")
         if feature == "reduction":
             _weighting(draw, rng, feature, args, tags, weight_name="weights", red_store=args,
-                       reductions=COMPAT_V1_REDUCTIONS, bshape=bshape, dt=dt, short=short)
+                       keras=keras, bshape=bshape, dt=dt, short=short)
         elif feature == "weights":
             red = draw(st.sampled_from(COMPAT_V1_REDUCTIONS))
             args["reduction"] = red
@@ -472,8 +473,7 @@ def _sparse_case(draw, rng, api: str, dt: str, feature: str, keras: str):
         args["y_true"] = labels.reshape((*bshape, 1))
         tags.append("labels_B1")
     _weighting(draw, rng, feature, args, tags, weight_name="sample_weight", red_store=init,
-               reductions=KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS,
-               bshape=bshape, dt=dt, short=short)
+               keras=keras, bshape=bshape, dt=dt, short=short)
     if feature == "ignore_class":
         kind = _choose(draw, IGNORE_KINDS)
         tags.append(kind)
@@ -498,10 +498,10 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     regime = "moderate"
     if feature == "regimes":
         regime = _choose(draw, REGIMES + ("labels",))
-        if regime == "labels":  # unnormalised, negative or all-zero label rows
+        tags.append(regime)  # the category, "labels" included
+        if regime == "labels":  # unnormalised, negative or all-zero label rows, moderate logits
             label_kind = draw(st.sampled_from(("unnormalised", "negative", "zero")))
             regime = "moderate"
-        tags.append(regime)
     tags.append(label_kind)
     y = _soft(rng, n, c, label_kind)
     hot = np.argmax(y, axis=1) if c else None
@@ -535,7 +535,7 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
     if short == "v1_dense":
         args = {"onehot_labels": labels, "logits": logits}
         _weighting(draw, rng, feature, args, tags, weight_name="weights", red_store=args,
-                   reductions=COMPAT_V1_REDUCTIONS, bshape=bshape, dt=dt, short=short)
+                   keras=keras, bshape=bshape, dt=dt, short=short)
         if feature == "label_smoothing":
             args["label_smoothing"] = _smoothing(draw, tags, python_ints=True)
         return args, init, tags
@@ -547,18 +547,20 @@ def _dense_case(draw, rng, api: str, dt: str, feature: str, keras: str):
         init["axis"] = axis
     args = {"y_true": labels, "y_pred": logits}
     _weighting(draw, rng, feature, args, tags, weight_name="sample_weight", red_store=init,
-               reductions=KERAS3_REDUCTIONS if keras == "keras3" else KERAS2_REDUCTIONS,
-               bshape=bshape, dt=dt, short=short)
+               keras=keras, bshape=bshape, dt=dt, short=short)
     if feature == "label_smoothing":
         init["label_smoothing"] = _smoothing(draw, tags, python_ints=False)
     return args, init, tags
+
+
+_REFUSED_LABEL_DTYPES = ("float32", "uint8", "int16")
 
 
 def _invalid_kinds(api: str) -> tuple[str, ...]:
     short = API_SHORT[api]
     kinds = ["logits_rank", "batch_mismatch", "labels_rank"]
     if "sparse" in short:  # label dtypes TensorFlow refuses, each a category of its own
-        kinds += ["label_float32", "label_uint8", "label_int16"]
+        kinds += [f"label_{d}" for d in _REFUSED_LABEL_DTYPES]
     if short == "nn_sparse":  # [B,1] labels: tf.nn raises (compat.v1 and Keras squeeze)
         kinds.append("labels_B1")
     if short.startswith("v1") or short.startswith("keras"):
@@ -585,8 +587,8 @@ def _invalid_case(draw, rng, api: str, dt: str, keras: str):
         y = y[:, None, None] if sparse else y[None]
     elif kind == "labels_B1":
         y = y[:, None]
-    elif kind.startswith("label_"):
-        y = y.astype(kind[len("label_"):])
+    elif kind.removeprefix("label_") in _REFUSED_LABEL_DTYPES:
+        y = y.astype(kind.removeprefix("label_"))
     names = {"raw_sparse": ("features", "labels"), "raw_dense": ("features", "labels"),
              "nn_sparse": ("logits", "labels"), "nn_dense": ("logits", "labels"),
              "v1_sparse": ("logits", "labels"), "v1_dense": ("logits", "onehot_labels"),
