@@ -18,7 +18,7 @@ from xentconf.oracle import engine as E
 from xentconf.oracle import rows as R
 from xentconf.oracle.dd import two_sum
 from xentconf.oracle.fast import tf as fast_tf
-from xentconf.oracle.vexp import EXP_ABS, EXP_REL, LANES, U, exp_nonpos
+from xentconf.oracle.vexp import EXP_ABS, EXP_REL, LANES, LOG1P_REL, U, exp_nonpos, log1p_unit
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (a dependency "
@@ -56,6 +56,49 @@ def test_exp_nonpos_is_within_its_claimed_bound():
     assert worst <= EXP_REL and worst > 0
     assert exp_nonpos(np.array([0.0, -0.0]))[0] == 1.0 == exp_nonpos(np.array([-0.0]))[0]
     assert worst / U < 2.5
+
+
+def _log1p_points() -> np.ndarray:
+    rng = np.random.default_rng(6)
+    half = 0.5
+    return np.concatenate([
+        rng.random(4000), rng.random(1000) * 2.0 ** -rng.integers(1, 1075, 1000),
+        half + rng.random(500) * 2.0 ** -30, half - rng.random(500) * 2.0 ** -30,  # the switch
+        1 - rng.random(500) * 2.0 ** -30, rng.random(500) * 2.0 ** -20,
+        exp_nonpos(-np.abs(rng.standard_normal(1000)) * 30),  # as the C = 2 loss asks
+        [0.0, 5e-324, 1e-310, 2.0 ** -1022, 1e-300, 2.0 ** -60, 2.0 ** -53, 0.25,
+         np.nextafter(half, 0), half, np.nextafter(half, 1), 0.4142135623730951,
+         np.nextafter(1.0, 0), 1.0],
+    ])
+
+
+def test_log1p_unit_is_within_its_claimed_bound():
+    """|log1p_unit(e) − log1p(e)| ≤ LOG1P_REL·log1p(e) on [0, 1] against 120-bit mpmath,
+    both ends and the switch to the ln 2 reduction included (the derivation in vexp gives
+    2.84u), exact at 0 and correctly rounded ln 2 at 1."""
+    e = _log1p_points()
+    got = log1p_unit(e)
+    ctx = mpmath.MPContext()
+    ctx.prec = 120
+    worst = 0.0
+    for ei, gi in zip(e.tolist(), got.tolist()):
+        exact = ctx.log1p(ctx.mpf(ei))
+        err = abs(ctx.mpf(gi) - exact)
+        assert err <= LOG1P_REL * exact, (ei, gi)
+        if exact:
+            worst = max(worst, float(err / exact))
+    assert 0 < worst <= LOG1P_REL and worst / U < 2.84
+    assert log1p_unit(np.array([0.0, 1.0])).tolist() == [0.0, float(mpmath.log(2))]
+
+
+@needs_numba
+def test_compiled_log1p_unit_matches_the_numpy_one_bit_for_bit():
+    from xentconf.oracle import _kernels
+
+    e = _log1p_points()
+    want = log1p_unit(e)
+    got = np.array([_kernels._log1p_unit(v) for v in e.tolist()])
+    assert np.array_equal(got, want)
 
 
 def _tree(v: list) -> float:

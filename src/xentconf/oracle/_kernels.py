@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from . import dd, vexp
 from .vexp import LANES, SEG
@@ -20,6 +20,9 @@ clamp, sh, inv_ln2 = vexp.CLAMP, vexp.SH, vexp.INV_LN2
 ln2_hi, ln2_lo = vexp.LN2_HI, vexp.LN2_LO
 c2, c3, c4, c5, c6, c7 = vexp.C2, vexp.C3, vexp.C4, vexp.C5, vexp.C6, vexp.C7
 c8, c9, c10, c11, c12, c13 = vexp.C8, vexp.C9, vexp.C10, vexp.C11, vexp.C12, vexp.C13
+a1, a2, a3, a4, a5, a6 = vexp.A1, vexp.A2, vexp.A3, vexp.A4, vexp.A5, vexp.A6
+a7, a8, a9, a10, a11 = vexp.A7, vexp.A8, vexp.A9, vexp.A10, vexp.A11
+ln2_f64, ln2_tail = vexp.LN2_F64, vexp.LN2_TAIL
 w = LANES
 seg = SEG
 jit = nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
@@ -544,6 +547,131 @@ def two_class_pre(x0, x1, lab, bad, d, dlo, e):
 
 
 @jit
+def _log1p_unit(e):
+    """vexp's ``log1p_unit(e)`` for one ``e`` in ``[0, 1]`` (the same operations in order):
+    the reduction by ``ln 2`` at ``e ≥ ½``, ``s = f/(2 + f)``, Horner in ``z = s²``."""
+    big = e >= 0.5
+    f = (e - 1.0) * 0.5 if big else e
+    s = f / (f + 2.0)
+    z = s * s
+    h = a11 * z + a10
+    h = h * z + a9
+    h = h * z + a8
+    h = h * z + a7
+    h = h * z + a6
+    h = h * z + a5
+    h = h * z + a4
+    h = h * z + a3
+    h = h * z + a2
+    h = h * z + a1
+    lf = f - s * (f - h * z)
+    return (lf + ln2_tail) + ln2_f64 if big else lf
+
+
+def _widen(v):
+    """A logit as float64: float32 and float64 as they are, float16 from its bits (numba
+    has no float16; ``rows.two_class_into`` passes them as uint16)."""
+
+
+@overload(_widen)
+def _widen_impl(v):
+    if isinstance(v, types.Integer):
+        def half(v):
+            h = np.int64(v)
+            sign = h >> 15
+            ex = (h >> 10) & 0x1F
+            man = h & 0x3FF
+            normal = _as_f64((sign << 63) | ((ex + 1008) << 52) | (man << 42))
+            special = _as_f64((sign << 63) | (0x7FF << 52) | (man << 42))
+            sub = np.float64(man) * 5.9604644775390625e-08  # man·2^-24, exact
+            sub = -sub if sign else sub
+            return sub if ex == 0 else (special if ex == 31 else normal)
+        return half
+    return lambda v: np.float64(v)
+
+
+@jit
+def _two_class_block(src, a, k, lab, x0, x1, isb, d, dlo, e, lp):
+    """Rows ``a:a+k`` of ``src`` (``[N, 2]`` logits) up to ``lp = log1p(e)`` into a
+    block's scratch: the logits as contiguous float64 columns, :func:`two_class_pre`,
+    then :func:`_log1p_unit` (each loop vectorizes)."""
+    for i in range(k):
+        x0[i] = _widen(src[a + i, 0])
+        x1[i] = _widen(src[a + i, 1])
+    two_class_pre(x0[:k], x1[:k], lab[a:a + k], isb[:k], d[:k], dlo[:k], e[:k])
+    for i in range(k):
+        lp[i] = _log1p_unit(e[i])
+
+
+@jit
+def two_class_range(src, lab, nan_rows, ignored, exp_rel, c_fn, slack, u, eta, block,
+                    L, Lrad, sig, srad, bad, dd):
+    """``rows.two_class_rows`` with the row rules for every row of ``src`` (``[N, 2]``
+    logits; float16 as uint16 bits) in one call: blocks of ``block`` rows through
+    :func:`_two_class_block` and :func:`two_class_post`, written into the ``[N]`` arrays
+    ``L`` to ``dd``. One call per row range: no Python, and no hand-over of Python's lock,
+    between blocks."""
+    n = src.shape[0]
+    m = min(n, block)
+    x0, x1 = np.empty(m), np.empty(m)
+    isb = np.empty(m, dtype=np.bool_)
+    d, dlo, e, lp = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        k = b - a
+        _two_class_block(src, a, k, lab, x0, x1, isb, d, dlo, e, lp)
+        two_class_post(d[:k], dlo[:k], e[:k], lp[:k], isb[:k], nan_rows[a:b], ignored[a:b],
+                       exp_rel, c_fn, slack, u, eta, L[a:b], Lrad[a:b], sig[a:b], srad[a:b],
+                       bad[a:b], dd[a:b])
+
+
+@jit
+def _grown(arr, size):
+    out = np.empty(size, dtype=arr.dtype)
+    out[:arr.shape[0]] = arr
+    return out
+
+
+@jit
+def two_class_range_certified(src, lab, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
+                              block, p, emin, maxf, f64, rounded, ok):
+    """:func:`two_class_range` with only the loss wanted (:func:`two_class_loss`, no
+    ``σ``), certified into ``rounded`` and ``ok`` while each block is in cache; the values of
+    a block stay in its scratch, but for the rows that did not certify: returned as
+    ``(count, index, L, Lrad, d, bad)`` (the arrays longer than ``count``)."""
+    n = src.shape[0]
+    m = min(n, block)
+    x0, x1 = np.empty(m), np.empty(m)
+    isb = np.empty(m, dtype=np.bool_)
+    d, dlo, e, lp = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
+    L, Lrad = np.empty(m), np.empty(m)
+    bd = np.empty(m, dtype=np.bool_)
+    count = 0
+    mi = np.empty(16, dtype=np.int64)
+    mL, mR, md = np.empty(16), np.empty(16), np.empty(16)
+    mb = np.empty(16, dtype=np.bool_)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        k = b - a
+        _two_class_block(src, a, k, lab, x0, x1, isb, d, dlo, e, lp)
+        two_class_loss(d[:k], dlo[:k], e[:k], lp[:k], isb[:k], nan_rows[a:b], ignored[a:b],
+                       exp_rel, c_fn, slack, u, eta, L[:k], Lrad[:k], bd[:k])
+        if _certify_count(L[:k], Lrad[:k], p, emin, maxf, f64, rounded[a:b], ok[a:b]) == 0:
+            continue
+        for i in range(k):
+            if ok[a + i]:
+                continue
+            if count == mi.shape[0]:
+                size = 2 * count
+                mi, mL, mR = _grown(mi, size), _grown(mL, size), _grown(mR, size)
+                md, mb = _grown(md, size), _grown(mb, size)
+            mi[count], mL[count], mR[count], md[count], mb[count] = a + i, L[i], Lrad[i], \
+                d[i], bd[i]
+            count += 1
+    return count, mi, mL, mR, md, mb
+
+
+@jit
 def _exp_err(dlo, exp_rel, slack):
     """``rows.two_class_rows``' ``ε``: the exponential's relative error, its own and the
     difference's rounding error ``dlo`` carried into it."""
@@ -560,28 +688,39 @@ def _sigma(pos, e, eps, slack, u, eta):
 
 
 @jit
-def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
-                   L, Lrad, sig, srad, bad, dd):
-    """The rest of ``rows.two_class_rows`` from ``lp = log1p(e)`` (numpy's, so both paths
-    share it), the same operations in the same order; then the plan's row rules as
-    ``plan.Rows.apply_rules`` says them (a NaN row's loss is NaN, an ignored row's 0, both
-    with radius 0; ``bad``: either) and ``d`` copied out: every output of a block written
-    where the caller keeps it."""
+def two_class_loss(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
+                   L, Lrad, bad):
+    """The loss of ``rows.two_class_rows`` and its radius from ``lp = log1p(e)``
+    (:func:`_log1p_unit`, vexp's), the same operations in the same order; then the plan's
+    row rules as ``plan.Rows.apply_rules`` says them (a NaN row's loss is NaN, an ignored
+    row's 0, both with radius 0; ``bad``: either)."""
     for i in range(d.shape[0]):
-        di, ei, li = d[i], e[i], lp[i]
-        adlo = abs(dlo[i])
+        di, li = d[i], lp[i]
         eps = _exp_err(dlo[i], exp_rel, slack)
         pos = di > 0
         v = di + li if pos else li
-        rad = ((c_fn * li + eps * ei) * slack + u * v + (adlo if pos else 0.0)) * slack + eta
+        rad = ((c_fn * li + eps * e[i]) * slack + u * v + (abs(dlo[i]) if pos else 0.0)) \
+            * slack + eta
         rad = rad if (v > -np.inf and v < np.inf) else 0.0
-        sig[i], srad[i] = _sigma(pos, ei, eps, slack, u, eta)
         ign = ignored[i]
         nan = (isbad[i] | nan_rows[i]) & ~ign
         L[i] = 0.0 if ign else (np.nan if nan else v)
         Lrad[i] = 0.0 if (ign | nan) else rad
         bad[i] = nan | ign
-        dd[i] = di
+
+
+@jit
+def two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
+                   L, Lrad, sig, srad, bad, dd):
+    """:func:`two_class_loss`, then ``σ`` and its radius (:func:`_sigma`) and ``d`` copied
+    out: every output of ``rows.two_class_rows`` for a block, written where the caller
+    keeps it."""
+    two_class_loss(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
+                   L, Lrad, bad)
+    for i in range(d.shape[0]):
+        sig[i], srad[i] = _sigma(d[i] > 0, e[i], _exp_err(dlo[i], exp_rel, slack), slack, u,
+                                 eta)
+        dd[i] = d[i]
 
 
 @jit
@@ -596,21 +735,11 @@ def _certify_count(L, Lrad, p, emin, maxf, f64, rounded, ok):
 
 
 @jit
-def two_class_post_certified(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u,
-                             eta, L, Lrad, sig, srad, bad, dd, p, emin, maxf, f64, rounded, ok):
-    """:func:`two_class_post` into a block's scratch, then its loss certified
-    (:func:`certify_rows`) into ``rounded`` and ``ok`` while the block is in cache; returns
-    how many rows did not certify."""
-    two_class_post(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack, u, eta,
-                   L, Lrad, sig, srad, bad, dd)
-    return _certify_count(L, Lrad, p, emin, maxf, f64, rounded, ok)
-
-
-@jit
 def sparse_loss_post_certified(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn,
                                slack, u, eta, L, R, p, emin, maxf, f64, rounded, ok):
-    """:func:`sparse_loss_post` into a block's scratch, then its loss certified, as
-    :func:`two_class_post_certified`."""
+    """:func:`sparse_loss_post` into a block's scratch, then its loss certified
+    (:func:`certify_rows`) into ``rounded`` and ``ok`` while the block is in cache; returns
+    how many rows did not certify."""
     sparse_loss_post(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn, slack, u,
                      eta, L, R)
     return _certify_count(L, R, p, emin, maxf, f64, rounded, ok)

@@ -62,13 +62,12 @@ def sparse_loss_post():
 
 
 def two_class_kernels():
-    """The compiled halves of ``rows.two_class_rows`` with the row rules, before and after
-    numpy's log1p (``rows.two_class_into``), the second half with the loss's
-    certification, and the certified backprop rows (``engine``'s gradient); None without
-    numba or with ``XENTCONF_ACCEL=0``."""
+    """The compiled C = 2 closed form: ``rows.two_class_rows`` with the row rules over a
+    whole row range, written out or with the loss certified (``rows.two_class_into``; see
+    ``_kernels.two_class_range``), and the certified backprop rows (``engine``'s
+    gradient); None without numba or with ``XENTCONF_ACCEL=0``."""
     if not enabled():
         return None
     from . import _kernels
 
-    return (_kernels.two_class_pre, _kernels.two_class_post, _kernels.two_class_post_certified,
-            _kernels.two_class_grad)
+    return _kernels.two_class_range, _kernels.two_class_range_certified, _kernels.two_class_grad

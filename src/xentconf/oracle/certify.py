@@ -17,7 +17,7 @@ import numpy as np
 from .formats import FORMATS, Format, round_to_format
 
 U = 2.0 ** -53
-C_FN = 4 * U  # np.exp / np.log1p relative error bound
+C_FN = 4 * U  # np.exp / np.log1p (and vexp's, 3u) relative error bound
 ETA = 2.0 ** -1060  # absolute slack for exponentials that underflow
 # Every radius is itself computed in float64: a sum or product of n non-negative rounded
 # terms comes out at least (1 − u)^n times its exact value, so a radius multiplied by SLACK

@@ -11,12 +11,14 @@ correctly rounded exact value — the same answer as the exact tier, much faster
 Error model (``u = 2**-53``): ``+ − × ÷`` are correctly rounded; ``np.log1p`` (and
 ``np.exp`` where the dense and double-double paths use it) is within ``C_FN = 4u``
 relative (measured ≤ 1.11u here); the logits rows' exponential is the engine's own
-:func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative, derived there; the
-optional compiled kernel in :mod:`xentconf.oracle.accel` evaluates the same operations and
-gives the same bits); an exponential that underflows into float64's subnormals errs by at
-most ``ETA`` absolutely. For a sparse row (``k`` = the first maximum, ``d = z − m`` with
-its rounding error ``d_lo`` from an error-free ``two_sum``; for float32 logits the shift
-is exact and ``two_sum`` is skipped where that is proven):
+:func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative, derived there), and
+so is the C = 2 closed form's ``log1p`` (:func:`~xentconf.oracle.vexp.log1p_unit`, ≤
+``LOG1P_REL = 3u``); the optional compiled kernel in :mod:`xentconf.oracle.accel`
+evaluates the same operations and gives the same bits; an exponential that underflows
+into float64's subnormals errs by at most ``ETA`` absolutely. For a sparse row (``k`` =
+the first maximum, ``d = z − m`` with its rounding error ``d_lo`` from an error-free
+``two_sum``; for float32 logits the shift is exact and ``two_sum`` is skipped where that
+is proven):
 
 * ``e_j = exp(d_j)``: relative error ``C_FN + |d_lo_j|`` (``exp(d + d_lo) = exp(d)(1 +
   d_lo + …)``), plus ``ETA``.
@@ -735,7 +737,7 @@ class Engine:
             hi = min(n, lo + step)
             if kernels:  # the same bits as below, from the logits in one compiled call
                 ok = np.empty((hi - lo, 2), dtype=bool)
-                kernels[3](*two_class_columns(rows, lo, hi), rows.labels_block(lo, hi),
+                kernels[2](*two_class_columns(rows, lo, hi), rows.labels_block(lo, hi),
                            gam[lo:hi], grad_rad[lo:hi], rows.nan_rows[lo:hi],
                            rows.ignored[lo:hi], EXP_REL, SLACK, U, ETA, *kernel_args(fmt),
                            out[lo:hi].reshape(-1), ok.reshape(-1))

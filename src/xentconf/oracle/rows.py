@@ -16,7 +16,7 @@ from . import accel as _accel
 from .certify import C_FN, ETA, SLACK, U, kernel_args, pairwise_sum
 from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
 from .plan import logit_row_max
-from .vexp import EXP_REL, LANES, exp_nonpos
+from .vexp import EXP_REL, LANES, exp_nonpos, log1p_unit
 
 # --------------------------------------------------------------------------- rows
 
@@ -242,7 +242,8 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, with_d: bool = False):
     ``σ(d) = e/(1 + e)`` for ``d ≤ 0`` and ``1/(1 + e)`` for ``d > 0``. Error bounds, in the
     engine's model (``u = 2**-53``; ``ε = EXP_REL + |d_lo|`` relative on ``e``, plus ``ETA``):
 
-    * ``log1p(e)``: ``C_FN·log1p(e) + ε·e`` (``∂ log1p(e)/∂e ≤ 1``); for ``d ≤ 0`` that is
+    * ``log1p(e)`` (vexp's :func:`~xentconf.oracle.vexp.log1p_unit`, ``e ∈ [0, 1]``):
+      ``C_FN·log1p(e) + ε·e`` (``∂ log1p(e)/∂e ≤ 1``); for ``d ≤ 0`` that is
       all of ``d_lo``'s effect (``d + d_lo ≤ 0`` too, and ``L = log1p(e^(d + d_lo))``:
       the first term is 0 either way), so a tiny loss keeps a tiny radius;
     * ``L = max(d, 0) + log1p(e)``, two non-negative terms: ``+ u·L``, and ``+ |d_lo|``
@@ -270,7 +271,7 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, with_d: bool = False):
         ad = np.abs(d)
         e = exp_nonpos(-ad)
         eps = EXP_REL + np.abs(dlo) * SLACK
-        lp = np.log1p(e)
+        lp = log1p_unit(e)
         pos = d > 0
         L = np.where(pos, d + lp, lp)
         Lrad = ((C_FN * lp + eps * e) * SLACK + U * L + np.where(pos, np.abs(dlo), 0.0)) \
@@ -291,7 +292,14 @@ def two_class_columns(rows, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
             np.ascontiguousarray(xs[:, 1], dtype=wide))
 
 
-TWO_CLASS_BLOCK = 1 << 15  # rows per kernel call of two_class_into (scratch ~2.6 MB)
+TWO_CLASS_BLOCK = 1 << 13  # rows per block of the compiled range kernels (their scratch,
+# ~0.8 MB, stays in a core's L2) and the unit of two_class_into's row ranges
+
+
+def _kernel_source(rows) -> np.ndarray:
+    """``rows.source`` as the compiled kernels read it: float16 as its uint16 bits."""
+    src = rows.source
+    return src.view(np.uint16) if src.dtype == np.float16 else src
 
 
 def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
@@ -299,42 +307,27 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     the row rules applied (:meth:`~xentconf.oracle.plan.Rows.apply_rules`), written into
     the whole-plan arrays ``L``, ``R`` (the loss and its radius), ``sig``, ``srad``,
     ``bad`` (a NaN or ignored row) and ``d``: the values of :func:`two_class_rows` and the
-    rules, bit for bit (numpy's log1p between the two kernels), in cache-sized blocks with
-    no temporaries of the caller's size. numba must be there (the caller has checked).
+    rules, bit for bit, in one compiled call that runs the range in cache-sized blocks
+    (``_kernels.two_class_range``). numba must be there (the caller has checked).
 
     ``cert = (fmt, rounded, ok)``: only the loss is wanted, certified in ``fmt``
     (:func:`~xentconf.oracle.certify.certify_ball`) into the whole-plan ``rounded`` and
-    ``ok`` while each block is in cache (one compiled call with the rest of the row);
-    ``L`` to ``d`` are then None (a block's values stay in its scratch: at C = 2, writing
-    six [N] arrays and reading two back was most of a call's memory traffic). Returns the
-    rows that did not certify, as ``(index, L, R, d, bad)`` arrays, or None if all did
-    (and without ``cert``)."""
-    pre, post, post_cert, _ = _accel.two_class_kernels()
-    m = min(TWO_CLASS_BLOCK, hi - lo)
-    isb = np.empty(m, dtype=bool)
-    dd, dlo, e, lp = np.empty(m), np.empty(m), np.empty(m), np.empty(m)
-    if cert is not None:
-        fmt, rounded, ok = cert
-        scratch = [np.empty(m) for _ in range(5)] + [np.empty(m, dtype=bool)]
-    missed: list = []
-    for a in range(lo, hi, TWO_CLASS_BLOCK):
-        b = min(hi, a + TWO_CLASS_BLOCK)
-        k = b - a
-        pre(*two_class_columns(rows, a, b), rows.labels[a:b], isb[:k], dd[:k], dlo[:k], e[:k])
-        np.log1p(e[:k], out=lp[:k])
-        args = (dd[:k], dlo[:k], e[:k], lp[:k], isb[:k], rows.nan_rows[a:b], rows.ignored[a:b],
-                EXP_REL, C_FN, SLACK, U, ETA)
-        if cert is None:
-            post(*args, L[a:b], R[a:b], sig[a:b], srad[a:b], bad[a:b], d[a:b])
-            continue
-        Lb, Rb, sb, srb, db, badb = (v[:k] for v in scratch)
-        if post_cert(*args, Lb, Rb, sb, srb, badb, db, *kernel_args(fmt), rounded[a:b],
-                     ok[a:b]):
-            f = np.flatnonzero(~ok[a:b])
-            missed.append((f + a, Lb[f], Rb[f], db[f], badb[f]))
-    if not missed:
+    ``ok`` while each block is in cache; ``L`` to ``d`` are then None (a block's values
+    stay in its scratch: at C = 2, writing six [N] arrays and reading two back was most of
+    a call's memory traffic). Returns the rows that did not certify, as
+    ``(index, L, R, d, bad)`` arrays, or None if all did (and without ``cert``)."""
+    whole, whole_cert, _ = _accel.two_class_kernels()
+    args = (_kernel_source(rows)[lo:hi], rows.labels[lo:hi], rows.nan_rows[lo:hi],
+            rows.ignored[lo:hi], EXP_REL, C_FN, SLACK, U, ETA, TWO_CLASS_BLOCK)
+    if cert is None:
+        whole(*args, L[lo:hi], R[lo:hi], sig[lo:hi], srad[lo:hi], bad[lo:hi], d[lo:hi])
         return None
-    return tuple(np.concatenate(c) for c in zip(*missed))
+    fmt, rounded, ok = cert
+    count, *missed = whole_cert(*args, *kernel_args(fmt), rounded[lo:hi], ok[lo:hi])
+    if not count:
+        return None
+    index, *rest = (v[:count] for v in missed)
+    return (index + lo, *rest)
 
 
 def two_class_bp(sig: np.ndarray, srad: np.ndarray, labels: np.ndarray):

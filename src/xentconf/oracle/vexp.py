@@ -1,4 +1,5 @@
-"""The engine's own float64 exponential of non-positive arguments, in plain numpy.
+"""The engine's own float64 exponential of non-positive arguments, and its ``log1p`` on
+``[0, 1]`` (below), in plain numpy.
 
 ``np.exp`` is a libm or SIMD routine whose last bits depend on the build; the engine's
 compiled path (:mod:`xentconf.oracle.accel`) must give the very same values, so both paths
@@ -38,6 +39,46 @@ Total: ``|e − e^d| ≤ 2.4u·e^d + 2^-1075`` (the last term only for subnormal
 for ``d < −745``, where ``e^d < 2^-1075``). ``EXP_REL = 3u`` is claimed, with room;
 the engine's bounds use ``C_FN = 4u ≥ EXP_REL``. ``d = 0`` gives exactly 1.
 Tests hold this bound against mpmath on many points, the extremes included.
+
+``log1p_unit(e)`` for float64 ``e`` in ``[0, 1]`` (the C = 2 loss's ``log1p(e^−|d|)``;
+``np.log1p`` is a SIMD routine that a compiled loop cannot call, and calling it between
+two compiled kernels cost each block two hand-overs of Python's lock), by this fixed
+sequence (``+ − × ÷``, each rounded once, no fused multiply-add):
+
+1. ``big = e ≥ 1/2``; ``f = (e − 1)·½`` if big, else ``e``. Exact: ``e − 1`` by Sterbenz,
+   the halving by a power of two (``f ≥ −¼`` is a multiple of ``2^-54``). Then
+   ``log1p(e) = ln 2 + log1p(f)`` if big, else ``log1p(f)``, with ``f ∈ [−¼, ½)``.
+2. ``s = f / (2 + f)`` (two roundings: ``|ŝ − s| ≤ 2u·|s|``), ``|s| ≤ 0.2``;
+   ``z = ŝ·ŝ`` (``≤ 5u`` relative), ``z ≤ 0.04``.
+3. ``H = A1 + z·(A2 + z·(… + z·A11))`` (Horner) with ``A_k = fl(2/(2k + 1))``,
+   ``R = z·H``. Since ``2 atanh s = log1p(f)`` and ``2s = f − s·f``:
+   ``log1p(f) = f − s·(f − R∞)`` with ``R∞ = Σ_{k≥1} 2z^k/(2k + 1)``.
+4. ``t = f − R``, ``c = ŝ·t``, ``l = f − c``; the result is ``l`` (``big`` false) or
+   ``LN2_F64 + (l + LN2_TAIL)`` with ``LN2_F64 = fl(ln 2)``, ``LN2_TAIL = fl(ln 2 −
+   LN2_F64)`` (``|ln 2 − LN2_F64 − LN2_TAIL| < 2^-110``).
+
+Error bound (first order, as above):
+
+* truncation: the tail of ``R∞`` past ``k = 11`` is ``≤ 2z^12/25/(1 − z)``; times
+  ``|s| ≤ f/2`` against ``log1p(f) ≥ 0.81f`` that is ≤ 0.008u relative.
+* ``H``: each Horner step adds ``z·H_{j+1} ≤ (z/(1 − z))·H_j ≤ 0.042·H_j``, so its
+  rounding errors stay ``≤ 1.09u·H``; ``z``'s ``5u`` moves ``H`` by ``≤ 0.23u·H``; the
+  rounded ``A_k`` by ``≤ u·H``. ``R = z·H``: ``≤ 5u + 2.32u + u = 8.32u`` relative.
+* not big (``0 ≤ f < ½``): ``R ≤ (2z/3)/(1 − z) ≤ 0.174f² ≤ 0.087f`` (``z ≤ f²/4``),
+  so ``t = f − R ≥ 0.913f`` is within ``u·t + 8.32u·R ≤ 1.79u·t``; ``c`` within
+  ``2u + 1.79u + u = 4.79u`` relative; ``c = f − log1p(f) ≤ 0.233·log1p(f)`` (at
+  ``f → ½``; the ratio grows with ``f``), so ``l`` is within
+  ``u + 0.233·4.79u + 0.008u ≤ 2.13u`` relative.
+* big (``−¼ ≤ f ≤ 0``): ``R ≤ 0.0556|f|``, ``|t| = |f| + R``: ``t`` within ``1.47u``,
+  ``c`` within ``4.47u``, ``c ≤ 0.131|l|`` (at ``f = −¼``; no cancellation, ``l`` and
+  ``−c`` have one sign): ``l`` within ``1.59u·|l|``. Then ``l + LN2_TAIL`` adds
+  ``u·|l|``, the last sum ``u·y`` (``y = log1p(e) ∈ [0.405, ln 2]``), and
+  ``|l|/y ≤ 0.2877/0.4055 = 0.71``: ``≤ u + 0.71·2.59u ≤ 2.84u`` relative.
+
+Tiny ``e`` (``s``, ``c`` subnormal or 0) leaves ``l = f = e`` up to ``e²/2``, far inside.
+``LOG1P_REL = 3u`` is claimed (≥ 2.84u derived); the engine's bounds use
+``C_FN = 4u ≥ LOG1P_REL``. ``log1p_unit(0) = 0`` and ``log1p_unit(1) = fl(ln 2)``.
+Tests hold this bound against mpmath on many points, the ends and the switch included.
 """
 
 from __future__ import annotations
@@ -59,6 +100,13 @@ LN2_LO = float.fromhex("0x1.ef35793c76730p-45")  # ln 2 − LN2_HI, rounded
 C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13 = (
     0.5, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880, 1 / 3628800,
     1 / 39916800, 1 / 479001600, 1 / 6227020800)
+
+
+LOG1P_REL = 3 * U  # relative error bound of log1p_unit (derived above)
+LN2_F64 = float.fromhex("0x1.62e42fefa39efp-1")  # ln 2 rounded
+LN2_TAIL = float.fromhex("0x1.abc9e3b39803fp-56")  # ln 2 − LN2_F64, rounded
+# fl(2/(2k + 1)) for k = 1..11: log1p(f) = 2 atanh(f/(2 + f)) in powers of z = s²
+A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11 = (2 / (2 * k + 1) for k in range(1, 12))
 
 
 CHUNK = 8192  # elements per pass: the ~10 temporaries stay in the L2 cache
@@ -129,3 +177,46 @@ def _exp_chunk(d, b0, dd, kf, r, r2, t, b1, b2, k, k1) -> None:
     k <<= 52
     b0 *= k1.view(np.float64)  # 2**k1
     b0 *= k.view(np.float64)  # 2**(kf − k1)
+
+
+def log1p_unit(e: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``log1p(e)`` for float64 ``e`` in ``[0, 1]``, by the fixed sequence of operations of
+    the module's docstring: within ``LOG1P_REL`` relative, and bit for bit the values of
+    the compiled path (``_kernels._log1p_unit``). In chunks of ``CHUNK`` elements with
+    reused temporaries; ``out`` (C-contiguous float64 of ``e``'s shape, ``e`` itself
+    allowed) receives the result."""
+    e = np.ascontiguousarray(e, dtype=np.float64)
+    flat = e.reshape(-1)
+    res = np.empty_like(e) if out is None else out
+    out = res.reshape(-1)
+    n = flat.size
+    size = min(n, CHUNK)
+    f, s, z, h = (np.empty(size) for _ in range(4))
+    big = np.empty(size, dtype=bool)
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        m = hi - lo
+        _log1p_chunk(flat[lo:hi], out[lo:hi], f[:m], s[:m], z[:m], h[:m], big[:m])
+    return res
+
+
+def _log1p_chunk(e, y, f, s, z, h, big) -> None:
+    """One chunk of :func:`log1p_unit` into ``y`` (may be ``e``: read first)."""
+    np.greater_equal(e, 0.5, out=big)
+    np.subtract(e, 1.0, out=f)
+    f *= 0.5
+    np.copyto(f, e, where=~big)  # f = (e − 1)·½ where big, else e
+    np.add(f, 2.0, out=s)
+    np.divide(f, s, out=s)  # s = f / (2 + f)
+    np.multiply(s, s, out=z)
+    h.fill(A11)
+    for a in (A10, A9, A8, A7, A6, A5, A4, A3, A2, A1):  # Horner
+        h *= z
+        h += a
+    h *= z  # R
+    np.subtract(f, h, out=h)  # t = f − R
+    h *= s  # c
+    np.subtract(f, h, out=y)  # l = f − c
+    np.add(y, LN2_TAIL, out=h)
+    h += LN2_F64  # LN2_F64 + (l + LN2_TAIL)
+    np.copyto(y, h, where=big)
