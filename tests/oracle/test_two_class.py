@@ -299,13 +299,17 @@ def test_compiled_two_class_rows_match_numpy_bit_for_bit():
             assert np.array_equal(np.signbit(p), np.signbit(q))
 
 
+@pytest.mark.parametrize("scaled", [True, False])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
-def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatch, dtype):
-    """The compiled closed form writes the loss and the gradient (scaled by an upstream)
-    with TF's row rules applied (a NaN row on the gpu profile for a label out of range, a
-    NaN or +inf logit, and an ignored row, as Keras' ignore_class makes them: set on the
-    plan here, since Keras' own plans are in float64) in cache-sized blocks on several
-    threads: the same bits as the numpy path on one thread, and the same fallbacks."""
+def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatch, dtype,
+                                                                      scaled):
+    """The compiled closed form writes the loss and the gradient (``tf.nn``'s, scaled by
+    an upstream, or the raw op's backprop: γ = 1, which the compiled gradient takes
+    without reading any γ) with TF's row rules applied (a NaN row on the gpu profile for
+    a label out of range, a NaN or +inf logit, and an ignored row, as Keras' ignore_class
+    makes them: set on the plan here, since Keras' own plans are in float64) in
+    cache-sized blocks on several threads: the same bits as the numpy path on one thread,
+    and the same fallbacks."""
     from xentconf.oracle import accel
     from xentconf.oracle import engine as E
     from xentconf.oracle import rows as R
@@ -325,13 +329,18 @@ def test_the_compiled_rows_apply_the_row_rules_as_the_numpy_path_does(monkeypatc
             monkeypatch.setattr(E, "USE_ACCEL", accel_on)
             E.set_threads(threads)
             with np.errstate(all="ignore"):
-                e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x, profile="gpu",
-                                                                         upstream=up)
+                if scaled:
+                    e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(
+                        y, x, profile="gpu", upstream=up)
+                else:
+                    e = fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+                        features=x, labels=y, profile="gpu")
                 rows = e.engine.plan.rows
                 assert e.engine.two_class and rows.nan_rows.any()
                 rows.ignored = y == -1
                 rows.nan_rows = rows.nan_rows & ~rows.ignored
-                seen.append((e["loss"].rounded64, e["grad_logits"].rounded64,
+                seen.append((e["loss"].rounded64,
+                             e["grad_logits" if scaled else "backprop"].rounded64,
                              e.engine.fallbacks))
     finally:
         E.set_threads(before)

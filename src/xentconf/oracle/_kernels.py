@@ -746,35 +746,45 @@ def sparse_loss_post_certified(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, 
 
 
 @jit
-def two_class_grad(x0, x1, lab, gam, grad_rad, nan_rows, ignored, exp_rel, slack, u, eta,
-                   p, emin, maxf, f64, out, ok):
-    """The certified backprop rows of a block of a C = 2 plan straight from its logits
-    (contiguous columns ``x0``, ``x1``), into flat ``[2k]`` ``out`` and ``ok``: the
-    difference and the exponential (:func:`two_class_pre`), ``σ`` and its radius
-    (:func:`_sigma`, no log1p needed), then what ``rows.two_class_bp``, ``engine._scale``
-    (by ``γ = gam`` with its radius ``grad_rad``), the row rules
-    (``plan.Rows.apply_rules``) and :func:`certify_rows` do in numpy, the same operations
-    in the same order: no [N] arrays of the rows and no [k, 2] temporaries."""
-    k = x0.shape[0]
-    isb = np.empty(k, dtype=np.bool_)
-    d = np.empty(k)
-    dlo = np.empty(k)
-    e = np.empty(k)
-    two_class_pre(x0, x1, lab, isb, d, dlo, e)
-    val = np.empty(2 * k)
-    rad = np.empty(2 * k)
-    for i in range(k):
-        s, sr = _sigma(d[i] > 0, e[i], _exp_err(dlo[i], exp_rel, slack), slack, u, eta)
-        b0 = s if lab[i] > 0 else -s  # +σ at the other class, −σ at the label
-        g = gam[i]
-        gr = grad_rad[i]
-        ign = ignored[i]
-        nan = (isb[i] | nan_rows[i]) & ~ign
-        for j in range(2):
-            b = b0 if j == 0 else -b0
-            v = g * b
-            r = abs(g) * sr + gr * abs(b) + u * abs(v)
-            r = r if (v > -np.inf and v < np.inf) else 0.0
-            val[2 * i + j] = 0.0 if ign else (np.nan if nan else v)
-            rad[2 * i + j] = 0.0 if (ign | nan) else r
-    certify_rows(val, rad, p, emin, maxf, f64, out, ok)
+def two_class_grad_range(src, lab, gam, grad_rad, unit, nan_rows, ignored, exp_rel, slack,
+                         u, eta, block, p, emin, maxf, f64, out, ok):
+    """The certified backprop rows of a C = 2 plan's row range straight from its logits
+    (``src``, ``[N, 2]``; float16 as uint16 bits) in one call, into flat ``[2N]`` ``out``
+    and ``ok``, in blocks of ``block`` rows: the difference and the exponential
+    (:func:`_two_class_block`'s first loop and :func:`two_class_pre`), ``σ`` and its
+    radius (:func:`_sigma`, no log1p needed), then what ``rows.two_class_bp``,
+    ``engine._scale`` (by ``γ = gam`` with its radius ``grad_rad``; ``unit``: ``γ = 1``
+    exactly, the arrays unread), the row rules (``plan.Rows.apply_rules``) and
+    :func:`certify_rows` do in numpy, the same operations in the same order. Returns how
+    many elements did not certify."""
+    n = src.shape[0]
+    m = min(n, block)
+    x0, x1 = np.empty(m), np.empty(m)
+    isb = np.empty(m, dtype=np.bool_)
+    d, dlo, e = np.empty(m), np.empty(m), np.empty(m)
+    val, rad = np.empty(2 * m), np.empty(2 * m)
+    missed = 0
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        k = b - a
+        for i in range(k):
+            x0[i] = _widen(src[a + i, 0])
+            x1[i] = _widen(src[a + i, 1])
+        two_class_pre(x0[:k], x1[:k], lab[a:b], isb[:k], d[:k], dlo[:k], e[:k])
+        for i in range(k):
+            s, sr = _sigma(d[i] > 0, e[i], _exp_err(dlo[i], exp_rel, slack), slack, u, eta)
+            b0 = s if lab[a + i] > 0 else -s  # +σ at the other class, −σ at the label
+            g = 1.0 if unit else gam[a + i]
+            gr = 0.0 if unit else grad_rad[a + i]
+            ign = ignored[a + i]
+            nan = (isb[i] | nan_rows[a + i]) & ~ign
+            for j in range(2):
+                bj = b0 if j == 0 else -b0
+                v = g * bj
+                r = abs(g) * sr + gr * abs(bj) + u * abs(v)
+                r = r if (v > -np.inf and v < np.inf) else 0.0
+                val[2 * i + j] = 0.0 if ign else (np.nan if nan else v)
+                rad[2 * i + j] = 0.0 if (ign | nan) else r
+        missed += _certify_count(val[:2 * k], rad[:2 * k], p, emin, maxf, f64,
+                                 out[2 * a:2 * b], ok[2 * a:2 * b])
+    return missed

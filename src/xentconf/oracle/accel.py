@@ -70,4 +70,5 @@ def two_class_kernels():
         return None
     from . import _kernels
 
-    return _kernels.two_class_range, _kernels.two_class_range_certified, _kernels.two_class_grad
+    return (_kernels.two_class_range, _kernels.two_class_range_certified,
+            _kernels.two_class_grad_range)

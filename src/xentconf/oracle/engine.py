@@ -75,11 +75,11 @@ from .rows import (
     _Rows,
     _RowsDD,
     _Workspace,
+    kernel_source,
     sparse_loss_into,
     sparse_loss_rows,
     sparse_row_stats,
     two_class_bp,
-    two_class_columns,
     two_class_into,
     two_class_rows,
 )
@@ -723,25 +723,20 @@ class Engine:
     def _grad_rows(self, with_gamma: bool, fmt: Format) -> np.ndarray:
         rows = self.plan.rows
         n, c = rows.n, rows.c
-        out = np.zeros((n, c))
+        out = np.empty((n, c))  # every element is written below
+        kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
+        if kernels:  # the same bits as below, from the logits in one compiled call a range
+            return self._two_class_grad_rows(kernels[2], with_gamma, fmt, out)
         if with_gamma:
             gam, grad_rad = self._gammas()
         else:
             gam, grad_rad = np.ones(n), np.zeros(n)
-        kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
-        if self.two_class and not kernels:
+        if self.two_class:
             self._row_values()  # σ, before the threads read it
         step = _block_rows(n, c)
 
         def one(lo):
             hi = min(n, lo + step)
-            if kernels:  # the same bits as below, from the logits in one compiled call
-                ok = np.empty((hi - lo, 2), dtype=bool)
-                kernels[2](*two_class_columns(rows, lo, hi), rows.labels_block(lo, hi),
-                           gam[lo:hi], grad_rad[lo:hi], rows.nan_rows[lo:hi],
-                           rows.ignored[lo:hi], EXP_REL, SLACK, U, ETA, *kernel_args(fmt),
-                           out[lo:hi].reshape(-1), ok.reshape(-1))
-                return ok if not ok.all() else None
             _l, (bp, rad), bad0 = self._block(lo, hi, need_grad=True)
             val, vr = _scale(gam[lo:hi, None], grad_rad[lo:hi, None], bp, rad)
             val, vr = rows.apply_rules(lo, hi, bad0, val, vr, cols=True)
@@ -752,6 +747,30 @@ class Engine:
             if ok is not None:  # the exact tier, in this thread
                 self._fallback_grad(out[lo:lo + ok.shape[0]], ok, lo, gam_exact=with_gamma,
                                     fmt=fmt)
+        return out
+
+    def _two_class_grad_rows(self, kernel, with_gamma: bool, fmt: Format, out):
+        """:meth:`_grad_rows` at C = 2 by the compiled kernel, one call per row range
+        (``_kernels.two_class_grad_range``), into ``out`` (``[N, 2]``); the elements that do
+        not certify from the exact tier, in this thread."""
+        rows = self.plan.rows
+        n = rows.n
+        if with_gamma:
+            gam, grad_rad = self._gammas()
+        else:  # γ = 1: the kernel reads neither
+            gam = grad_rad = np.ones(1)
+        ok = np.empty((n, 2), dtype=bool)
+        src = kernel_source(rows)
+        ranges = _two_class_ranges(n)
+        missed = _map_blocks(lambda r: kernel(
+            src[r[0]:r[1]], rows.labels[r[0]:r[1]], gam[r[0]:r[1]] if with_gamma else gam,
+            grad_rad[r[0]:r[1]] if with_gamma else grad_rad, not with_gamma,
+            rows.nan_rows[r[0]:r[1]], rows.ignored[r[0]:r[1]], EXP_REL, SLACK, U, ETA,
+            TWO_CLASS_BLOCK, *kernel_args(fmt), out[r[0]:r[1]].reshape(-1),
+            ok[r[0]:r[1]].reshape(-1)), ranges)
+        for (lo, hi), m in zip(ranges, missed):
+            if m:
+                self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)
         return out
 
     def _rows_from_exact(self, name: str) -> np.ndarray:

@@ -283,20 +283,11 @@ def two_class_rows(xs: np.ndarray, labels: np.ndarray, with_d: bool = False):
     return (bad, (L, Lrad), (sig, srad), d) if with_d else (bad, (L, Lrad), (sig, srad))
 
 
-def two_class_columns(rows, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-    """The two logits of rows ``lo:hi`` of a C = 2 plan as contiguous columns, as the
-    compiled kernels take them (float16 widened to float32, exactly)."""
-    wide = np.float32 if rows.source.dtype != np.float64 else np.float64
-    xs = rows.source[lo:hi]
-    return (np.ascontiguousarray(xs[:, 0], dtype=wide),
-            np.ascontiguousarray(xs[:, 1], dtype=wide))
-
-
 TWO_CLASS_BLOCK = 1 << 13  # rows per block of the compiled range kernels (their scratch,
 # ~0.8 MB, stays in a core's L2) and the unit of two_class_into's row ranges
 
 
-def _kernel_source(rows) -> np.ndarray:
+def kernel_source(rows) -> np.ndarray:
     """``rows.source`` as the compiled kernels read it: float16 as its uint16 bits."""
     src = rows.source
     return src.view(np.uint16) if src.dtype == np.float16 else src
@@ -317,7 +308,7 @@ def two_class_into(rows, lo: int, hi: int, L, R, sig, srad, bad, d, cert=None):
     a call's memory traffic). Returns the rows that did not certify, as
     ``(index, L, R, d, bad)`` arrays, or None if all did (and without ``cert``)."""
     whole, whole_cert, _ = _accel.two_class_kernels()
-    args = (_kernel_source(rows)[lo:hi], rows.labels[lo:hi], rows.nan_rows[lo:hi],
+    args = (kernel_source(rows)[lo:hi], rows.labels[lo:hi], rows.nan_rows[lo:hi],
             rows.ignored[lo:hi], EXP_REL, C_FN, SLACK, U, ETA, TWO_CLASS_BLOCK)
     if cert is None:
         whole(*args, L[lo:hi], R[lo:hi], sig[lo:hi], srad[lo:hi], bad[lo:hi], d[lo:hi])
