@@ -61,6 +61,20 @@ def test_unknown_subcommand_main(capsys):
     assert "invalid choice: 'no-such-command'" in err and err.count("\n") == 1
 
 
+def test_an_argument_a_command_does_not_take_is_named_by_that_command(capsys):
+    """The command, not the top-level parser, says what it does not take and points to its
+    own --help; a lone word where the command takes --target reads as a target named
+    without it (`xentconf targets torch`), and the line says how to write it."""
+    assert main(["targets", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("xentconf targets: unrecognized arguments: torch; a target is named with "
+                   "--target: xentconf targets --target torch (see xentconf targets --help)\n")
+    assert main(["report", "--nope"]) == 2  # report takes no --target: no such hint
+    err = capsys.readouterr().err
+    assert err == ("xentconf report: unrecognized arguments: --nope "
+                   "(see xentconf report --help)\n")
+
+
 def test_oracle_without_case_main(capsys):
     assert main(["oracle"]) == 2
     assert "CASE" in capsys.readouterr().err

@@ -517,8 +517,22 @@ SUBCOMMANDS: list[Subcommand] = [
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what is wrong, and where to read more)."""
 
+    commands: dict[str, argparse.ArgumentParser]  # the top-level parser's subcommands
+
     def error(self, message: str):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _unrecognized(parser: _Parser, command: str, extra: list[str]):
+    """A usage error for arguments ``command`` does not take, said by that command (whose
+    ``--help`` lists what it does take); a lone word where the command takes
+    ``--target`` is most likely a target named without it."""
+    sub = parser.commands[command]
+    hint = ""
+    if len(extra) == 1 and not extra[0].startswith("-") and \
+            "--target" in sub._option_string_actions:
+        hint = f"; a target is named with --target: {sub.prog} --target {extra[0]}"
+    sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -531,10 +545,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=_Parser)
+    parser.commands = {}
     for command in SUBCOMMANDS:
         sub_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub_parser)
         sub_parser.set_defaults(_run=command.run)
+        parser.commands[command.name] = sub_parser
     return parser
 
 
@@ -542,7 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            _unrecognized(parser, args.command, extra)
     except SystemExit as exc:
         # argparse exits for --help, --version (0) and usage errors (2); return instead.
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
