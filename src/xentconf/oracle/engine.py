@@ -180,15 +180,15 @@ def _kernel_step(rows) -> int:
 
 
 def _two_class_ranges(n: int) -> list[tuple[int, int]]:
-    """The thread-pool tasks of the C = 2 closed form, as row ranges ``(lo, hi)``, each
-    run in cache-sized blocks written in place: guided, each range a ``2 * threads()``-th
-    of the rows left (whole blocks of TWO_CLASS_BLOCK rows, one at least), so that a call
-    starts with large tasks and ends with small ones. With equal tasks (a quarter of a
-    thread's share each) one thread often had most of a task left when the other ran out,
-    the two not running at the same speed: at 2·10⁶ rows on 2 threads, one sat idle for
-    0.79 ms of a 10.3 ms map (median of 30 calls), 0.14 ms with guided ranges. Tiny tasks
-    throughout cost more than they saved: the threads then spent their time handing the
-    GIL to each other."""
+    """The thread-pool tasks of the C = 2 closed form (the loss and the gradient), as row
+    ranges ``(lo, hi)``, each one compiled call that runs cache-sized blocks: guided,
+    each range a ``2 * threads()``-th of the rows left (whole blocks of TWO_CLASS_BLOCK
+    rows, one at least), so that a call starts with large tasks and ends with small ones.
+    With equal tasks (a quarter of a thread's share each) one thread often had most of a
+    task left when the other ran out, the two not running at the same speed: at 2·10⁶
+    rows on 2 threads, one sat idle for 0.79 ms of a 10.3 ms map (median of 30 calls),
+    0.14 ms with guided ranges. Tiny tasks throughout cost more than they saved: the
+    threads then spent their time handing the GIL to each other."""
     out, lo, part = [], 0, 2 * threads() * TWO_CLASS_BLOCK
     while lo < n:
         size = -(-(n - lo) // part) * TWO_CLASS_BLOCK  # ceil((n - lo) / part) blocks
@@ -761,14 +761,17 @@ class Engine:
             gam = grad_rad = np.ones(1)
         ok = np.empty((n, 2), dtype=bool)
         src = kernel_source(rows)
+
+        def one(r):
+            lo, hi = r
+            g, gr = (gam[lo:hi], grad_rad[lo:hi]) if with_gamma else (gam, grad_rad)
+            return kernel(src[lo:hi], rows.labels[lo:hi], g, gr, not with_gamma,
+                          rows.nan_rows[lo:hi], rows.ignored[lo:hi], EXP_REL, SLACK, U, ETA,
+                          TWO_CLASS_BLOCK, *kernel_args(fmt), out[lo:hi].reshape(-1),
+                          ok[lo:hi].reshape(-1))
+
         ranges = _two_class_ranges(n)
-        missed = _map_blocks(lambda r: kernel(
-            src[r[0]:r[1]], rows.labels[r[0]:r[1]], gam[r[0]:r[1]] if with_gamma else gam,
-            grad_rad[r[0]:r[1]] if with_gamma else grad_rad, not with_gamma,
-            rows.nan_rows[r[0]:r[1]], rows.ignored[r[0]:r[1]], EXP_REL, SLACK, U, ETA,
-            TWO_CLASS_BLOCK, *kernel_args(fmt), out[r[0]:r[1]].reshape(-1),
-            ok[r[0]:r[1]].reshape(-1)), ranges)
-        for (lo, hi), m in zip(ranges, missed):
+        for (lo, hi), m in zip(ranges, _map_blocks(one, ranges)):
             if m:
                 self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)
         return out
