@@ -591,14 +591,20 @@ def _widen_impl(v):
 
 
 @jit
-def _two_class_block(src, a, k, lab, x0, x1, isb, d, dlo, e, lp):
-    """Rows ``a:a+k`` of ``src`` (``[N, 2]`` logits) up to ``lp = log1p(e)`` into a
-    block's scratch: the logits as contiguous float64 columns, :func:`two_class_pre`,
-    then :func:`_log1p_unit` (each loop vectorizes)."""
+def _two_class_head(src, a, k, lab, x0, x1, isb, d, dlo, e):
+    """Rows ``a:a+k`` of ``src`` (``[N, 2]`` logits) up to ``e = exp(−|d|)`` into a
+    block's scratch: the logits as contiguous float64 columns, then
+    :func:`two_class_pre` (each loop vectorizes)."""
     for i in range(k):
         x0[i] = _widen(src[a + i, 0])
         x1[i] = _widen(src[a + i, 1])
     two_class_pre(x0[:k], x1[:k], lab[a:a + k], isb[:k], d[:k], dlo[:k], e[:k])
+
+
+@jit
+def _two_class_block(src, a, k, lab, x0, x1, isb, d, dlo, e, lp):
+    """:func:`_two_class_head`, then ``lp = log1p(e)`` by :func:`_log1p_unit`."""
+    _two_class_head(src, a, k, lab, x0, x1, isb, d, dlo, e)
     for i in range(k):
         lp[i] = _log1p_unit(e[i])
 
@@ -751,12 +757,11 @@ def two_class_grad_range(src, lab, gam, grad_rad, unit, nan_rows, ignored, exp_r
     """The certified backprop rows of a C = 2 plan's row range straight from its logits
     (``src``, ``[N, 2]``; float16 as uint16 bits) in one call, into flat ``[2N]`` ``out``
     and ``ok``, in blocks of ``block`` rows: the difference and the exponential
-    (:func:`_two_class_block`'s first loop and :func:`two_class_pre`), ``σ`` and its
-    radius (:func:`_sigma`, no log1p needed), then what ``rows.two_class_bp``,
-    ``engine._scale`` (by ``γ = gam`` with its radius ``grad_rad``; ``unit``: ``γ = 1``
-    exactly, the arrays unread), the row rules (``plan.Rows.apply_rules``) and
-    :func:`certify_rows` do in numpy, the same operations in the same order. Returns how
-    many elements did not certify."""
+    (:func:`_two_class_head`), ``σ`` and its radius (:func:`_sigma`, no log1p needed),
+    then what ``rows.two_class_bp``, ``engine._scale`` (by ``γ = gam`` with its radius
+    ``grad_rad``; ``unit``: ``γ = 1`` exactly, the arrays unread), the row rules
+    (``plan.Rows.apply_rules``) and :func:`certify_rows` do in numpy, the same operations
+    in the same order. Returns how many elements did not certify."""
     n = src.shape[0]
     m = min(n, block)
     x0, x1 = np.empty(m), np.empty(m)
@@ -767,10 +772,7 @@ def two_class_grad_range(src, lab, gam, grad_rad, unit, nan_rows, ignored, exp_r
     for a in range(0, n, block):
         b = min(n, a + block)
         k = b - a
-        for i in range(k):
-            x0[i] = _widen(src[a + i, 0])
-            x1[i] = _widen(src[a + i, 1])
-        two_class_pre(x0[:k], x1[:k], lab[a:b], isb[:k], d[:k], dlo[:k], e[:k])
+        _two_class_head(src, a, k, lab, x0, x1, isb, d, dlo, e)
         for i in range(k):
             s, sr = _sigma(d[i] > 0, e[i], _exp_err(dlo[i], exp_rel, slack), slack, u, eta)
             b0 = s if lab[a + i] > 0 else -s  # +σ at the other class, −σ at the label
