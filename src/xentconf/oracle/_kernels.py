@@ -633,8 +633,11 @@ def two_class_range(src, lab, nan_rows, ignored, exp_rel, c_fn, slack, u, eta, b
 
 @jit
 def _grown(arr, size):
+    """``arr`` in a longer array (element by element: numba took seconds to compile a
+    slice assignment)."""
     out = np.empty(size, dtype=arr.dtype)
-    out[:arr.shape[0]] = arr
+    for i in range(arr.shape[0]):
+        out[i] = arr[i]
     return out
 
 
