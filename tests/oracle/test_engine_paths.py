@@ -196,6 +196,32 @@ def test_kernel_matches_the_numpy_path_bit_for_bit():
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [3, 10, 16])
+def test_kernel_blocks_that_are_not_quick_match_the_numpy_path(c, dtype):
+    """The small-C kernel takes a quick road for a block of float32 rows whose shifts are
+    all exact and narrow; one row that is not (an inexact shift, a −inf, a shift below
+    −700) must send its own block, and only it, the general way: the same bits as the
+    numpy path in every block (float64 rows, whose shifts are seldom exact, never take
+    it)."""
+    from xentconf.oracle import accel
+
+    rng = np.random.default_rng(c)
+    x = (rng.standard_normal((1500, c)) * 3).astype(dtype)
+    x[300, 1] *= dtype(1e-12)  # x − m not exact in float64
+    x[700, 0] = -np.inf
+    x[1100, 0] = dtype(-720)  # e^(x − m) subnormal: the clamp and two-step scaling
+    x[1400, c - 1] = dtype(2.0 ** -140)  # subnormal in float32, exact shifts
+    lab = rng.integers(0, c, x.shape[0])
+    a = accel.kernel()(x, lab)
+    b = R.sparse_row_stats(x, lab, accel=False)
+    assert not a[0].any() and not b[0].any()
+    assert a[4][300] != 0  # the inexact shift's error is carried
+    for i in range(1, 6):
+        assert np.array_equal(a[i], b[i]), i
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_public_answers_are_the_same_on_both_paths(monkeypatch, dtype):
     rng = np.random.default_rng(8)
     for x in _adversarial_blocks():

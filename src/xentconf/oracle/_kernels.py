@@ -240,22 +240,77 @@ SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
 def _keys_max(bt, nr, c, kmax, nfin):
     """Per row (column ``r`` of ``bt``, the float64 bits of a block's rows by column): the
     largest order-preserving key (as :func:`row_max64`'s) and the count of NaN/±inf, each
-    loop across the block's rows."""
+    loop across the block's rows; and over the whole block: the smallest key, and the
+    largest and smallest exponent field of the nonzero values (for :func:`small_rows`'
+    quick block), ``(any NaN/±inf, smallest key, exponent span)``."""
     for r in range(nr):
         kmax[r] = -9223372036854775807 - 1
         nfin[r] = 0
     expo = 0x7FF0000000000000
+    kmin = 9223372036854775807
+    emax = 0
+    emin = expo
     for j in range(c):
+        bj = bt[j]
         for r in range(nr):
-            b = bt[j, r]
-            kmax[r] = max(kmax[r], b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF))
-            nfin[r] += (b & expo) == expo
+            b = bj[r]
+            key = b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF)
+            kmax[r] = max(kmax[r], key)
+            kmin = min(kmin, key)
+            e = b & expo
+            nfin[r] += e == expo
+            emax = max(emax, e)
+            emin = min(emin, e if e != 0 else expo)
+    anyfin = 0
+    for r in range(nr):
+        anyfin += nfin[r]
+    return anyfin != 0, kmin, emax - emin
 
 
 @jit
 def _key_value(key):
     """The float64 value of an order-preserving key of float64 bits."""
     return _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
+
+
+@jit
+def _lanes_into(buf, nr, c, out, r0):
+    """Per row ``r < nr`` (column ``r`` of ``buf``, a block's values by column, its rows
+    ``C`` to 2·LANES − 1 zero): the row's lanes, the chunks added (the complete tree of
+    one or two chunks), then added as :func:`fold` adds them (LANES = 8), into
+    ``out[r0 + r]``. A lane past ``C`` is ``+0``, as in the numpy path's padding (the
+    values are ``≥ +0``: adding it changes nothing)."""
+    b0, b1, b2, b3, b4, b5, b6, b7 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], \
+        buf[6], buf[7]
+    if c > w:
+        b8, b9, b10, b11, b12, b13, b14, b15 = buf[8], buf[9], buf[10], buf[11], buf[12], \
+            buf[13], buf[14], buf[15]
+        for r in range(nr):
+            out[r0 + r] = (((b0[r] + b8[r]) + (b1[r] + b9[r])) +
+                           ((b2[r] + b10[r]) + (b3[r] + b11[r]))) + \
+                (((b4[r] + b12[r]) + (b5[r] + b13[r])) + ((b6[r] + b14[r]) + (b7[r] + b15[r])))
+    else:
+        for r in range(nr):
+            out[r0 + r] = ((b0[r] + b1[r]) + (b2[r] + b3[r])) + ((b4[r] + b5[r]) + (b6[r] + b7[r]))
+
+
+def _is_f32(x):
+    """Whether ``x`` is a float32 array: a constant in each compiled variant."""
+
+
+@overload(_is_f32)
+def _is_f32_impl(x):
+    if x.dtype == types.float32:
+        return lambda x: True
+    return lambda x: False
+
+
+#: The exponent span (in float64 exponent fields) of a float32 block whose shifts
+#: ``x − m`` are all exact in float64: values of exponents ``e_max`` and ``e_min`` have their
+#: lowest bit at ``2^(e_min − 23)`` or above (subnormal float32 ones at ``2^-149``), and a
+#: difference below ``2^(e_max + 2)``, so ``e_max − e_min + 25 ≤ 53`` bits hold it exactly
+EXACT_SPAN = 27 << 52
+NARROW = 700.0  # a block spanning less has every ``x − m ≥ −700``: exp_seg_narrow's range
 
 
 @jit
@@ -271,70 +326,94 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     is transposed once, widened to float64, and the keys are taken from those float64
     bits (widening is exact and keeps the order, infinities and NaNs: the same maximum
     and the same count of non-finite values as the input's own bits, ``bits`` being
-    unused here); a second transpose of the input's bits cost a sixth of the kernel."""
+    unused here); a second transpose of the input's bits cost a sixth of the kernel.
+
+    A float32 block of finite values whose shifts are all exact (:data:`EXACT_SPAN`) and
+    that spans less than :data:`NARROW` is a quick one, as whole rows are in
+    :func:`sparse_rows`: ``e_j`` by :func:`exp_seg_narrow`'s steps, no ``two_sum`` and no
+    error sum (its terms are ``e_j·0``). The lanes are added straight from the block's
+    columns into each row's sum (:func:`_lanes_into`)."""
     n, c = x.shape
     nb_ = SMALL_BLOCK
     xt = np.empty((c, nb_))
     xb = xt.view(np.int64)
-    et = np.empty((c, nb_))
-    lt = np.empty((c, nb_))
-    se = np.empty((w, nb_))
-    sl = np.empty((w, nb_))
+    et = np.zeros((2 * w, nb_))  # rows past C stay zero: the lanes' padding
+    lt = np.zeros((2 * w, nb_))
     kmax = np.empty(nb_, dtype=np.int64)
     nfin = np.empty(nb_, dtype=np.int64)
     mt = np.empty(nb_)
     mk = np.empty(nb_)
     kt = np.empty(nb_, dtype=np.int64)
+    f32 = _is_f32(x)
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
+        blk = x[b0:b0 + nr]
         for r in range(nr):
-            i = b0 + r
-            xy_out[i] = np.float64(x[i, lab[i]])
+            xy_out[b0 + r] = np.float64(blk[r, lab[b0 + r]])
         for j in range(c):  # column by column: the loop over rows vectorizes
-            for r in range(nr):
-                xt[j, r] = np.float64(x[b0 + r, j])
-        _keys_max(xb, nr, c, kmax, nfin)
+            xj = xt[j]  # (one-dimensional views: indexing a 2-D one in the loop kept
+            for r in range(nr):  # several loops from vectorizing, 2-3x slower)
+                xj[r] = np.float64(blk[r, j])
+        nonfinite, kmin, span = _keys_max(xb, nr, c, kmax, nfin)
+        top = kmin
         for r in range(nr):
             i = b0 + r
             m = _key_value(kmax[r])
-            bad = False
-            if nfin[r]:
-                m, bad = slow_max(x[i])
+            top = max(top, kmax[r])
             m_out[i] = m
-            bad_out[i] = bad
+            bad_out[i] = False
             mk[r] = m
-            mt[r] = 0.0 if bad else m  # a bad row's values are computed and dropped
+            mt[r] = m
             kt[r] = 0
-        for j in range(c - 1, -1, -1):  # the first index of the maximum
+        if nonfinite:
             for r in range(nr):
-                kt[r] = j if xt[j, r] == mk[r] else kt[r]
-        for j in range(c):
+                if nfin[r]:
+                    i = b0 + r
+                    m, bad = slow_max(x[i])
+                    m_out[i] = m
+                    bad_out[i] = bad
+                    mk[r] = m
+                    mt[r] = 0.0 if bad else m  # a bad row's values are computed and dropped
+        quick = f32 and not nonfinite and span <= EXACT_SPAN and \
+            _key_value(top) - _key_value(kmin) < NARROW
+        for jj in range(c):  # the first index of the maximum
+            j = c - 1 - jj
+            xj = xt[j]
             for r in range(nr):
-                d, lo = _two_sum(xt[j, r], -mt[r])
-                lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
-                e = _exp_nonpos(d)
-                hit = kt[r] == j
-                et[j, r] = 0.0 if hit else e
-                lt[j, r] = 0.0 if hit else e * abs(lo)
-        for l in range(w):
+                kt[r] = j if xj[r] == mk[r] else kt[r]
+        if quick:
+            for j in range(c):
+                xj, ej = xt[j], et[j]
+                for r in range(nr):
+                    d = xj[r] - mt[r]
+                    kf = (d * inv_ln2 + sh) - sh
+                    rr = (d - kf * ln2_hi) - kf * ln2_lo
+                    e = _poly(rr) * _as_f64((np.int64(kf) + 1023) << 52)
+                    ej[r] = 0.0 if kt[r] == j else e
+        else:
+            for j in range(c):
+                xj, ej, lj = xt[j], et[j], lt[j]
+                for r in range(nr):
+                    d, lo = _two_sum(xj[r], -mt[r])
+                    lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
+                    e = _exp_nonpos(d)
+                    hit = kt[r] == j
+                    ej[r] = 0.0 if hit else e
+                    lj[r] = 0.0 if hit else e * abs(lo)
+        _lanes_into(et, nr, c, t_out, b0)
+        if quick:
             for r in range(nr):
-                a = et[l, r] if l < c else 0.0
-                b = lt[l, r] if l < c else 0.0
-                if c > w:  # the two chunks' lanes added (the complete tree of two)
-                    a = a + (et[l + w, r] if l + w < c else 0.0)
-                    b = b + (lt[l + w, r] if l + w < c else 0.0)
-                se[l, r] = a
-                sl[l, r] = b
+                terr_out[b0 + r] = 0.0
+        else:
+            _lanes_into(lt, nr, c, terr_out, b0)
+        if nonfinite:
+            for r in range(nr):
+                i = b0 + r
+                if bad_out[i]:
+                    t_out[i] = 0.0
+                    terr_out[i] = 0.0
         for r in range(nr):
-            i = b0 + r
-            t = ((se[0, r] + se[1, r]) + (se[2, r] + se[3, r])) + \
-                ((se[4, r] + se[5, r]) + (se[6, r] + se[7, r]))
-            te = ((sl[0, r] + sl[1, r]) + (sl[2, r] + sl[3, r])) + \
-                ((sl[4, r] + sl[5, r]) + (sl[6, r] + sl[7, r]))
-            bad = bad_out[i]
-            k_out[i] = 0 if bad else kt[r]
-            t_out[i] = 0.0 if bad else t
-            terr_out[i] = 0.0 if bad else te
+            k_out[b0 + r] = 0 if bad_out[b0 + r] else kt[r]
 
 
 @jit
