@@ -272,17 +272,20 @@ def test_large_c_agrees(dtype):
     assert _same(a["loss"].rounded64, f["loss"].rounded64)
 
 
+@pytest.mark.parametrize("block", [None, 1000])
 @pytest.mark.parametrize("threads", [1, 2, 8])
 @pytest.mark.parametrize("n", [1, 32768, 32769, 2_000_000, 10 * 32768 + 5])
-def test_two_class_tasks_cover_the_rows_once_largest_first(monkeypatch, threads, n):
-    """C = 2's guided tasks: contiguous row ranges from 0 to n, each whole kernel blocks
-    (but the last), none larger than the one before, the first a 2·threads-th of the rows
-    (rounded up to whole blocks), and each a 2·threads-th of what was left."""
+def test_range_tasks_cover_the_rows_once_largest_first(monkeypatch, threads, n, block):
+    """The range kernels' guided tasks: contiguous row ranges from 0 to n, each whole
+    kernel blocks (but the last), none larger than the one before, the first a
+    2·threads-th of the rows (rounded up to whole blocks), and each a 2·threads-th of what
+    was left. Blocks of C = 2's size by default, or as given."""
     from xentconf.oracle import engine as E
-    from xentconf.oracle.rows import TWO_CLASS_BLOCK as B
+    from xentconf.oracle.rows import TWO_CLASS_BLOCK
 
     monkeypatch.setattr(E, "THREADS", threads)
-    ranges = E._two_class_ranges(n)
+    B = block or TWO_CLASS_BLOCK
+    ranges = E._ranges(n) if block is None else E._ranges(n, block)
     assert ranges[0][0] == 0 and ranges[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     sizes = [hi - lo for lo, hi in ranges]

@@ -18,7 +18,16 @@ from xentconf.oracle import engine as E
 from xentconf.oracle import rows as R
 from xentconf.oracle.dd import two_sum
 from xentconf.oracle.fast import tf as fast_tf
-from xentconf.oracle.vexp import EXP_ABS, EXP_REL, LANES, LOG1P_REL, U, exp_nonpos, log1p_unit
+from xentconf.oracle.vexp import (
+    EXP_ABS,
+    EXP_REL,
+    LANES,
+    LOG1P_REL,
+    U,
+    exp_nonpos,
+    log1p_pos,
+    log1p_unit,
+)
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (a dependency "
@@ -89,13 +98,46 @@ def test_log1p_unit_is_within_its_claimed_bound():
     assert log1p_unit(np.array([0.0, 1.0])).tolist() == [0.0, float(mpmath.log(2))]
 
 
-@needs_numba
-def test_compiled_log1p_unit_matches_the_numpy_one_bit_for_bit():
-    from xentconf.oracle import _kernels
+def _log1p_pos_points() -> np.ndarray:
+    """Points above 1 for log1p_pos: just above 1, a row's sum at C ≤ 16, large sums, the
+    switch to halving ``g`` (``1 + t`` near ``3·2^(k−1)``), the largest float64."""
+    rng = np.random.default_rng(7)
+    k = rng.integers(2, 60, 1000)
+    return np.concatenate([
+        1 + rng.random(2000) * 2.0 ** -rng.integers(0, 60, 2000),
+        1 + rng.random(3000) * 15, np.exp(rng.random(2000) * 44),
+        3.0 * 2.0 ** (k - 1) * (1 + rng.standard_normal(1000) * 2.0 ** -40) - 1,
+        [np.nextafter(1.0, 2), 2.0, 3.0, np.nextafter(3.0, 2), np.nextafter(2.0, 4), 7.0,
+         2.0 ** 31, 1e300, np.finfo(np.float64).max],
+    ])
 
+
+def test_log1p_pos_is_within_its_claimed_bound():
+    """|log1p_pos(t) − log1p(t)| ≤ LOG1P_REL·log1p(t) for t > 1 against 120-bit mpmath
+    (the derivation in vexp gives 2.53u there), log1p_unit's very values up to 1, and
+    +inf at +inf."""
+    t = _log1p_pos_points()
+    worst = _worst_error(t, log1p_pos(t), "log1p", LOG1P_REL)
+    assert 0 < worst <= LOG1P_REL and worst / U < 2.53
     e = _log1p_points()
-    want = log1p_unit(e)
-    got = np.array([_kernels._log1p_unit(v) for v in e.tolist()])
+    assert np.array_equal(log1p_pos(e), log1p_unit(e))
+    assert log1p_pos(np.array([np.inf, 0.0])).tolist() == [np.inf, 0.0]
+    # 1 + t is no float64 here: its rounding error (up to 1.4u of the answer) is carried,
+    # and these come out correctly rounded
+    t = np.array([1 + 2.0 ** -52, 1 + 3 * 2.0 ** -52, 2 + 2.0 ** -51, 5 + 2.0 ** -50])
+    assert log1p_pos(t).tolist() == [float(mpmath.log1p(mpmath.mpf(v))) for v in t.tolist()]
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["log1p_unit", "log1p_pos"])
+def test_compiled_log1p_matches_the_numpy_one_bit_for_bit(name):
+    from xentconf.oracle import _kernels, vexp
+
+    x = _log1p_points() if name == "log1p_unit" else \
+        np.concatenate([_log1p_points(), _log1p_pos_points(), [np.inf]])
+    want = getattr(vexp, name)(x)
+    compiled = getattr(_kernels, "_" + name)
+    got = np.array([compiled(v) for v in x.tolist()])
     assert np.array_equal(got, want)
 
 
@@ -218,6 +260,30 @@ def test_kernel_blocks_that_are_not_quick_match_the_numpy_path(c, dtype):
     assert a[4][300] != 0  # the inexact shift's error is carried
     for i in range(1, 6):
         assert np.array_equal(a[i], b[i]), i
+
+
+@needs_numba
+def test_a_non_contiguous_input_is_read_in_copies_with_the_same_rows(monkeypatch):
+    """The compiled sparse loss reads a non-contiguous input (a transposed array) in copies
+    of ``COPY_BYTES``: every row's value and radius the same bits as from a contiguous copy
+    of it, and as the numpy path's, on several threads."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((10, 3000)) * 3).astype(np.float32).T  # [3000, 10], by column
+    y = rng.integers(0, 10, 3000)
+    y[::7] = -1  # out of range: NaN rows on the gpu profile
+    monkeypatch.setattr(R, "COPY_BYTES", 4000)  # 100 rows a copy
+    monkeypatch.setattr(E, "THREADS", 3)
+    seen = []
+    for z, accel in ((x, True), (np.ascontiguousarray(x), True), (x, False)):
+        monkeypatch.setattr(E, "USE_ACCEL", accel)
+        e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, z, profile="gpu")
+        assert e.engine.accel is accel
+        assert e.plan.rows.source.flags.c_contiguous is (z is not x)
+        seen.append(e.engine._row_values())
+    for L, R_ in seen[1:]:
+        assert np.array_equal(L, seen[0][0], equal_nan=True)
+        assert np.array_equal(R_, seen[0][1])
+    assert np.isnan(seen[0][0][::7]).all() and np.isfinite(seen[0][0][1::7]).all()
 
 
 @needs_numba

@@ -439,13 +439,12 @@ def test_the_loss_certified_block_by_block_at_c_10_equals_the_loss_from_whole_ro
     the same fallbacks as certifying the whole rows, over many blocks on several threads,
     with an absolute slack made large enough (for both roads) that some rows miss and the
     exact tier decides them."""
-    from xentconf.oracle import engine as E
     from xentconf.oracle import rows as R
 
     rng = np.random.default_rng(8)
     x = (rng.standard_normal((600, 10)) * 3).astype(np.float32)
     y = rng.integers(0, 10, 600)
-    monkeypatch.setattr(E, "KERNEL_BLOCK_ROWS", 64)  # ten blocks
+    monkeypatch.setattr(R, "SPARSE_BLOCK", 64)  # ten blocks, in ranges of several
     monkeypatch.setattr(R, "ETA", 2.0 ** -32)  # about one row in a hundred misses
     (a, fa), (b, fb) = _blocks_and_whole_rows(y, x)
     assert np.array_equal(a, b) and fa == fb > 0

@@ -52,13 +52,13 @@ def certifier():
     return _kernels.certify_rows
 
 
-def sparse_loss_post():
-    """The compiled rest of ``rows.sparse_loss_rows`` with the row rules
-    (``rows.sparse_loss_into``), and the same with the loss's certification; numba must be
-    there (the caller has checked)."""
+def sparse_loss_kernels():
+    """The compiled ``rows.sparse_loss_rows`` with the row rules over a whole row range,
+    written out or with the loss certified (``rows.sparse_loss_into``; see
+    ``_kernels.sparse_loss_range``); numba must be there (the caller has checked)."""
     from . import _kernels
 
-    return _kernels.sparse_loss_post, _kernels.sparse_loss_post_certified
+    return _kernels.sparse_loss_range, _kernels.sparse_loss_range_certified
 
 
 def two_class_kernels():

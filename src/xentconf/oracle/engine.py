@@ -8,12 +8,15 @@ format. The few elements whose bound straddles a rounding boundary go to the exa
 (Ziv's strategy across tiers), so every rounded value the engine returns is the
 correctly rounded exact value — the same answer as the exact tier, much faster.
 
-Error model (``u = 2**-53``): ``+ − × ÷`` are correctly rounded; ``np.log1p`` (and
-``np.exp`` where the dense and double-double paths use it) is within ``C_FN = 4u``
-relative (measured ≤ 1.11u here); the logits rows' exponential is the engine's own
-:func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative, derived there), and
-so is the C = 2 closed form's ``log1p`` (:func:`~xentconf.oracle.vexp.log1p_unit`, ≤
-``LOG1P_REL = 3u``); the optional compiled kernel in :mod:`xentconf.oracle.accel`
+Error model (``u = 2**-53``): ``+ − × ÷`` are correctly rounded; ``np.log1p`` (where the
+probability rows use it) and ``np.exp`` (where the dense and double-double paths use it)
+are within ``C_FN = 4u`` relative (measured ≤ 1.11u here); the logits rows' exponential is
+the engine's own :func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative,
+derived there), and so is their ``log1p`` (:func:`~xentconf.oracle.vexp.log1p_pos`, and
+the C = 2 closed form's :func:`~xentconf.oracle.vexp.log1p_unit`, ≤ ``LOG1P_REL = 3u``:
+a compiled loop cannot call numpy's, and calling it between two compiled kernels cost
+each block two hand-overs of Python's lock); the optional compiled kernel in
+:mod:`xentconf.oracle.accel`
 evaluates the same operations and gives the same bits; an exponential that underflows
 into float64's subnormals errs by at most ``ETA`` absolutely. For a sparse row (``k`` =
 the first maximum, ``d = z − m`` with its rounding error ``d_lo`` from an error-free
@@ -76,6 +79,7 @@ from .rows import (
     _RowsDD,
     _Workspace,
     kernel_source,
+    sparse_block,
     sparse_loss_into,
     sparse_loss_rows,
     sparse_row_stats,
@@ -165,33 +169,25 @@ def _certify(mid: np.ndarray, rad: np.ndarray, fmt: Format):
     return rounded.reshape(mid.shape), ok.reshape(mid.shape)
 
 
-KERNEL_BLOCK_BYTES = 4 << 20  # input rows per kernel call (bounds a non-contiguous copy)
-KERNEL_BLOCK_ROWS = 1 << 15  # and at most this many: the row-level temporaries (6 arrays
-# of 256 KiB) stay in a core's L2 with the input at small C (1 << 16: C = 10 and 20 took
-# 10-20% longer, C = 4 3% less)
+KERNEL_BLOCK_ROWS = 1 << 15  # rows per block of the C = 2 closed form's numpy path
 BLOCK_BYTES = 1 << 20  # per float64 scratch array: small enough that freed blocks are reused
 # (fresh 8 MiB temporaries spent half the time in page faults); a block uses about ten
 
 
-def _kernel_step(rows) -> int:
-    """Rows per block of the compiled sparse kernel (its scratch does not grow with C)."""
-    return max(1, min(rows.n, KERNEL_BLOCK_ROWS,
-                      KERNEL_BLOCK_BYTES // (rows.c * rows.source.itemsize)))
-
-
-def _two_class_ranges(n: int) -> list[tuple[int, int]]:
-    """The thread-pool tasks of the C = 2 closed form (the loss and the gradient), as row
-    ranges ``(lo, hi)``, each one compiled call that runs cache-sized blocks: guided,
-    each range a ``2 * threads()``-th of the rows left (whole blocks of TWO_CLASS_BLOCK
-    rows, one at least), so that a call starts with large tasks and ends with small ones.
-    With equal tasks (a quarter of a thread's share each) one thread often had most of a
-    task left when the other ran out, the two not running at the same speed: at 2·10⁶
-    rows on 2 threads, one sat idle for 0.79 ms of a 10.3 ms map (median of 30 calls),
-    0.14 ms with guided ranges. Tiny tasks throughout cost more than they saved: the
-    threads then spent their time handing the GIL to each other."""
-    out, lo, part = [], 0, 2 * threads() * TWO_CLASS_BLOCK
+def _ranges(n: int, block: int = TWO_CLASS_BLOCK) -> list[tuple[int, int]]:
+    """The thread-pool tasks of a compiled range kernel (the C = 2 closed form's loss and
+    gradient, the sparse loss), as row ranges ``(lo, hi)``, each one compiled call that
+    runs cache-sized blocks of ``block`` rows: guided, each range a ``2 * threads()``-th
+    of the rows left (whole blocks, one at least), so that a call starts with large tasks
+    and ends with small ones. With equal tasks (a quarter of a thread's share each) one
+    thread often had most of a task left when the other ran out, the two not running at
+    the same speed: at 2·10⁶ rows of C = 2 on 2 threads, one sat idle for 0.79 ms of a
+    10.3 ms map (median of 30 calls), 0.14 ms with guided ranges. Tiny tasks throughout
+    cost more than they saved: the threads then spent their time handing the GIL to each
+    other."""
+    out, lo, part = [], 0, 2 * threads() * block
     while lo < n:
-        size = -(-(n - lo) // part) * TWO_CLASS_BLOCK  # ceil((n - lo) / part) blocks
+        size = -(-(n - lo) // part) * block  # ceil((n - lo) / part) blocks
         out.append((lo, min(n, lo + size)))
         lo += size
     return out
@@ -408,7 +404,7 @@ class Engine:
 
             if USE_ACCEL and _accel.enabled():
                 _map_blocks(lambda r: two_class_into(rows, *r, L, R, sig, srad, bad, dd),
-                            _two_class_ranges(n))
+                            _ranges(n))
             else:
                 def two(lo):
                     hi = min(n, lo + KERNEL_BLOCK_ROWS)
@@ -422,15 +418,15 @@ class Engine:
             self._two_class_sig = (sig, srad, bad, dd)
             self._loss_rows = (L, R)
             return self._loss_rows
-        elif rows.kind == "sparse" and self.accel:
-            step = _kernel_step(rows)
-        else:
-            step = _block_rows(n, c)
+        if rows.kind == "sparse" and self.accel:
+            _map_blocks(lambda r: sparse_loss_into(rows, *r, L, R),
+                        _ranges(n, sparse_block(rows)))
+            self._loss_rows = (L, R)
+            return self._loss_rows
+        step = _block_rows(n, c)
+
         def one(lo):
             hi = min(n, lo + step)
-            if rows.kind == "sparse" and self.accel:
-                sparse_loss_into(rows, lo, hi, L, R)
-                return
             (m, r), _g, bad = self._block(lo, hi, need_grad=False)
             L[lo:hi], R[lo:hi] = rows.apply_rules(lo, hi, bad, m, r)
 
@@ -459,13 +455,12 @@ class Engine:
         rounded, ok = np.empty(n), np.empty(n, dtype=bool)
         cert = (fmt, rounded, ok)
         if not self.two_class:
-            step = _kernel_step(rows)
-            missed = _map_blocks(lambda lo: sparse_loss_into(
-                rows, lo, min(n, lo + step), None, None, cert=cert), range(0, n, step))
+            missed = _map_blocks(lambda r: sparse_loss_into(rows, *r, None, None, cert=cert),
+                                 _ranges(n, sparse_block(rows)))
             return rounded, ok if any(missed) else None, None
         missed = [m for m in _map_blocks(
             lambda r: two_class_into(rows, *r, *(None,) * 6, cert=cert),
-            _two_class_ranges(n)) if m is not None]
+            _ranges(n)) if m is not None]
         if not missed:
             return rounded, None, None
         return rounded, ok, tuple(np.concatenate(c) for c in zip(*missed))
@@ -770,7 +765,7 @@ class Engine:
                           TWO_CLASS_BLOCK, *kernel_args(fmt), out[lo:hi].reshape(-1),
                           ok[lo:hi].reshape(-1))
 
-        ranges = _two_class_ranges(n)
+        ranges = _ranges(n)
         for (lo, hi), m in zip(ranges, _map_blocks(one, ranges)):
             if m:
                 self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)

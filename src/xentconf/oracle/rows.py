@@ -16,7 +16,7 @@ from . import accel as _accel
 from .certify import C_FN, ETA, SLACK, U, kernel_args, pairwise_sum
 from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
 from .plan import logit_row_max
-from .vexp import EXP_REL, LANES, exp_nonpos, log1p_unit
+from .vexp import EXP_REL, LANES, exp_nonpos, log1p_pos, log1p_unit
 
 # --------------------------------------------------------------------------- rows
 
@@ -178,25 +178,45 @@ def sparse_row_stats(xs: np.ndarray, labels: np.ndarray, accel: bool,
     return _numpy_rows(xs, keep=False, ws=ws)[0] + (xy,)
 
 
+SPARSE_BLOCK = 1 << 13  # rows per block of the compiled sparse range kernel, at most
+SPARSE_BLOCK_BYTES = 1 << 20  # and input bytes: a block's rows and scratch stay in a core's L2
+COPY_BYTES = 4 << 20  # a non-contiguous input is copied this much at a time
+
+
+def sparse_block(rows) -> int:
+    """Rows per block of :func:`sparse_loss_into`'s compiled call (and the unit of the
+    engine's row ranges for it)."""
+    return max(1, min(SPARSE_BLOCK, SPARSE_BLOCK_BYTES // (rows.c * rows.source.itemsize)))
+
+
 def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> int | None:
-    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``) by the
-    compiled kernels, with the row rules applied, written into ``L`` and ``R``: the same
-    bits (numpy's log1p between the kernels) with no numpy pass per row value. ``cert =
-    (fmt, rounded, ok)``: the loss certified into those instead, in the same compiled call
-    (``L`` and ``R`` None: the values stay in the block's scratch), as
-    :func:`two_class_into` does; then returns how many rows did not certify."""
-    bad, m, _k, t, terr, xy = sparse_row_stats(rows.source[lo:hi], rows.labels_block(lo, hi),
-                                               True)
-    lp = np.log1p(t)
-    post, post_cert = _accel.sparse_loss_post()
-    args = (t, terr, lp, m, xy, bad, rows.nan_rows[lo:hi], rows.ignored[lo:hi], rows.c,
-            lane_levels(rows.c), C_FN, SLACK, U, ETA)
-    if cert is None:
-        post(*args, L[lo:hi], R[lo:hi])
-        return
-    fmt, rounded, ok = cert
-    return post_cert(*args, np.empty(hi - lo), np.empty(hi - lo), *kernel_args(fmt),
-                     rounded[lo:hi], ok[lo:hi])
+    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``, float32
+    or float64 logits) by the compiled kernels, with the row rules applied, written into
+    ``L`` and ``R``: the same bits as the numpy path, in one compiled call that runs the
+    range in cache-sized blocks (``_kernels.sparse_loss_range``; a non-contiguous input in
+    copies of ``COPY_BYTES``). ``cert = (fmt, rounded, ok)``: the loss certified into
+    those instead, block by block (``L`` and ``R`` None: the values stay in the block's
+    scratch), as :func:`two_class_into` does; then returns how many rows did not
+    certify."""
+    whole, whole_cert = _accel.sparse_loss_kernels()
+    src = rows.source
+    c = rows.c
+    step = hi - lo if src[lo:hi].flags.c_contiguous else \
+        max(1, COPY_BYTES // (c * src.itemsize))
+    block = sparse_block(rows)
+    missed = 0
+    for a in range(lo, hi, step):
+        b = min(hi, a + step)
+        x = np.ascontiguousarray(src[a:b])
+        args = (x, x.view(np.int32 if x.dtype == np.float32 else np.int64), rows.labels[a:b],
+                rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), C_FN, SLACK, U,
+                ETA, block)
+        if cert is None:
+            whole(*args, L[a:b], R[a:b])
+        else:
+            fmt, rounded, ok = cert
+            missed += whole_cert(*args, *kernel_args(fmt), rounded[a:b], ok[a:b])
+    return None if cert is None else missed
 
 
 class _RowSums:
@@ -211,7 +231,7 @@ class _RowSums:
             # exp(d)(1 + dlo + …)), plus one rounding per summation level and the
             # absolute slack of underflowed terms
             self.t_rad = (C_FN * t + terr * SLACK) * SLACK + t * lev * U * SLACK + c * ETA
-            logs = np.log1p(t)
+            logs = log1p_pos(t)
             self.logs = logs
             self.logs_rad = self.t_rad / np.maximum(1 + t - self.t_rad, 1.0) * SLACK + \
                 C_FN * logs

@@ -1,5 +1,5 @@
 """The engine's own float64 exponential of non-positive arguments, and its ``log1p`` on
-``[0, 1]`` (below), in plain numpy.
+``[0, 1]`` and on ``[0, ∞)`` (below), in plain numpy.
 
 ``np.exp`` is a libm or SIMD routine whose last bits depend on the build; the engine's
 compiled path (:mod:`xentconf.oracle.accel`) must give the very same values, so both paths
@@ -79,6 +79,24 @@ Tiny ``e`` (``s``, ``c`` subnormal or 0) leaves ``l = f = e`` up to ``e²/2``, f
 ``LOG1P_REL = 3u`` is claimed (≥ 2.84u derived); the engine's bounds use
 ``C_FN = 4u ≥ LOG1P_REL``. ``log1p_unit(0) = 0`` and ``log1p_unit(1) = fl(ln 2)``.
 Tests hold this bound against mpmath on many points, the ends and the switch included.
+
+``log1p_pos(t)`` for float64 ``t ≥ 0`` (a row's ``log1p(Σ_{j≠k} e_j)``, ``t ≤ C − 1``): the
+value of ``log1p_unit(t)`` for ``t ≤ 1``, else by this fixed sequence:
+
+1. ``s = t + 1``, ``err = 1 − (s − t)``: ``s + err = 1 + t`` exactly (Fast2Sum, ``t ≥ 1``).
+2. ``s = 2^k·g`` with ``g ∈ [1, 2)`` (from the bits: exact, ``k ≥ 1``); if ``g ≥ 3/2``,
+   ``g = g·½`` and ``k = k + 1``. So ``g ∈ [¾, 3/2)`` and ``f = g − 1 ∈ [−¼, ½)`` is exact
+   (Sterbenz).
+3. ``l`` from ``f`` by steps 2–4 of ``log1p_unit`` (its ``l``, before any ``ln 2``).
+4. ``y = k·LN2_HI + ((l + err/s) + k·LN2_LO)``; ``k·LN2_HI`` is exact (42 + 11 bits).
+
+Error bound: ``log1p(t) = k ln 2 + log1p(f) + log1p(err/s)`` with ``|err/s| ≤ u``, so
+``err/s`` (one rounding) is within ``O(u²)``; ``|ln 2 − LN2_HI − LN2_LO| < 2^-102`` and
+``k·LN2_LO ≤ 2^11·5.5e-14`` add ``≤ 2^-91`` and its rounding. With ``l`` within
+``2.13u·|l|`` (above), the two inner sums ``u·|l|`` each and the last one ``u·y``:
+``|ŷ − y| ≤ u·y + 4.13u·|l|``. Here ``|l|/y ≤ 0.369`` (``k = 1``: ``f ≥ 0``,
+``l/(ln 2 + l) ≤ 0.405/1.099``; ``k ≥ 2``: ``|l| ≤ 0.405``, ``y ≥ 2 ln 2 − 0.288``), so
+``≤ 2.53u`` relative, under ``LOG1P_REL``. ``+inf`` gives ``+inf``.
 """
 
 from __future__ import annotations
@@ -200,12 +218,52 @@ def log1p_unit(e: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return res
 
 
+def log1p_pos(t: np.ndarray) -> np.ndarray:
+    """``log1p(t)`` for float64 ``t ≥ 0`` (``+inf`` allowed), by the fixed sequence of
+    operations of the module's docstring: ``log1p_unit(t)`` for ``t ≤ 1``; within
+    ``LOG1P_REL`` relative, and bit for bit the values of the compiled path
+    (``_kernels._log1p_pos``)."""
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    y = log1p_unit(np.minimum(t, 1.0))
+    big = t > 1.0
+    if big.any():
+        y[big] = _log1p_above_one(t[big])
+    return y
+
+
+def _log1p_above_one(t: np.ndarray) -> np.ndarray:
+    """:func:`log1p_pos` for ``t > 1`` (steps 1–4 of its sequence)."""
+    with np.errstate(all="ignore"):
+        s = t + 1.0
+        err = 1.0 - (s - t)
+        g, k = np.frexp(s)  # s = g·2^k, g in [½, 1): the bits' g·2 and k − 1, exactly
+        g = g * 2.0
+        kf = (k - 1).astype(np.float64)
+        hi = g >= 1.5
+        g = np.where(hi, g * 0.5, g)
+        kf = np.where(hi, kf + 1.0, kf)
+        f = g - 1.0
+        lf = np.empty_like(f)
+        _log1p_reduced(f, lf, *(np.empty_like(f) for _ in range(3)))
+        y = kf * LN2_HI + ((lf + err / s) + kf * LN2_LO)
+        return np.where(t == np.inf, np.inf, y)
+
+
 def _log1p_chunk(e, y, f, s, z, h, big) -> None:
     """One chunk of :func:`log1p_unit` into ``y`` (may be ``e``: read first)."""
     np.greater_equal(e, 0.5, out=big)
     np.subtract(e, 1.0, out=f)
     f *= 0.5
     np.copyto(f, e, where=~big)  # f = (e − 1)·½ where big, else e
+    _log1p_reduced(f, y, s, z, h)  # l
+    np.add(y, LN2_TAIL, out=h)
+    h += LN2_F64  # LN2_F64 + (l + LN2_TAIL)
+    np.copyto(y, h, where=big)
+
+
+def _log1p_reduced(f, y, s, z, h) -> None:
+    """Steps 2–4 of :func:`log1p_unit` for ``f ∈ [−¼, ½)``: ``log1p(f)`` as ``l``, into
+    ``y`` (``s``, ``z``, ``h``: scratch)."""
     np.add(f, 2.0, out=s)
     np.divide(f, s, out=s)  # s = f / (2 + f)
     np.multiply(s, s, out=z)
@@ -217,6 +275,3 @@ def _log1p_chunk(e, y, f, s, z, h, big) -> None:
     np.subtract(f, h, out=h)  # t = f − R
     h *= s  # c
     np.subtract(f, h, out=y)  # l = f − c
-    np.add(y, LN2_TAIL, out=h)
-    h += LN2_F64  # LN2_F64 + (l + LN2_TAIL)
-    np.copyto(y, h, where=big)
