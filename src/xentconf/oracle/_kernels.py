@@ -163,16 +163,21 @@ def exp_seg_exact(xs, m, ebuf):
         ebuf[j] = _exp_nonpos(np.float64(xs[j]) - m)
 
 
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def _exp_narrow(d):
+    """:func:`_exp_nonpos` for ``−700 ≤ d ≤ 0``: the clamp is idle and ``p·2^kf`` is a
+    normal number, the value of the two-step scaling (the same bits, fewer steps)."""
+    kf = (d * inv_ln2 + sh) - sh
+    r = (d - kf * ln2_hi) - kf * ln2_lo
+    return _poly(r) * _as_f64((np.int64(kf) + 1023) << 52)
+
+
 @jit
 def exp_seg_narrow(xs, m, ebuf):
-    """exp_seg_exact for a row with max − min < 700: every ``d ≥ −700``, so the clamp
-    is idle and ``p·2^kf`` is a normal number, the value of the two-step scaling."""
+    """exp_seg_exact for a row with max − min < 700: every ``d ≥ −700``
+    (:func:`_exp_narrow`)."""
     for j in range(xs.shape[0]):
-        d = np.float64(xs[j]) - m
-        kf = (d * inv_ln2 + sh) - sh
-        r = (d - kf * ln2_hi) - kf * ln2_lo
-        p = _poly(r)
-        ebuf[j] = p * _as_f64((np.int64(kf) + 1023) << 52)
+        ebuf[j] = _exp_narrow(np.float64(xs[j]) - m)
 
 
 @jit
@@ -310,7 +315,7 @@ def _is_f32_impl(x):
 #: lowest bit at ``2^(e_min − 23)`` or above (subnormal float32 ones at ``2^-149``), and a
 #: difference below ``2^(e_max + 2)``, so ``e_max − e_min + 25 ≤ 53`` bits hold it exactly
 EXACT_SPAN = 27 << 52
-NARROW = 700.0  # a block spanning less has every ``x − m ≥ −700``: exp_seg_narrow's range
+NARROW = 700.0  # a block spanning less has every ``x − m ≥ −700``: _exp_narrow's range
 
 
 @jit
@@ -330,7 +335,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
 
     A float32 block of finite values whose shifts are all exact (:data:`EXACT_SPAN`) and
     that spans less than :data:`NARROW` is a quick one, as whole rows are in
-    :func:`sparse_rows`: ``e_j`` by :func:`exp_seg_narrow`'s steps, no ``two_sum`` and no
+    :func:`sparse_rows`: ``e_j`` by :func:`_exp_narrow`, no ``two_sum`` and no
     error sum (its terms are ``e_j·0``). The lanes are added straight from the block's
     columns into each row's sum (:func:`_lanes_into`)."""
     n, c = x.shape
@@ -385,10 +390,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
             for j in range(c):
                 xj, ej = xt[j], et[j]
                 for r in range(nr):
-                    d = xj[r] - mt[r]
-                    kf = (d * inv_ln2 + sh) - sh
-                    rr = (d - kf * ln2_hi) - kf * ln2_lo
-                    e = _poly(rr) * _as_f64((np.int64(kf) + 1023) << 52)
+                    e = _exp_narrow(xj[r] - mt[r])
                     ej[r] = 0.0 if kt[r] == j else e
         else:
             for j in range(c):
