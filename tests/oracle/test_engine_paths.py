@@ -314,6 +314,34 @@ def test_public_answers_are_the_same_on_both_paths(monkeypatch, dtype):
         assert np.array_equal(out[True][3], out[False][3], equal_nan=True)
 
 
+@needs_numba
+def test_float16_logits_take_the_compiled_kernel_with_the_numpy_paths_rows(monkeypatch):
+    """float16 logits at C > 2 are read widened to float32 by the compiled sparse loss
+    (exact): every row's value and radius, the answers and the fallbacks are the numpy
+    path's, on the adversarial blocks in float16 (their 1e30s become infinities) and over
+    several copies and threads."""
+    rng = np.random.default_rng(12)
+    monkeypatch.setattr(R, "COPY_BYTES", 256)
+    monkeypatch.setattr(E, "THREADS", 3)
+    for x32 in _adversarial_blocks():
+        if x32.dtype != np.float32 or x32.shape[1] < 3:
+            continue
+        with np.errstate(over="ignore"):
+            x = np.concatenate([x32] * 20).astype(np.float16)
+        y = rng.integers(0, x.shape[1], x.shape[0])
+        seen = []
+        for accel in (True, False):
+            monkeypatch.setattr(E, "USE_ACCEL", accel)
+            e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x)  # the loss alone
+            assert e.engine.accel is accel
+            loss = e["loss"].rounded64
+            rows = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(y, x).engine._row_values()
+            seen.append((rows, loss, e.engine.fallbacks))
+        ((La, Ra), a, fa), ((Lb, Rb), b, fb) = seen
+        assert np.array_equal(La, Lb, equal_nan=True) and np.array_equal(Ra, Rb)
+        assert np.array_equal(a, b, equal_nan=True) and fa == fb
+
+
 def test_float32_rounding_shortcut_matches_round_to_format():
     from xentconf.oracle.formats import FORMATS, round_to_format
 

@@ -334,9 +334,10 @@ class Engine:
         self.upstream = upstream
         rows = plan.rows
         self.supported = rows.kind in ("sparse", "dense", "sparse_probs", "dense_probs")
-        # the compiled kernel (same answers, bit for bit) where numba is installed
+        # the compiled kernel (same answers, bit for bit) where numba is installed; float16
+        # logits are read widened to float32 (rows.sparse_loss_into)
         self.accel = USE_ACCEL and rows.kind == "sparse" and \
-            rows.source.dtype in (np.float32, np.float64) and _accel.enabled()
+            rows.source.dtype in (np.float16, np.float32, np.float64) and _accel.enabled()
         # C = 2: the closed form (rows.two_class_rows); float64 logits take the dd path
         self.two_class = rows.kind == "sparse" and rows.c == 2 and \
             rows.source.dtype in (np.float16, np.float32)

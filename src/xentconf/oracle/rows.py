@@ -186,28 +186,31 @@ COPY_BYTES = 4 << 20  # a non-contiguous input is copied this much at a time
 def sparse_block(rows) -> int:
     """Rows per block of :func:`sparse_loss_into`'s compiled call (and the unit of the
     engine's row ranges for it)."""
-    return max(1, min(SPARSE_BLOCK, SPARSE_BLOCK_BYTES // (rows.c * rows.source.itemsize)))
+    width = max(rows.source.itemsize, 4)  # float16 is read as float32
+    return max(1, min(SPARSE_BLOCK, SPARSE_BLOCK_BYTES // (rows.c * width)))
 
 
 def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> int | None:
-    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``, float32
-    or float64 logits) by the compiled kernels, with the row rules applied, written into
-    ``L`` and ``R``: the same bits as the numpy path, in one compiled call that runs the
-    range in cache-sized blocks (``_kernels.sparse_loss_range``; a non-contiguous input in
-    copies of ``COPY_BYTES``). ``cert = (fmt, rounded, ok)``: the loss certified into
-    those instead, block by block (``L`` and ``R`` None: the values stay in the block's
-    scratch), as :func:`two_class_into` does; then returns how many rows did not
+    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``: float16,
+    float32 or float64 logits) by the compiled kernels, with the row rules applied,
+    written into ``L`` and ``R``: the same bits as the numpy path, in one compiled call
+    that runs the range in cache-sized blocks (``_kernels.sparse_loss_range``; a
+    non-contiguous input in copies of ``COPY_BYTES``, float16 widened to float32 in such
+    copies: exact, the same values). ``cert = (fmt, rounded, ok)``: the loss certified
+    into those instead, block by block (``L`` and ``R`` None: the values stay in the
+    block's scratch), as :func:`two_class_into` does; then returns how many rows did not
     certify."""
     whole, whole_cert = _accel.sparse_loss_kernels()
     src = rows.source
     c = rows.c
-    step = hi - lo if src[lo:hi].flags.c_contiguous else \
-        max(1, COPY_BYTES // (c * src.itemsize))
+    half = src.dtype == np.float16
+    step = hi - lo if src[lo:hi].flags.c_contiguous and not half else \
+        max(1, COPY_BYTES // (c * max(src.itemsize, 4)))
     block = sparse_block(rows)
     missed = 0
     for a in range(lo, hi, step):
         b = min(hi, a + step)
-        x = np.ascontiguousarray(src[a:b])
+        x = src[a:b].astype(np.float32) if half else np.ascontiguousarray(src[a:b])
         args = (x, x.view(np.int32 if x.dtype == np.float32 else np.int64), rows.labels[a:b],
                 rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), C_FN, SLACK, U,
                 ETA, block)
