@@ -380,7 +380,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
                           "decimal or 0x hex: a << 16 | b for two 16-bit logits' bit "
                           "patterns, value_bits * 8 + grid index for float32"}})
     parser.add_argument("--chunk", metavar="PAIRS", type=int, default=None,
-                        help="pairs per task and per chunk file (default: 262144, or "
+                        help="pairs per task and per chunk file (default: 524288, or "
                              "those of the sweep already in --out)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="a Dask scheduler, tcp://HOST:8786 (its workers must be "

@@ -51,7 +51,9 @@ __all__ = ["CHUNK_PAIRS", "EXAMPLES", "SweepError", "SweepPlan", "check_schedule
            "chunk_jobs", "combine_chunks", "connect", "execute", "judge_slice", "merge_chunks",
            "run_chunk", "summary"]
 
-CHUNK_PAIRS = 1 << 18  # pairs per chunk (two rows each): one task, one file
+CHUNK_PAIRS = 1 << 19  # pairs per chunk (two rows each): one task, one file (1 << 18 gave
+# 2 workers 1.69-1.82x one, 1 << 19 1.78-1.97x, four runs each, alternating: the driver's
+# and the scheduler's share per pair halves; see benchmarks/README.md)
 # pairs judged at once inside a chunk: the engine's temporaries stay in a core's cache
 # (twice as many took 15% longer per pair, four times 60%), while a task of four blocks
 # costs the driver and the scheduler a quarter of the time per pair
