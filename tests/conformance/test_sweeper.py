@@ -309,6 +309,18 @@ def test_pytest_judges_a_slice_of_the_pair_sweep_when_asked(tmp_path):
     assert s["map"]["cells"] == [[15, 0, 2048, 0, 0.0]]
 
 
+def test_pytest_pair_sweep_counts_the_chunks_it_judges_as_it_plans_them(tmp_path):
+    # a slice across a block boundary (a multiple of 65,536 pairs, not of the sweep's
+    # chunk): two blocks judged, two to do, in the results of a whole run
+    start = (ONE << 16) + (1 << 16) - 512
+    r = _pytest(tmp_path, "--xentconf-target", "reference", "--xentconf-api", "nn_sparse",
+                "--xentconf-dtype", "float16", "--xentconf-feature", "pairs",
+                "--xentconf-pairs", f"{start:#x}:{start + 1024:#x}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (s,) = results.load(tmp_path / "r.json")["sweeps"]
+    assert s["chunks"] == s["chunks_done"] == 2 and s["rows_done"] == s["rows"] == 2048
+
+
 def test_pytest_pair_sweep_fails_a_wrong_callable_with_a_reproducer(tmp_path):
     # naive overflows exp in float32 at a = 65504 (see above): every row fails, the test
     # fails (exit 1), and each failure kind has a reproducer that exits 1
