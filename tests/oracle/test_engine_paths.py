@@ -342,6 +342,103 @@ def test_float16_logits_take_the_compiled_kernel_with_the_numpy_paths_rows(monke
         assert np.array_equal(a, b, equal_nan=True) and fa == fb
 
 
+@needs_numba
+def test_the_compiled_gradient_rows_values_and_radii_are_the_numpy_paths():
+    """Each row's scaled backprop and its radius from the compiled row function
+    (``_kernels._sparse_grad_row``, on the kernel's row values) are ``rows._Rows.sparse_bp``
+    scaled by ``engine._scale``, bit for bit, on the adversarial blocks (float32 and
+    float64, C ≥ 3), with γ = 1 and with a signed γ carrying a radius."""
+    from xentconf.oracle import _kernels as K
+    from xentconf.oracle import accel
+
+    rng = np.random.default_rng(14)
+    for x in _adversarial_blocks():
+        n, c = x.shape
+        if c < 3:
+            continue
+        lab = rng.integers(0, c, n)
+        bad, m, k, t, terr, _xy = accel.kernel()(np.ascontiguousarray(x), lab)
+        bp, rad = R._Rows(x).sparse_bp(lab)
+        assert np.array_equal(bad, R._Rows(x).bad)
+        for g, gr in ((np.ones(n), np.zeros(n)), (rng.uniform(-3, 3, n), np.full(n, 1e-17))):
+            want, want_rad = E._scale(g[:, None], gr[:, None], bp, rad)
+            got, got_rad = np.empty((n, c)), np.empty((n, c))
+            for i in np.flatnonzero(~bad):
+                K._sparse_grad_row(x[i], m[i], k[i], lab[i], t[i], terr[i], c,
+                                   R.lane_levels(c), C.C_FN, C.SLACK, U, C.ETA, g[i], gr[i],
+                                   got[i], got_rad[i])
+            good = ~bad
+            assert np.array_equal(got[good], want[good]), (x.dtype, c)
+            assert np.array_equal(np.signbit(got[good]), np.signbit(want[good]))
+            assert np.array_equal(got_rad[good], want_rad[good]), (x.dtype, c)
+
+
+def _gradient_blocks(c: int) -> np.ndarray:
+    """The float32 adversarial blocks of ``c`` classes, one under another, and a row whose
+    softmax is ½ at two equal logits (the others −inf): scaled by a tiny upstream it lands
+    on a rounding midpoint, which only the exact tier decides."""
+    rows = [x for x in _adversarial_blocks() if x.dtype == np.float32 and x.shape[1] == c]
+    half = np.full((1, c), -np.inf, dtype=np.float32)
+    half[0, :2] = 1.5
+    return np.concatenate(rows + [half] * 3)
+
+
+@needs_numba
+@pytest.mark.parametrize("scaled", [True, False])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_the_compiled_gradient_is_the_numpy_paths_bit_for_bit(monkeypatch, dtype, scaled):
+    """At C > 2 the gradient (``tf.nn``'s, scaled by an upstream) and the raw op's backprop
+    (γ = 1, which the kernel takes without reading any γ) come from one compiled call a
+    row range (``rows.sparse_grad_into``), certified block by block: on the adversarial
+    blocks, with TF's row rules (a label out of range on the gpu profile, a NaN or +inf
+    logit, an ignored row as Keras' ignore_class makes it), over several threads and
+    copies, the same bits and the same fallbacks as the numpy path. The upstream's
+    smallest float16 subnormal times a softmax of ½ is a rounding midpoint: those
+    elements go to the exact tier on both paths."""
+    rng = np.random.default_rng(13)
+    monkeypatch.setattr(R, "COPY_BYTES", 512)
+    calls = []
+    kernel = R.sparse_grad_into
+    monkeypatch.setattr(E, "sparse_grad_into", lambda *a: calls.append(a[1:3]) or kernel(*a))
+    before = E.threads()
+    try:
+        for c in (3, 10, 17, 100):
+            with np.errstate(over="ignore"):
+                x = _gradient_blocks(c).astype(dtype)
+            n = x.shape[0]
+            y = rng.integers(-1, c + 1, n)  # -1 ignored below, c out of range
+            y[-3:] = 2
+            up = rng.choice([1.0, -0.75, 0.0, 3e-5, 6e4], n).astype(dtype)
+            up[-3:] = 2.0 ** -24  # float16's smallest subnormal (float32 holds it too)
+            seen = []
+            for accel, threads in ((True, 3), (False, 1)):
+                monkeypatch.setattr(E, "USE_ACCEL", accel)
+                E.set_threads(threads)
+                calls.clear()
+                with np.errstate(all="ignore"):
+                    if scaled:
+                        e = fast_tf.nn.sparse_softmax_cross_entropy_with_logits(
+                            y, x, profile="gpu", upstream=up)
+                    else:
+                        e = fast_tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+                            features=x, labels=y, profile="gpu")
+                    rows = e.engine.plan.rows
+                    rows.ignored = y == -1
+                    rows.nan_rows = rows.nan_rows & ~rows.ignored
+                    g = e["grad_logits" if scaled else "backprop"].rounded64
+                assert bool(calls) is accel  # the kernel ran, on several ranges
+                assert not accel or len(calls) > 1 or n <= R.sparse_block(rows)
+                seen.append((g.reshape(n, c), e.engine.fallbacks))
+            (a, fa), (b, fb) = seen
+            assert np.isnan(a[y == c]).all() and (a[y == -1] == 0).all()  # the rules applied
+            assert np.array_equal(a, b, equal_nan=True) and fa == fb, c
+            assert np.array_equal(np.signbit(a), np.signbit(b))
+            if scaled and dtype is np.float16:
+                assert fa > 0 and (a[-3:, :2] == 0).all()  # the midpoint rounds to even: 0
+    finally:
+        E.set_threads(before)
+
+
 def test_float32_rounding_shortcut_matches_round_to_format():
     from xentconf.oracle.formats import FORMATS, round_to_format
 

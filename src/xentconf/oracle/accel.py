@@ -61,6 +61,15 @@ def sparse_loss_kernels():
     return _kernels.sparse_loss_range, _kernels.sparse_loss_range_certified
 
 
+def sparse_grad_kernel():
+    """The compiled certified gradient rows of a sparse plan over a whole row range
+    (``rows.sparse_grad_into``; see ``_kernels.sparse_grad_range``); numba must be there
+    (the caller has checked)."""
+    from . import _kernels
+
+    return _kernels.sparse_grad_range
+
+
 def two_class_kernels():
     """The compiled C = 2 closed form: ``rows.two_class_rows`` with the row rules over a
     whole row range, written out or with the loss certified (``rows.two_class_into``; see

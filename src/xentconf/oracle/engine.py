@@ -80,6 +80,7 @@ from .rows import (
     _Workspace,
     kernel_source,
     sparse_block,
+    sparse_grad_into,
     sparse_loss_into,
     sparse_loss_rows,
     sparse_row_stats,
@@ -723,6 +724,8 @@ class Engine:
         kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
         if kernels:  # the same bits as below, from the logits in one compiled call a range
             return self._two_class_grad_rows(kernels[2], with_gamma, fmt, out)
+        if self.accel:  # likewise at any C
+            return self._sparse_grad_rows(with_gamma, fmt, out)
         if with_gamma:
             gam, grad_rad = self._gammas()
         else:
@@ -768,6 +771,21 @@ class Engine:
 
         ranges = _ranges(n)
         for (lo, hi), m in zip(ranges, _map_blocks(one, ranges)):
+            if m:
+                self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)
+        return out
+
+    def _sparse_grad_rows(self, with_gamma: bool, fmt: Format, out):
+        """:meth:`_grad_rows` of a sparse plan by the compiled kernel, one call per row
+        range (``rows.sparse_grad_into``), into ``out`` (``[N, C]``); the elements that do
+        not certify from the exact tier, in this thread."""
+        rows = self.plan.rows
+        gam, grad_rad = self._gammas() if with_gamma else (None, None)
+        ok = np.empty(out.shape, dtype=bool)
+        ranges = _ranges(rows.n, sparse_block(rows))
+        missed = _map_blocks(
+            lambda r: sparse_grad_into(rows, *r, gam, grad_rad, fmt, out, ok), ranges)
+        for (lo, hi), m in zip(ranges, missed):
             if m:
                 self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)
         return out

@@ -190,36 +190,69 @@ def sparse_block(rows) -> int:
     return max(1, min(SPARSE_BLOCK, SPARSE_BLOCK_BYTES // (rows.c * width)))
 
 
-def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> int | None:
-    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``: float16,
-    float32 or float64 logits) by the compiled kernels, with the row rules applied,
-    written into ``L`` and ``R``: the same bits as the numpy path, in one compiled call
-    that runs the range in cache-sized blocks (``_kernels.sparse_loss_range``; a
-    non-contiguous input in copies of ``COPY_BYTES``, float16 widened to float32 in such
-    copies: exact, the same values). ``cert = (fmt, rounded, ok)``: the loss certified
-    into those instead, block by block (``L`` and ``R`` None: the values stay in the
-    block's scratch), as :func:`two_class_into` does; then returns how many rows did not
-    certify."""
-    whole, whole_cert = _accel.sparse_loss_kernels()
+def _kernel_inputs(rows, lo: int, hi: int):
+    """Rows ``lo:hi`` of a sparse plan's logits as the compiled range kernels read them:
+    ``(a, b, x, bits)`` for each piece ``a:b``, ``x`` C-contiguous float32 or float64 and
+    ``bits`` its integer view; the whole range at once where it is contiguous, else in
+    copies of ``COPY_BYTES`` (float16 widened to float32 in such copies: exact, the same
+    values)."""
     src = rows.source
     c = rows.c
     half = src.dtype == np.float16
     step = hi - lo if src[lo:hi].flags.c_contiguous and not half else \
         max(1, COPY_BYTES // (c * max(src.itemsize, 4)))
-    block = sparse_block(rows)
-    missed = 0
     for a in range(lo, hi, step):
         b = min(hi, a + step)
         x = src[a:b].astype(np.float32) if half else np.ascontiguousarray(src[a:b])
-        args = (x, x.view(np.int32 if x.dtype == np.float32 else np.int64), rows.labels[a:b],
-                rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), C_FN, SLACK, U,
-                ETA, block)
+        yield a, b, x, x.view(np.int32 if x.dtype == np.float32 else np.int64)
+
+
+def sparse_loss_into(rows, lo: int, hi: int, L, R, cert=None) -> int | None:
+    """:func:`sparse_loss_rows` of rows ``lo:hi`` of a sparse plan (``plan.Rows``: float16,
+    float32 or float64 logits) by the compiled kernels, with the row rules applied,
+    written into ``L`` and ``R``: the same bits as the numpy path, in one compiled call
+    that runs the range in cache-sized blocks (``_kernels.sparse_loss_range``; the input
+    as :func:`_kernel_inputs` gives it). ``cert = (fmt, rounded, ok)``: the loss certified
+    into those instead, block by block (``L`` and ``R`` None: the values stay in the
+    block's scratch), as :func:`two_class_into` does; then returns how many rows did not
+    certify."""
+    whole, whole_cert = _accel.sparse_loss_kernels()
+    c = rows.c
+    block = sparse_block(rows)
+    missed = 0
+    for a, b, x, bits in _kernel_inputs(rows, lo, hi):
+        args = (x, bits, rows.labels[a:b], rows.nan_rows[a:b], rows.ignored[a:b], c,
+                lane_levels(c), C_FN, SLACK, U, ETA, block)
         if cert is None:
             whole(*args, L[a:b], R[a:b])
         else:
             fmt, rounded, ok = cert
             missed += whole_cert(*args, *kernel_args(fmt), rounded[a:b], ok[a:b])
     return None if cert is None else missed
+
+
+def sparse_grad_into(rows, lo: int, hi: int, gam, grad_rad, fmt, out, ok) -> int:
+    """The certified gradient rows ``lo:hi`` of a sparse plan (``engine``'s
+    ``_grad_rows``: :meth:`_Rows.sparse_bp` scaled by ``γ = gam`` with its radius
+    ``grad_rad``, or ``γ = 1`` exactly where ``gam`` is None, the row rules, certified in
+    ``fmt``) by the compiled kernel, into ``out`` and ``ok`` (``[N, C]``): the same bits as
+    the numpy path, in one compiled call a piece of the range
+    (``_kernels.sparse_grad_range``; the input as :func:`_kernel_inputs` gives it).
+    Returns how many elements did not certify."""
+    kern = _accel.sparse_grad_kernel()
+    c = rows.c
+    block = sparse_block(rows)
+    unit = gam is None
+    missed = 0
+    for a, b, x, bits in _kernel_inputs(rows, lo, hi):
+        g, gr = (_ONE, _ONE) if unit else (gam[a:b], grad_rad[a:b])
+        missed += kern(x, bits, rows.labels[a:b], g, gr, unit, rows.nan_rows[a:b],
+                       rows.ignored[a:b], c, lane_levels(c), C_FN, SLACK, U, ETA, block,
+                       *kernel_args(fmt), out[a:b].reshape(-1), ok[a:b].reshape(-1))
+    return missed
+
+
+_ONE = np.ones(1)  # γ's arrays where γ = 1 exactly (the kernel reads neither)
 
 
 class _RowSums:
