@@ -49,6 +49,16 @@ def test_no_subcommand_subprocess():
     assert proc.stderr.count("\n") == 1  # one line
 
 
+def test_sweep_help_states_the_sweepers_default_chunk(capsys):
+    """The CLI does not import the sweeper (Dask) to print its help, so the help says the
+    default chunk itself: it must be the sweeper's."""
+    from xentconf.conformance.sweeper import CHUNK_PAIRS
+
+    assert main(["sweep", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"pairs per task and per chunk file (default: {CHUNK_PAIRS}," in text
+
+
 def test_no_subcommand_main(capsys):
     assert main([]) == 2
     err = capsys.readouterr().err
