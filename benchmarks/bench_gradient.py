@@ -97,10 +97,16 @@ def bench(c: int, n: int, repeats: int, seed: int) -> dict:
             "cpu": {k: n / statistics.median(v) for k, v in cpu.items()}}
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return int(text)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", type=shapes, default=shapes(SHAPES), help=f"default {SHAPES}")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=_positive, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
