@@ -264,6 +264,30 @@ def test_kernel_blocks_that_are_not_quick_match_the_numpy_path(c, dtype):
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [3, 10, 16, 40])
+def test_a_zero_maximum_has_its_first_zero_as_index_whatever_its_sign(c, dtype):
+    """A row whose maximum is 0 with a −0 before a +0 (and its mirror): the first index of
+    the maximum is the first zero of either sign, as ``np.argmax`` finds it (−0 == +0),
+    though the kernel orders −0 below +0 to find the maximum."""
+    from xentconf.oracle import accel
+
+    x = np.full((6, c), -1.5, dtype=dtype)
+    x[0, 0], x[0, 1] = -0.0, 0.0
+    x[1, 0], x[1, 1] = 0.0, -0.0
+    x[2, 1], x[2, c - 1] = -0.0, 0.0
+    x[3, c - 1] = 0.0
+    x[4, :] = -0.0
+    x[5, 1], x[5, 2] = -0.0, -np.inf  # a row with a non-finite logit takes its own road
+    lab = np.arange(6) % c
+    a = accel.kernel()(x, lab)
+    b = R.sparse_row_stats(x, lab, accel=False)
+    assert list(a[2]) == [0, 0, 1, c - 1, 0, 1] == list(np.argmax(x, axis=1))
+    for i in range(6):
+        assert np.array_equal(a[i], b[i]), i
+
+
+@needs_numba
 def test_a_non_contiguous_input_is_read_in_copies_with_the_same_rows(monkeypatch):
     """The compiled sparse loss reads a non-contiguous input (a transposed array) in copies
     of ``COPY_BYTES``: every row's value and radius the same bits as from a contiguous copy

@@ -53,6 +53,22 @@ def _as_f32(typingctx, v):
     return types.float32(types.int32), codegen
 
 
+@intrinsic
+def _pick(typingctx, c, a, b):
+    """``a if c else b`` as one LLVM ``select`` (both sides computed, no branch). Written as
+    a branch, a choice between a new value and an array's own element (``v if c else
+    arr[r]``) became a masked store in the vectorized loop, and a value used on one side
+    only had its loads masked. Masked stores are slow on AMD processors: one pass over a
+    block's columns keeping each row's maximum ran four times faster reading from one
+    array and writing the next (see :func:`_keys_max`) than with the masked store."""
+    if not isinstance(c, types.Boolean) or a != b:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.select(args[0], args[1], args[2])
+    return a(c, a, b), codegen
+
+
 @jit
 def row_max32(bits):
     """(max, count of NaN/±inf, shifts exact) of a float32 row from its bits.
@@ -252,25 +268,42 @@ SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
 
 
 @jit
-def _keys_max(bt, nr, c, kmax, nfin):
+def _keys_max(bt, nr, c, km, kx, nfin):
     """Per row (column ``r`` of ``bt``, the float64 bits of a block's rows by column): the
-    largest order-preserving key (as :func:`row_max64`'s) and the count of NaN/±inf, each
-    loop across the block's rows; and over the whole block: the smallest key, and the
-    largest and smallest exponent field of the nonzero values (for :func:`small_rows`'
-    quick block), ``(any NaN/±inf, smallest key, exponent span)``."""
-    for r in range(nr):
-        kmax[r] = -9223372036854775807 - 1
-        nfin[r] = 0
+    largest order-preserving key (as :func:`row_max64`'s) and the first column that holds
+    it, and the count of NaN/±inf, each loop across the block's rows; and over the whole
+    block: the smallest key, and the largest and smallest exponent field of the nonzero
+    values (for :func:`small_rows`' quick block), ``(any NaN/±inf, smallest key, exponent
+    span)``. The running key and column move between the two rows of ``km`` and ``kx``
+    (column ``j`` reads row ``(j − 1) & 1`` and writes row ``j & 1``, so the answer is in
+    row ``(C − 1) & 1``): updating one array in place became a masked store
+    (:func:`_pick`)."""
     expo = 0x7FF0000000000000
     kmin = 9223372036854775807
     emax = 0
     emin = expo
-    for j in range(c):
+    b0, k0, i0 = bt[0], km[0], kx[0]
+    for r in range(nr):
+        b = b0[r]
+        key = b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF)
+        k0[r] = key
+        i0[r] = 0
+        kmin = min(kmin, key)
+        e = b & expo
+        nfin[r] = e == expo
+        emax = max(emax, e)
+        emin = min(emin, e if e != 0 else expo)
+    for j in range(1, c):
         bj = bt[j]
+        ks, kd = km[(j - 1) & 1], km[j & 1]
+        xs, xd = kx[(j - 1) & 1], kx[j & 1]
         for r in range(nr):
             b = bj[r]
             key = b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF)
-            kmax[r] = max(kmax[r], key)
+            kk = ks[r]
+            gt = key > kk  # strictly: the first column of the largest key
+            kd[r] = _pick(gt, key, kk)
+            xd[r] = _pick(gt, j, xs[r])
             kmin = min(kmin, key)
             e = b & expo
             nfin[r] += e == expo
@@ -341,7 +374,10 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     is transposed once, widened to float64, and the keys are taken from those float64
     bits (widening is exact and keeps the order, infinities and NaNs: the same maximum
     and the same count of non-finite values as the input's own bits, ``bits`` being
-    unused here); a second transpose of the input's bits cost a sixth of the kernel.
+    unused here); a second transpose of the input's bits cost a sixth of the kernel. The
+    maximum and its first column come from the same pass over the keys
+    (:func:`_keys_max`); a row whose maximum is +0 looks again for its first zero, which
+    may be a −0 (equal to it, as the float comparison of the other paths finds it).
 
     A float32 block of finite values whose shifts are all exact (:data:`EXACT_SPAN`) and
     that spans less than :data:`NARROW` is a quick one, as whole rows are in
@@ -354,11 +390,11 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     xb = xt.view(np.int64)
     et = np.zeros((2 * w, nb_))  # rows past C stay zero: the lanes' padding
     lt = np.zeros((2 * w, nb_))
-    kmax = np.empty(nb_, dtype=np.int64)
+    km = np.empty((2, nb_), dtype=np.int64)
+    kx = np.empty((2, nb_), dtype=np.int64)
+    kmax, kt = km[(c - 1) & 1], kx[(c - 1) & 1]  # where _keys_max leaves them
     nfin = np.empty(nb_, dtype=np.int64)
     mt = np.empty(nb_)
-    mk = np.empty(nb_)
-    kt = np.empty(nb_, dtype=np.int64)
     f32 = _is_f32(x)
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
@@ -369,17 +405,21 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
             xj = xt[j]  # (one-dimensional views: indexing a 2-D one in the loop kept
             for r in range(nr):  # several loops from vectorizing, 2-3x slower)
                 xj[r] = np.float64(blk[r, j])
-        nonfinite, kmin, span = _keys_max(xb, nr, c, kmax, nfin)
+        nonfinite, kmin, span = _keys_max(xb, nr, c, km, kx, nfin)
         top = kmin
+        zero = 0
         for r in range(nr):
             i = b0 + r
             m = _key_value(kmax[r])
             top = max(top, kmax[r])
+            zero += kmax[r] == 0
             m_out[i] = m
             bad_out[i] = False
-            mk[r] = m
             mt[r] = m
-            kt[r] = 0
+        if zero:  # the maximum is +0: a −0 before it is the first index (== +0)
+            for r in range(nr):
+                if kmax[r] == 0:
+                    kt[r] = first_index(x[b0 + r], 0.0)
         if nonfinite:
             for r in range(nr):
                 if nfin[r]:
@@ -387,31 +427,26 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
                     m, bad = slow_max(x[i])
                     m_out[i] = m
                     bad_out[i] = bad
-                    mk[r] = m
                     mt[r] = 0.0 if bad else m  # a bad row's values are computed and dropped
+                    kt[r] = first_index(x[i], m)
         quick = f32 and not nonfinite and span <= EXACT_SPAN and \
             _key_value(top) - _key_value(kmin) < NARROW
-        for jj in range(c):  # the first index of the maximum
-            j = c - 1 - jj
-            xj = xt[j]
-            for r in range(nr):
-                kt[r] = j if xj[r] == mk[r] else kt[r]
         if quick:
             for j in range(c):
                 xj, ej = xt[j], et[j]
                 for r in range(nr):
                     e = _exp_narrow(xj[r] - mt[r])
-                    ej[r] = 0.0 if kt[r] == j else e
+                    ej[r] = _pick(kt[r] == j, 0.0, e)
         else:
             for j in range(c):
                 xj, ej, lj = xt[j], et[j], lt[j]
                 for r in range(nr):
                     d, lo = _two_sum(xj[r], -mt[r])
-                    lo = lo if lo == lo else 0.0  # x = −inf: d = −inf, no error to carry
+                    lo = _pick(lo == lo, lo, 0.0)  # x = −inf: d = −inf, no error to carry
                     e = _exp_nonpos(d)
                     hit = kt[r] == j
-                    ej[r] = 0.0 if hit else e
-                    lj[r] = 0.0 if hit else e * abs(lo)
+                    ej[r] = _pick(hit, 0.0, e)
+                    lj[r] = _pick(hit, 0.0, e * abs(lo))
         _lanes_into(et, nr, c, t_out, b0)
         if quick:
             for r in range(nr):
@@ -507,19 +542,19 @@ def sparse_loss_post(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn,
         ti = t[i]
         t_rad = (c_fn * ti + terr[i] * slack) * slack + ti * lev * u * slack + ceta
         q = (1 + ti) - t_rad
-        q = 1.0 if q < 1.0 else q
+        q = _pick(q < 1.0, 1.0, q)
         logs_rad = t_rad / q * slack + c_fn * lp[i]
         x = xy[i]
         dy, dylo = _two_sum(x, -m[i])
         a = -dy
-        alo = -dylo if (x > -np.inf and x < np.inf) else 0.0
+        alo = _pick((x > -np.inf) & (x < np.inf), -dylo, 0.0)
         v = lp[i] + a
         rad = logs_rad + u * abs(v) + abs(alo) * slack
-        rad = 0.0 if (a == np.inf or a == -np.inf) else rad
+        rad = _pick((a == np.inf) | (a == -np.inf), 0.0, rad)
         ign = ignored[i]
         nan = (isbad[i] | nan_rows[i]) & ~ign
-        L[i] = 0.0 if ign else (np.nan if nan else v)
-        R[i] = 0.0 if (ign | nan) else rad
+        L[i] = _pick(ign, 0.0, _pick(nan, np.nan, v))
+        R[i] = _pick(ign | nan, 0.0, rad)
 
 
 def run(x, labels):
@@ -829,14 +864,14 @@ def two_class_loss(d, dlo, e, lp, isbad, nan_rows, ignored, exp_rel, c_fn, slack
         di, li = d[i], lp[i]
         eps = _exp_err(dlo[i], exp_rel, slack)
         pos = di > 0
-        v = di + li if pos else li
-        rad = ((c_fn * li + eps * e[i]) * slack + u * v + (abs(dlo[i]) if pos else 0.0)) \
+        v = _pick(pos, di + li, li)
+        rad = ((c_fn * li + eps * e[i]) * slack + u * v + _pick(pos, abs(dlo[i]), 0.0)) \
             * slack + eta
-        rad = rad if (v > -np.inf and v < np.inf) else 0.0
+        rad = _pick((v > -np.inf) & (v < np.inf), rad, 0.0)
         ign = ignored[i]
         nan = (isbad[i] | nan_rows[i]) & ~ign
-        L[i] = 0.0 if ign else (np.nan if nan else v)
-        Lrad[i] = 0.0 if (ign | nan) else rad
+        L[i] = _pick(ign, 0.0, _pick(nan, np.nan, v))
+        Lrad[i] = _pick(ign | nan, 0.0, rad)
         bad[i] = nan | ign
 
 
