@@ -496,7 +496,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
                     t_out[i] = 0.0
                     terr_out[i] = 0.0
         for r in range(nr):
-            k_out[b0 + r] = 0 if bad_out[b0 + r] else kt[r]
+            k_out[b0 + r] = _pick(bad_out[b0 + r], 0, kt[r])
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)  # compiled once, called (not inlined)
