@@ -1065,10 +1065,11 @@ def _sparse_grad_row(xr, mi, ki, yi, ti, terr_i, c, lev, c_fn, slack, u, eta, g,
     s_rad = t_rad + u * s
     srel = s_rad / s
     ag = abs(g)
-    for j in range(c):  # every element as if j ≠ y (no branch: the loop vectorizes)
+    for j in range(c):  # every element as if j ≠ y (no branch: the loop vectorizes; one
+        # around _exp_nonpos would keep _opaque's statements in it, and it scalar)
         d, lo = _two_sum(np.float64(xr[j]), -mi)
         lo = lo if lo == lo else 0.0  # x = −inf, or x − m overflowing: no error to carry
-        e = 1.0 if j == ki else _exp_nonpos(d)
+        e = _pick(j == ki, 1.0, _exp_nonpos(d))
         rel_e = 0.0 if ((d == -np.inf) | (d == 0.0)) else c_fn + abs(lo) * slack
         p = e / s
         pr = p * ((rel_e + srel) + u) * slack + eta
@@ -1127,16 +1128,18 @@ def sparse_grad_range(x, bits, lab, gam, grad_rad, unit, nan_rows, ignored, c, l
             vi = val[i * c:(i + 1) * c]
             ri = rad[i * c:(i + 1) * c]
             ign = ignored[a + i]
-            if ign | bad[i] | nan_rows[a + i]:  # the rules decide every element
-                v = 0.0 if ign else np.nan
-                for j in range(c):
-                    vi[j] = v
-                    ri[j] = 0.0
-                continue
             g = 1.0 if unit else gam[a + i]
             gr = 0.0 if unit else grad_rad[a + i]
             _sparse_grad_row(x[a + i], m[i], k[i], lb[i], t[i], terr[i], c, lev, c_fn, slack,
                              u, eta, g, gr, vi, ri)
+            # every row is computed and the rules then decide theirs: computed only where
+            # the rules let it, a row kept _opaque's statements in this loop (1.05-1.13
+            # times as long at C = 3 to 10)
+            if ign | bad[i] | nan_rows[a + i]:
+                v = 0.0 if ign else np.nan
+                for j in range(c):
+                    vi[j] = v
+                    ri[j] = 0.0
         missed += _certify_count(val[:r * c], rad[:r * c], p, emin, maxf, f64,
                                  out[a * c:b * c], ok[a * c:b * c])
     return missed
