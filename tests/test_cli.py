@@ -75,10 +75,12 @@ def test_an_argument_a_command_does_not_take_is_named_by_that_command(capsys):
     """The command, not the top-level parser, says what it does not take and points to its
     own --help; a lone word where the command takes --target reads as a target named
     without it (`xentconf targets torch`), and the line says how to write it."""
-    assert main(["targets", "torch"]) == 2
-    err = capsys.readouterr().err
-    assert err == ("xentconf targets: unrecognized arguments: torch; a target is named with "
-                   "--target: xentconf targets --target torch (see xentconf targets --help)\n")
+    for command in ("targets", "run", "sweep"):  # every command that takes --target
+        assert main([command, "torch"]) == 2
+        err = capsys.readouterr().err
+        assert err == (f"xentconf {command}: unrecognized arguments: torch; a target is named "
+                       f"with --target: xentconf {command} --target torch (see xentconf "
+                       f"{command} --help)\n")
     assert main(["report", "--nope"]) == 2  # report takes no --target: no such hint
     err = capsys.readouterr().err
     assert err == ("xentconf report: unrecognized arguments: --nope "

@@ -523,14 +523,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _unrecognized(parser: _Parser, command: str, extra: list[str]):
-    """A usage error for arguments ``command`` does not take, said by that command (whose
+def _unrecognized(parser: _Parser, args: argparse.Namespace, extra: list[str]):
+    """A usage error for arguments the command does not take, said by that command (whose
     ``--help`` lists what it does take); a lone word where the command takes
-    ``--target`` is most likely a target named without it."""
-    sub = parser.commands[command]
+    ``--target`` (its parsed ``args`` have a ``target``, given or not) is most likely a
+    target named without it."""
+    sub = parser.commands[args.command]
     hint = ""
-    if len(extra) == 1 and not extra[0].startswith("-") and \
-            "--target" in sub._option_string_actions:
+    if len(extra) == 1 and not extra[0].startswith("-") and hasattr(args, "target"):
         hint = f"; a target is named with --target: {sub.prog} --target {extra[0]}"
     sub.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
 
@@ -560,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, extra = parser.parse_known_args(argv)
         if extra:
-            _unrecognized(parser, args.command, extra)
+            _unrecognized(parser, args, extra)
     except SystemExit as exc:
         # argparse exits for --help, --version (0) and usage errors (2); return instead.
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
