@@ -73,6 +73,7 @@ from .expectation import Expectation, OutputExpectation
 from .formats import Format
 from .plan import Plan
 from .rows import (
+    _ONE,
     TWO_CLASS_BLOCK,
     _ProbRows,
     _Rows,
@@ -757,7 +758,7 @@ class Engine:
         if with_gamma:
             gam, grad_rad = self._gammas()
         else:  # γ = 1: the kernel reads neither
-            gam = grad_rad = np.ones(1)
+            gam = grad_rad = _ONE
         ok = np.empty((n, 2), dtype=bool)
         src = kernel_source(rows)
 
