@@ -61,7 +61,9 @@ _X86 = platform.machine().lower() in ("x86_64", "amd64")
 @intrinsic
 def _opaque(typingctx, v):
     """The float64 ``v`` unchanged, through an empty inline assembly statement that LLVM
-    cannot see into (marked as touching no memory, so it is hoisted out of every loop).
+    cannot see into (marked as touching no memory, so it is hoisted out of a loop; but
+    not out of a branch inside the loop's body, where it stays and keeps the loop from
+    vectorizing: choose with :func:`_pick` there, both sides computed).
     The polynomials' coefficients pass through it: as constants, a vectorized loop
     broadcast each one from the constant pool on every iteration (AVX2 has 16 vector
     registers, too few to keep them), an extra instruction per coefficient and per
