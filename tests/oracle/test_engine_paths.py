@@ -220,6 +220,33 @@ def _adversarial_blocks():
 
 
 @needs_numba
+def test_the_exponential_below_the_kernels_underflow_cut_is_exactly_zero():
+    """The compiled ``exp_nonpos`` takes 0 below ``_kernels.UNDERFLOW`` instead of computing
+    it (the steps there are subnormal, and slow): vexp's own steps give exactly 0 there
+    (e^−746 is below half the least subnormal), and just above the cut both give vexp's
+    bits, the first nonzero results included."""
+    import numba as nb
+
+    from xentconf.oracle import _kernels as K
+
+    @nb.njit
+    def compiled(d, out):
+        for i in range(d.shape[0]):
+            out[i] = K._exp_nonpos(d[i])
+
+    below = np.concatenate([np.linspace(-800.0, K.UNDERFLOW, 200001),
+                            [-np.inf, -1e300, -801.0, np.nextafter(K.UNDERFLOW, -1.0)]])
+    above = np.concatenate([np.linspace(K.UNDERFLOW, -700.0, 200001), [-745.13, -745.2]])
+    for d in (below, above):
+        got = np.empty_like(d)
+        compiled(d, got)
+        assert np.array_equal(got, exp_nonpos(d))
+    assert not exp_nonpos(below).any()
+    e = exp_nonpos(above)  # the cut lies among zeros, just below the first subnormals
+    assert (e[:3000] == 0).all() and (e[4000:200001] > 0).all()
+
+
+@needs_numba
 def test_kernel_matches_the_numpy_path_bit_for_bit():
     from xentconf.oracle import accel
 
