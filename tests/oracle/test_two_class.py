@@ -219,6 +219,13 @@ def test_compiled_certification_matches_numpy(name):
         rad = np.abs(mid) * rng.choice([0.0, 1e-20, 1e-10, 1e-4], mid.size)
         rad[::97] = np.inf
         rad[::89] = np.nan
+        # balls at 0 with a subnormal radius (a loss of 0 carries ETA), and around the
+        # compiled path's ZERO_BALL (2**-200), where it stops computing the rounding
+        edge = np.array([0.0, -0.0, 5e-324, -5e-324, 2.0 ** -201, -(2.0 ** -201), 2.0 ** -200,
+                         -(2.0 ** -200), 2.0 ** -199, 1e-300, -1e-300])
+        radii = np.array([0.0, 8.095e-320, 5e-324, 2.0 ** -201, 2.0 ** -200, 2.0 ** -199])
+        mid = np.concatenate([mid, np.repeat(edge, radii.size)])
+        rad = np.concatenate([rad, np.tile(radii, edge.size)])
         a = C.certify_ball(mid, rad, f)
         C.USE_ACCEL = False
         try:
