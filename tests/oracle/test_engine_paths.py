@@ -516,3 +516,94 @@ def test_float32_logits_are_not_copied_to_float64():
     r = E.evaluate_fast(plan)
     assert r["loss"].rounded64[0] == 96 + 2.0**-17 and r.engine.fallbacks == 1
     assert "_x" not in plan.rows.__dict__
+
+
+@needs_numba
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 7, 8, 9, 16, 17, 31, 100, 1000])
+def test_the_compiled_pairwise_sum_is_certify_pairwise_sum(n):
+    """``_kernels._pairwise_in_place`` adds in ``certify.pairwise_sum``'s order, bit for
+    bit (values spread over 30 binades cancel, so another order gives other bits), an odd
+    count's last −0 becoming +0 as there; ``pairwise_levels`` is that sum's level count."""
+    from xentconf.oracle import _kernels as K
+
+    rng = np.random.default_rng(n)
+    rows = [rng.standard_normal(n) * 10.0 ** rng.integers(-15, 15, n), np.full(n, -0.0),
+            np.where(np.arange(n) % 3 == 0, -0.0, rng.standard_normal(n))]
+    for a in rows:
+        want, levels = C.pairwise_sum(a)
+        got = K._pairwise_in_place(a.copy(), n)
+        assert np.array_equal(got, want) and np.signbit(got) == np.signbit(want), (n, got, want)
+        assert C.pairwise_levels(n) == levels
+
+
+def _dense_labels(rng, n: int, c: int, dtype) -> np.ndarray:
+    """Labels for the dense loss, row ``i`` of kind ``i mod 5``: one-hot; soft; all zero
+    (0·(−inf) under xla); a NaN, a +inf and a −0; negative."""
+    kinds = [np.eye(c)[rng.integers(0, c, n)], rng.random((n, c)), np.zeros((n, c)),
+             rng.random((n, c)), rng.standard_normal((n, c)) * 2]
+    kinds[3][:, 0] = np.nan
+    kinds[3][:, -1] = np.inf
+    kinds[3][:, c // 2] = -0.0
+    return np.stack([kinds[i % 5][i] for i in range(n)]).astype(dtype)
+
+
+@needs_numba
+def test_the_compiled_dense_loss_is_the_numpy_paths_bit_for_bit(monkeypatch):
+    """The dense loss by the compiled kernel (``rows.dense_loss_into``): every row's value
+    and radius, with the row rules, the numpy path's bits, on the adversarial blocks
+    (C ≤ 2,049, float32 and float64) with every kind of label, on the cpu profile and
+    under xla (a zero label times −inf adds 0), and with label smoothing (Keras, float32),
+    in blocks of 3 rows on 3 threads."""
+    rng = np.random.default_rng(15)
+    monkeypatch.setattr(R, "SPARSE_BLOCK", 3)
+    monkeypatch.setattr(E, "THREADS", 3)
+    compared = 0
+    for x in _adversarial_blocks():
+        n, c = x.shape
+        if c > 2049:
+            continue
+        y = _dense_labels(rng, n, c, x.dtype)
+        keras = fast_tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=0.2, reduction="none")
+        calls = [(fast_tf.nn.softmax_cross_entropy_with_logits, {"profile": p})
+                 for p in ("cpu", "xla")]
+        if x.dtype == np.float32:  # (float64 outputs with smoothing: the exact tier)
+            calls.append((keras, {}))
+        for fn, kw in calls:
+            seen = []
+            for accel in (True, False):
+                monkeypatch.setattr(E, "USE_ACCEL", accel)
+                e = fn(y, x, **kw)
+                assert e.engine.dense_accel is accel
+                seen.append(e.engine._row_values())
+            (La, Ra), (Lb, Rb) = seen
+            assert np.array_equal(La, Lb, equal_nan=True), (x.dtype, c)
+            assert np.array_equal(Ra, Rb, equal_nan=True), (x.dtype, c)
+            compared += 1
+    assert compared > 200
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_answers_and_fallbacks_are_the_same_on_both_paths(monkeypatch, dtype):
+    """Through the public API: the raw op's loss and ``tf.compat.v1``'s weighted mean of a
+    dense loss, correctly rounded, and the count of fallbacks, the same with the compiled
+    dense loss as without it."""
+    rng = np.random.default_rng(16)
+    for x in _adversarial_blocks():
+        n, c = x.shape
+        if x.dtype != dtype or c > 100:
+            continue
+        y = _dense_labels(rng, n, c, dtype)
+        w = np.linspace(-1, 2, n).astype(np.float32)
+        out = {}
+        for accel in (True, False):
+            monkeypatch.setattr(E, "USE_ACCEL", accel)
+            e = fast_tf.raw_ops.SoftmaxCrossEntropyWithLogits(features=x, labels=y)
+            v = fast_tf.compat.v1.losses.softmax_cross_entropy(
+                y, x, weights=w, label_smoothing=0.1, reduction="weighted_mean")
+            assert e.engine.dense_accel is accel
+            out[accel] = (e["loss"].rounded64, e.engine.fallbacks, v["loss"].rounded64)
+        assert np.array_equal(out[True][0], out[False][0], equal_nan=True)
+        assert out[True][1] == out[False][1]
+        assert np.array_equal(out[True][2], out[False][2], equal_nan=True)

@@ -1170,3 +1170,94 @@ def sparse_grad_range(x, bits, lab, gam, grad_rad, unit, nan_rows, ignored, c, l
         missed += _certify_count(val[:r * c], rad[:r * c], p, emin, maxf, f64,
                                  out[a * c:b * c], ok[a * c:b * c])
     return missed
+
+
+# ------------------------------------------------------------------ the dense loss
+
+@jit
+def _pairwise_in_place(buf, n):
+    """``certify.pairwise_sum`` of ``buf[:n]``, in place (``buf`` is scratch): at each
+    level adjacent pairs added, an odd count's last element plus a zero (a −0 becomes +0,
+    as there); ``0`` for ``n = 0``."""
+    if n == 0:
+        return 0.0
+    m = n
+    while m > 1:
+        h = m // 2
+        for i in range(h):
+            buf[i] = buf[2 * i] + buf[2 * i + 1]
+        if m % 2:
+            buf[h] = buf[m - 1] + 0.0
+            h += 1
+        m = h
+    return buf[0]
+
+
+@jit
+def _dense_row(xr, yr_, yrad, mi, ti, terr_i, lpi, xla, c, lev, plev, c_fn, slack, u, eta,
+               tb, mb, rb):
+    """One row of ``rows._Rows.dense_loss`` from the kernel's row values (the same
+    operations in the same order): ``t``'s radius and ``log1p(t)``'s as ``rows._RowSums``
+    has them, then per element ``d + dlo = x − m`` (``two_sum``; ``dlo = 0`` where ``x`` or
+    ``d`` is not finite, as ``rows._numpy_rows`` has them; a bad row's values are
+    replaced by the row rules), the term ``y·(log1p(t) − d)`` and its radius, and the
+    three pairwise sums. Returns ``(L, rad)``."""
+    t_rad = (c_fn * ti + terr_i * slack) * slack + ti * lev * u * slack + c * eta
+    q = (1 + ti) - t_rad
+    q = _pick(q < 1.0, 1.0, q)
+    logs_rad = t_rad / q * slack + c_fn * lpi
+    big = False
+    for j in range(c):
+        xv = np.float64(xr[j])
+        d, dlo = _two_sum(xv, -mi)
+        fin_x = (xv > -np.inf) & (xv < np.inf) & (d > -np.inf) & (d < np.inf)
+        dlo = _pick(fin_x, dlo, 0.0)
+        a = lpi - d
+        a_rad = logs_rad + u * a + abs(dlo) * slack
+        yv = yr_[j]
+        term = yv * a
+        if xla:
+            term = _pick(yv == 0, 0.0, term)
+        at = abs(term)
+        fin = at < np.inf  # neither ±inf nor NaN
+        tb[j] = term
+        mb[j] = _pick(fin, at, 0.0)
+        rb[j] = _pick(fin, abs(yv) * a_rad + u * at + yrad[j] * a, 0.0)
+        big |= fin & (at > 1e300)
+    v = _pairwise_in_place(tb, c)
+    mag = _pairwise_in_place(mb, c)
+    rad = _pairwise_in_place(rb, c) * slack + plev * u * mag * slack
+    rad = _pick((v > -np.inf) & (v < np.inf), rad, 0.0)
+    return v, _pick(big, np.inf, rad)
+
+
+@jit
+def dense_loss_range(x, bits, y, yrad, xla, nan_rows, ignored, c, lev, plev, c_fn, slack, u,
+                     eta, block, L, R):
+    """``rows._Rows.dense_loss`` with the row rules (``plan.Rows.apply_rules``) for every
+    row of ``x`` (C-contiguous float32 or float64 ``[N, C]``, ``bits`` its integer view;
+    ``y`` and ``yrad`` the labels as the engine smooths them, C-contiguous float64), in one
+    call: blocks of ``block`` rows through :func:`sparse_rows` (its row values; the
+    labelled logit is not read), ``log1p(t)`` (:func:`_log1p_pos`) and :func:`_dense_row`,
+    written into ``L`` and ``R``: the same bits as the numpy path."""
+    n = x.shape[0]
+    q = min(n, block)
+    t, terr, m, xy, lp = np.empty(q), np.empty(q), np.empty(q), np.empty(q), np.empty(q)
+    lb, k = np.zeros(q, dtype=np.int64), np.empty(q, dtype=np.int64)
+    bad = np.empty(q, dtype=np.bool_)
+    tb, mb, rb = np.empty(c), np.empty(c), np.empty(c)
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        r = b - a
+        sparse_rows(x[a:b], bits[a:b], lb[:r], t[:r], terr[:r], m[:r], k[:r], bad[:r],
+                    xy[:r])
+        for i in range(r):
+            lp[i] = _log1p_pos(t[i])
+        for i in range(r):
+            g = a + i
+            v, rad = _dense_row(x[g], y[g], yrad[g], m[i], t[i], terr[i], lp[i], xla, c, lev,
+                                plev, c_fn, slack, u, eta, tb, mb, rb)
+            ign = ignored[g]
+            nan = (bad[i] | nan_rows[g]) & ~ign
+            L[g] = _pick(ign, 0.0, _pick(nan, np.nan, v))
+            R[g] = _pick(ign | nan, 0.0, rad)

@@ -70,6 +70,15 @@ def sparse_grad_kernel():
     return _kernels.sparse_grad_range
 
 
+def dense_loss_kernel():
+    """The compiled ``rows._Rows.dense_loss`` with the row rules over a whole row range
+    (``rows.dense_loss_into``; see ``_kernels.dense_loss_range``); numba must be there
+    (the caller has checked)."""
+    from . import _kernels
+
+    return _kernels.dense_loss_range
+
+
 def two_class_kernels():
     """The compiled C = 2 closed form: ``rows.two_class_rows`` with the row rules over a
     whole row range, written out or with the loss certified (``rows.two_class_into``; see

@@ -141,6 +141,11 @@ def pairwise_sum(a: np.ndarray):
     return a[..., 0], levels
 
 
+def pairwise_levels(n: int) -> int:
+    """The ``levels`` of :func:`pairwise_sum` for ``n`` terms: ``⌈log₂ n⌉`` halvings."""
+    return max(n - 1, 0).bit_length()
+
+
 def certify_dd_f64(hi: np.ndarray, lo: np.ndarray, rad: np.ndarray):
     """(rounded, ok) for float64 outputs of double-double values ``hi + lo ± rad``.
 

@@ -79,6 +79,7 @@ from .rows import (
     _Rows,
     _RowsDD,
     _Workspace,
+    dense_loss_into,
     kernel_source,
     sparse_block,
     sparse_grad_into,
@@ -340,6 +341,9 @@ class Engine:
         # logits are read widened to float32 (rows.sparse_loss_into)
         self.accel = USE_ACCEL and rows.kind == "sparse" and \
             rows.source.dtype in (np.float16, np.float32, np.float64) and _accel.enabled()
+        # the dense loss too (rows.dense_loss_into); its gradient takes the numpy path
+        self.dense_accel = USE_ACCEL and rows.kind == "dense" and \
+            rows.source.dtype in (np.float16, np.float32, np.float64) and _accel.enabled()
         # C = 2: the closed form (rows.two_class_rows); float64 logits take the dd path
         self.two_class = rows.kind == "sparse" and rows.c == 2 and \
             rows.source.dtype in (np.float16, np.float32)
@@ -423,6 +427,11 @@ class Engine:
             return self._loss_rows
         if rows.kind == "sparse" and self.accel:
             _map_blocks(lambda r: sparse_loss_into(rows, *r, L, R),
+                        _ranges(n, sparse_block(rows)))
+            self._loss_rows = (L, R)
+            return self._loss_rows
+        if self.dense_accel:
+            _map_blocks(lambda r: dense_loss_into(rows, *r, *_smoothed(rows, *r), L, R),
                         _ranges(n, sparse_block(rows)))
             self._loss_rows = (L, R)
             return self._loss_rows

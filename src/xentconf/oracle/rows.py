@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import accel as _accel
-from .certify import C_FN, ETA, SLACK, U, kernel_args, pairwise_sum
+from .certify import C_FN, ETA, SLACK, U, kernel_args, pairwise_levels, pairwise_sum
 from .dd import _two_sum as two_sum  # Knuth's 2Sum, without dd's array conversion
 from .plan import logit_row_max
 from .vexp import EXP_REL, LANES, exp_nonpos, log1p_pos, log1p_unit
@@ -252,6 +252,22 @@ def sparse_grad_into(rows, lo: int, hi: int, gam, grad_rad, fmt, out, ok) -> int
     return missed
 
 
+def dense_loss_into(rows, lo: int, hi: int, y, yrad, L, R) -> None:
+    """:meth:`_Rows.dense_loss` of rows ``lo:hi`` of a dense plan (float16, float32 or
+    float64 logits), with the row rules, by the compiled kernel (``_kernels.dense_loss_range``;
+    the input as :func:`_kernel_inputs` gives it), written into ``L`` and ``R``: the same
+    bits as the numpy path. ``y`` and ``yrad``: rows ``lo:hi`` of the labels as the engine
+    smooths them (float64)."""
+    kern = _accel.dense_loss_kernel()
+    c = rows.c
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    yrad = np.ascontiguousarray(yrad, dtype=np.float64)
+    for a, b, x, bits in _kernel_inputs(rows, lo, hi):
+        kern(x, bits, y[a - lo:b - lo], yrad[a - lo:b - lo], bool(rows.xla_zero_labels),
+             rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), pairwise_levels(c),
+             C_FN, SLACK, U, ETA, sparse_block(rows), L[a:b], R[a:b])
+
+
 _ONE = np.ones(1)  # γ's arrays where γ = 1 exactly (the kernel reads neither)
 
 
@@ -448,7 +464,7 @@ class _Rows:
             tr = np.where(fin, np.abs(y) * a_rad + U * np.abs(term) + y_rad * a, 0.0)
             L, lev = pairwise_sum(term)
             mag, _ = pairwise_sum(np.where(fin, np.abs(term), 0.0))
-            rad = tr.sum(axis=1) * SLACK + lev * U * mag * SLACK
+            rad = pairwise_sum(tr)[0] * SLACK + lev * U * mag * SLACK
             big = (np.abs(np.where(fin, term, 0.0)) > 1e300).any(axis=1)
             rad = np.where(np.isfinite(L), rad, 0.0)
             rad = np.where(big, np.inf, rad)
