@@ -607,3 +607,93 @@ def test_dense_answers_and_fallbacks_are_the_same_on_both_paths(monkeypatch, dty
         assert np.array_equal(out[True][0], out[False][0], equal_nan=True)
         assert out[True][1] == out[False][1]
         assert np.array_equal(out[True][2], out[False][2], equal_nan=True)
+
+
+@needs_numba
+@pytest.mark.parametrize("scaled", [True, False])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_the_compiled_dense_gradient_is_the_numpy_paths_bit_for_bit(monkeypatch, dtype,
+                                                                    scaled):
+    """The dense gradient (``tf.nn``'s, scaled by an upstream, on the cpu and xla profiles)
+    and the raw op's backprop (γ = 1), and ``compat.v1``'s with label smoothing, come
+    from one compiled call a row range (``rows.dense_grad_into``), certified block by
+    block: on the adversarial blocks with every kind of label, over several threads, the
+    same bits and the same fallbacks as the numpy path. A softmax of ½ with a zero label
+    times float16's smallest subnormal is a rounding midpoint: those elements go to the
+    exact tier on both paths (the values' radii are compared in the test below)."""
+    rng = np.random.default_rng(17)
+    calls = []
+    kernel = R.dense_grad_into
+    monkeypatch.setattr(E, "dense_grad_into", lambda *a: calls.append(a[1:3]) or kernel(*a))
+    monkeypatch.setattr(R, "SPARSE_BLOCK", 16)
+    before = E.threads()
+    try:
+        for c in (7, 10, 17, 100):
+            with np.errstate(over="ignore"):
+                x = _gradient_blocks(c).astype(dtype)
+            n = x.shape[0]
+            y = _dense_labels(rng, n, c, dtype)
+            y[-3:] = 0.0
+            up = rng.choice([1.0, -0.75, 0.0, 3e-5, 6e4], n).astype(dtype)
+            up[-3:] = 2.0 ** -24  # float16's smallest subnormal (float32 holds it too)
+            for profile in ("cpu", "xla", "smoothed"):
+                seen = []
+                for accel, threads in ((True, 3), (False, 1)):
+                    monkeypatch.setattr(E, "USE_ACCEL", accel)
+                    E.set_threads(threads)
+                    calls.clear()
+                    with np.errstate(all="ignore"):
+                        if profile == "smoothed":  # labels with a radius (ε = 0.1)
+                            e = fast_tf.compat.v1.losses.softmax_cross_entropy(
+                                y, x, label_smoothing=0.1, reduction="none",
+                                upstream=up if scaled else None)
+                        elif scaled:
+                            e = fast_tf.nn.softmax_cross_entropy_with_logits(
+                                y, x, upstream=up, profile=profile)
+                        else:
+                            e = fast_tf.raw_ops.SoftmaxCrossEntropyWithLogits(
+                                features=x, labels=y, profile=profile)
+                        g = e["backprop" if profile != "smoothed" and not scaled
+                              else "grad_logits"].rounded64
+                    assert e.engine.dense_accel is accel
+                    assert bool(calls) is accel and (not accel or len(calls) > 1)
+                    seen.append((g.reshape(n, c), e.engine.fallbacks))
+                (a, fa), (b, fb) = seen
+                assert np.array_equal(a, b, equal_nan=True) and fa == fb, (c, profile)
+                assert np.array_equal(np.signbit(a), np.signbit(b))
+                if scaled and dtype is np.float16 and profile != "smoothed":
+                    assert fa > 0 and (a[-3:, :2] == 0).all()  # the midpoint rounds to even
+    finally:
+        E.set_threads(before)
+
+
+@needs_numba
+def test_the_compiled_dense_gradient_rows_values_and_radii_are_the_numpy_paths():
+    """Each row's scaled dense backprop and its radius from the compiled row function
+    (``_kernels._dense_grad_row``, on the kernel's row values) are ``rows._Rows.dense_bp``
+    scaled by ``engine._scale``, bit for bit, on the adversarial blocks (float32 and
+    float64) with every kind of label and a label radius (smoothing's), with γ = 1 and
+    with a signed γ carrying a radius."""
+    from xentconf.oracle import _kernels as K
+    from xentconf.oracle import accel
+
+    rng = np.random.default_rng(18)
+    for x in _adversarial_blocks():
+        n, c = x.shape
+        if c > 2049:
+            continue
+        y = _dense_labels(rng, n, c, np.float64)
+        yrad = np.abs(y) * rng.random((n, c)) * 1e-16
+        bad, m, k, t, terr, _xy = accel.kernel()(np.ascontiguousarray(x), np.zeros(n, int))
+        bp, rad = R._Rows(x).dense_bp(y, yrad)
+        for g, gr in ((np.ones(n), np.zeros(n)), (rng.uniform(-3, 3, n), np.full(n, 1e-17))):
+            want, want_rad = E._scale(g[:, None], gr[:, None], bp, rad)
+            got, got_rad = np.empty((n, c)), np.empty((n, c))
+            for i in np.flatnonzero(~bad):
+                K._dense_grad_row(x[i], y[i], yrad[i], m[i], k[i], t[i], terr[i], c,
+                                  R.lane_levels(c), C.C_FN, C.SLACK, U, C.ETA, g[i], gr[i],
+                                  got[i], got_rad[i])
+            good = ~bad
+            assert np.array_equal(got[good], want[good], equal_nan=True), (x.dtype, c)
+            assert np.array_equal(np.signbit(got[good]), np.signbit(want[good]))
+            assert np.array_equal(got_rad[good], want_rad[good], equal_nan=True), (x.dtype, c)

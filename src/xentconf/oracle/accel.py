@@ -70,13 +70,14 @@ def sparse_grad_kernel():
     return _kernels.sparse_grad_range
 
 
-def dense_loss_kernel():
-    """The compiled ``rows._Rows.dense_loss`` with the row rules over a whole row range
-    (``rows.dense_loss_into``; see ``_kernels.dense_loss_range``); numba must be there
-    (the caller has checked)."""
+def dense_kernels():
+    """The compiled dense loss (``rows._Rows.dense_loss`` with the row rules, over a whole
+    row range: ``rows.dense_loss_into``, ``_kernels.dense_loss_range``) and its certified
+    gradient rows (``rows.dense_grad_into``, ``_kernels.dense_grad_range``); numba must be
+    there (the caller has checked)."""
     from . import _kernels
 
-    return _kernels.dense_loss_range
+    return _kernels.dense_loss_range, _kernels.dense_grad_range
 
 
 def two_class_kernels():

@@ -79,6 +79,7 @@ from .rows import (
     _Rows,
     _RowsDD,
     _Workspace,
+    dense_grad_into,
     dense_loss_into,
     kernel_source,
     sparse_block,
@@ -341,7 +342,7 @@ class Engine:
         # logits are read widened to float32 (rows.sparse_loss_into)
         self.accel = USE_ACCEL and rows.kind == "sparse" and \
             rows.source.dtype in (np.float16, np.float32, np.float64) and _accel.enabled()
-        # the dense loss too (rows.dense_loss_into); its gradient takes the numpy path
+        # the dense loss and gradient too (rows.dense_loss_into, rows.dense_grad_into)
         self.dense_accel = USE_ACCEL and rows.kind == "dense" and \
             rows.source.dtype in (np.float16, np.float32, np.float64) and _accel.enabled()
         # C = 2: the closed form (rows.two_class_rows); float64 logits take the dd path
@@ -734,8 +735,8 @@ class Engine:
         kernels = self.two_class and USE_ACCEL and _accel.two_class_kernels()
         if kernels:  # the same bits as below, from the logits in one compiled call a range
             return self._two_class_grad_rows(kernels[2], with_gamma, fmt, out)
-        if self.accel:  # likewise at any C
-            return self._sparse_grad_rows(with_gamma, fmt, out)
+        if self.accel or self.dense_accel:  # likewise at any C, and dense
+            return self._compiled_grad_rows(with_gamma, fmt, out)
         if with_gamma:
             gam, grad_rad = self._gammas()
         else:
@@ -785,16 +786,23 @@ class Engine:
                 self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)
         return out
 
-    def _sparse_grad_rows(self, with_gamma: bool, fmt: Format, out):
-        """:meth:`_grad_rows` of a sparse plan by the compiled kernel, one call per row
-        range (``rows.sparse_grad_into``), into ``out`` (``[N, C]``); the elements that do
-        not certify from the exact tier, in this thread."""
+    def _compiled_grad_rows(self, with_gamma: bool, fmt: Format, out):
+        """:meth:`_grad_rows` of a sparse or dense plan by the compiled kernel, one call per
+        row range (``rows.sparse_grad_into``, ``rows.dense_grad_into``), into ``out``
+        (``[N, C]``); the elements that do not certify from the exact tier, in this
+        thread."""
         rows = self.plan.rows
         gam, grad_rad = self._gammas() if with_gamma else (None, None)
         ok = np.empty(out.shape, dtype=bool)
         ranges = _ranges(rows.n, sparse_block(rows))
-        missed = _map_blocks(
-            lambda r: sparse_grad_into(rows, *r, gam, grad_rad, fmt, out, ok), ranges)
+
+        def one(r):
+            if self.dense_accel:
+                return dense_grad_into(rows, *r, *_smoothed(rows, *r), gam, grad_rad, fmt,
+                                       out, ok)
+            return sparse_grad_into(rows, *r, gam, grad_rad, fmt, out, ok)
+
+        missed = _map_blocks(one, ranges)
         for (lo, hi), m in zip(ranges, missed):
             if m:
                 self._fallback_grad(out[lo:hi], ok[lo:hi], lo, gam_exact=with_gamma, fmt=fmt)

@@ -258,7 +258,7 @@ def dense_loss_into(rows, lo: int, hi: int, y, yrad, L, R) -> None:
     the input as :func:`_kernel_inputs` gives it), written into ``L`` and ``R``: the same
     bits as the numpy path. ``y`` and ``yrad``: rows ``lo:hi`` of the labels as the engine
     smooths them (float64)."""
-    kern = _accel.dense_loss_kernel()
+    kern = _accel.dense_kernels()[0]
     c = rows.c
     y = np.ascontiguousarray(y, dtype=np.float64)
     yrad = np.ascontiguousarray(yrad, dtype=np.float64)
@@ -266,6 +266,25 @@ def dense_loss_into(rows, lo: int, hi: int, y, yrad, L, R) -> None:
         kern(x, bits, y[a - lo:b - lo], yrad[a - lo:b - lo], bool(rows.xla_zero_labels),
              rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), pairwise_levels(c),
              C_FN, SLACK, U, ETA, sparse_block(rows), L[a:b], R[a:b])
+
+
+def dense_grad_into(rows, lo: int, hi: int, y, yrad, gam, grad_rad, fmt, out, ok) -> int:
+    """:func:`sparse_grad_into` for a dense plan (:meth:`_Rows.dense_bp` scaled by ``γ``;
+    ``y`` and ``yrad`` as :func:`dense_loss_into` takes them), by the compiled kernel
+    (``_kernels.dense_grad_range``). Returns how many elements did not certify."""
+    kern = _accel.dense_kernels()[1]
+    c = rows.c
+    unit = gam is None
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    yrad = np.ascontiguousarray(yrad, dtype=np.float64)
+    missed = 0
+    for a, b, x, bits in _kernel_inputs(rows, lo, hi):
+        g, gr = (_ONE, _ONE) if unit else (gam[a:b], grad_rad[a:b])
+        missed += kern(x, bits, y[a - lo:b - lo], yrad[a - lo:b - lo], g, gr, unit,
+                       rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), C_FN, SLACK,
+                       U, ETA, sparse_block(rows), *kernel_args(fmt), out[a:b].reshape(-1),
+                       ok[a:b].reshape(-1))
+    return missed
 
 
 _ONE = np.ones(1)  # γ's arrays where γ = 1 exactly (the kernel reads neither)
