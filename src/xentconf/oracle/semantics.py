@@ -301,7 +301,7 @@ def plan_raw_dense(features, labels, *, profile="cpu") -> Plan | Raises:
     if len(bshape) != 2:
         return Raises(IAE, "logits and labels must be either 2-dimensional, or broadcasted to be "
                            "2-dimensional")
-    x = np.broadcast_to(_as_float64(f), bshape)
+    x = np.broadcast_to(_as_source(f), bshape)
     yb = np.broadcast_to(y, bshape)
     n, c = bshape
     rows = Rows("dense", np.ascontiguousarray(x), y=np.ascontiguousarray(yb),
@@ -398,7 +398,7 @@ def plan_nn_dense(labels, logits, axis=-1, *, profile="cpu", api=None) -> Plan |
     y = _round_array(lab, prec.elem)
     c = zt.shape[-1]
     n = int(np.prod(zt.shape[:-1], dtype=np.int64))
-    x2 = _as_float64(zt).reshape(n, c)
+    x2 = _as_source(zt).reshape(n, c)
     if y.ndim == 0:
         return Raises(IAE, "Expected begin[0] == 0 (got -1) and size[0] == 0 (got 1) when "
                            "input.dim_size(0) == 0 [Op:Slice]")
