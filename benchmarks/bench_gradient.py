@@ -1,4 +1,4 @@
-"""The certified gradient at C > 2: the raw op's loss and backprop, against torch.
+"""The certified gradient at C > 2: the raw ops' loss and backprop, against torch.
 
 ``tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits`` answers a loss and a backprop (the
 gradient of the loss, ``softmax − onehot``) for every row: the oracle certifies both, every
@@ -15,11 +15,18 @@ one process, one thread, float32 logits ~ N(0, 3) and uniform labels (seeded), a
   tensor (``torch.set_num_threads(1)``), float32 and not correctly rounded: the named
   baseline.
 
+``--labels onehot`` or ``soft`` times the dense raw op,
+``tf.raw_ops.SoftmaxCrossEntropyWithLogits``, instead (``backprop`` = ``softmax − y``;
+``rows.dense_loss_into`` and ``rows.dense_grad_into``), with float32 labels: the uniform
+labels one-hot, or rows of uniform random numbers each divided by its sum; torch is given
+the same rows as class probabilities (``F.cross_entropy`` with a float target).
+
 The contenders alternate within each repeat; the median of ``--repeats`` is reported, by
 wall time and by the process's CPU time. The two engine paths' answers (and fallbacks) are
 checked to be identical on every shape.
 
-    python3 benchmarks/bench_gradient.py [--shapes C:ROWS,...] [--repeats R] [--json PATH]
+    python3 benchmarks/bench_gradient.py [--shapes C:ROWS,...] [--repeats R]
+        [--labels sparse|onehot|soft] [--json PATH]
 """
 
 from __future__ import annotations
@@ -44,15 +51,26 @@ from xentconf.oracle.fast import tf  # noqa: E402
 SHAPES = "3:700000,10:200000,100:20000,1000:2000"
 
 
-def inputs(n: int, c: int, seed: int):
+LABELS = ("sparse", "onehot", "soft")
+
+
+def inputs(n: int, c: int, seed: int, labels: str = "sparse"):
     rng = np.random.default_rng([seed, c])
-    return (rng.standard_normal((n, c)) * 3).astype(np.float32), rng.integers(0, c, n)
+    x, y = (rng.standard_normal((n, c)) * 3).astype(np.float32), rng.integers(0, c, n)
+    if labels == "onehot":
+        y = np.eye(c, dtype=np.float32)[y]
+    elif labels == "soft":
+        y = rng.random((n, c)).astype(np.float32)
+        y /= y.sum(axis=1, keepdims=True)
+    return x, y
 
 
 def engine(accel: bool):
     def run(x, y):
         E.USE_ACCEL = accel
-        e = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(features=x, labels=y)
+        op = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits if y.ndim == 1 else \
+            tf.raw_ops.SoftmaxCrossEntropyWithLogits
+        e = op(features=x, labels=y)
         out = e["loss"].rounded64, e["backprop"].rounded64, e.engine.fallbacks
         E.USE_ACCEL = True
         return out
@@ -75,8 +93,8 @@ def torch_1t():
     return run
 
 
-def bench(c: int, n: int, repeats: int, seed: int) -> dict:
-    x, y = inputs(n, c, seed)
+def bench(c: int, n: int, repeats: int, seed: int, labels: str = "sparse") -> dict:
+    x, y = inputs(n, c, seed, labels)
     runs = {"numba": engine(True), "numpy": engine(False), "torch": torch_1t()}
     runs = {k: v for k, v in runs.items() if v is not None}
     answers = {k: fn(x, y) for k, fn in runs.items()}  # compile, warm the caches
@@ -108,11 +126,14 @@ def main(argv=None) -> int:
     ap.add_argument("--shapes", type=shapes, default=shapes(SHAPES), help=f"default {SHAPES}")
     ap.add_argument("--repeats", type=_positive, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--labels", choices=LABELS, default="sparse",
+                    help="sparse: the sparse raw op; onehot or soft: the dense raw op")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
-    results = [bench(c, n, a.repeats, a.seed) for c, n in a.shapes]
+    results = [bench(c, n, a.repeats, a.seed, a.labels) for c, n in a.shapes]
     for clock in ("cpu", "wall"):
-        print(f"\nrows/s of loss + backprop by {clock} time, median of {a.repeats}, one thread")
+        print(f"\nrows/s of loss + backprop by {clock} time, median of {a.repeats}, one thread, "
+              f"{a.labels} labels")
         print("| C | rows | numba | numpy | torch | numba / numpy | numba / torch | fallbacks |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in results:
