@@ -9,9 +9,9 @@ format. The few elements whose bound straddles a rounding boundary go to the exa
 correctly rounded exact value — the same answer as the exact tier, much faster.
 
 Error model (``u = 2**-53``): ``+ − × ÷`` are correctly rounded; ``np.log1p`` (where the
-probability rows use it) and ``np.exp`` (where the dense and double-double paths use it)
-are within ``C_FN = 4u`` relative (measured ≤ 1.11u here); the logits rows' exponential is
-the engine's own :func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative,
+probability rows use it) is within ``C_FN = 4u`` relative (measured ≤ 1.11u here); the
+logits rows' exponential, sparse and dense, is the engine's own
+:func:`~xentconf.oracle.vexp.exp_nonpos` (≤ ``EXP_REL = 3u`` relative,
 derived there), and so is their ``log1p`` (:func:`~xentconf.oracle.vexp.log1p_pos`, and
 the C = 2 closed form's :func:`~xentconf.oracle.vexp.log1p_unit`, ≤ ``LOG1P_REL = 3u``:
 a compiled loop cannot call numpy's, and calling it between two compiled kernels cost
@@ -36,8 +36,9 @@ is proven):
 * ``p_j = e_j / (1 + t)``; ``p_y − 1 = −t_y / s`` without cancellation (``t_y = t`` when
   ``y = k``, else ``(1 − e_y) + t`` with both terms non-negative).
 
-Dense rows sum ``Y_j (log s − d_j)`` with the same bounds (a cancelling sum just gets a
-wide bound and goes to the exact tier). Reductions add ``|c_i|·rad(L_i)`` and a pairwise
+Dense rows sum ``Y_j (log s − d_j)`` with the same bounds, pairwise
+(:func:`~xentconf.oracle.certify.pairwise_sum`; a cancelling sum just gets a wide bound
+and goes to the exact tier). Reductions add ``|c_i|·rad(L_i)`` and a pairwise
 summation term; gradients scale row bounds by ``|γ_r|``. Rows are processed in blocks
 so scratch memory stays bounded (``BLOCK_BYTES``) whatever the input size.
 """
