@@ -1244,11 +1244,13 @@ def dense_loss_range(x, bits, y, yrad, xla, nan_rows, ignored, c, lev, plev, c_f
                      eta, block, L, R):
     """``rows._Rows.dense_loss`` with the row rules (``plan.Rows.apply_rules``) for every
     row of ``x`` (C-contiguous float32 or float64 ``[N, C]``, ``bits`` its integer view;
-    ``y`` and ``yrad`` the labels as the engine smooths them, C-contiguous float64), in one
-    call: blocks of ``block`` rows through :func:`sparse_rows` (its row values; the
-    labelled logit is not read), ``log1p(t)`` (:func:`_log1p_pos`) and :func:`_dense_row`,
-    written into ``L`` and ``R``: the same bits as the numpy path."""
+    ``y`` and ``yrad`` the labels as the engine smooths them, C-contiguous float64; ``yrad``
+    may be one row, every row's), in one call: blocks of ``block`` rows through
+    :func:`sparse_rows` (its row values; the labelled logit is not read), ``log1p(t)``
+    (:func:`_log1p_pos`) and :func:`_dense_row`, written into ``L`` and ``R``: the same
+    bits as the numpy path."""
     n = x.shape[0]
+    per_row = yrad.shape[0] > 1  # else one row of label radii, every row's
     q = min(n, block)
     t, terr, m, xy, lp = np.empty(q), np.empty(q), np.empty(q), np.empty(q), np.empty(q)
     lb, k = np.zeros(q, dtype=np.int64), np.empty(q, dtype=np.int64)
@@ -1263,8 +1265,8 @@ def dense_loss_range(x, bits, y, yrad, xla, nan_rows, ignored, c, lev, plev, c_f
             lp[i] = _log1p_pos(t[i])
         for i in range(r):
             g = a + i
-            v, rad = _dense_row(x[g], y[g], yrad[g], m[i], t[i], terr[i], lp[i], xla, c, lev,
-                                plev, c_fn, slack, u, eta, tb, mb, rb)
+            v, rad = _dense_row(x[g], y[g], yrad[g if per_row else 0], m[i], t[i], terr[i],
+                                lp[i], xla, c, lev, plev, c_fn, slack, u, eta, tb, mb, rb)
             ign = ignored[g]
             nan = (bad[i] | nan_rows[g]) & ~ign
             L[g] = _pick(ign, 0.0, _pick(nan, np.nan, v))
@@ -1304,12 +1306,14 @@ def _dense_grad_row(xr, yr_, yrad, mi, ki, ti, terr_i, c, lev, c_fn, slack, u, e
 def dense_grad_range(x, bits, y, yrad, gam, grad_rad, unit, nan_rows, ignored, c, lev, c_fn,
                      slack, u, eta, block, p, emin, maxf, f64, out, ok):
     """:func:`sparse_grad_range` for a dense plan (``y`` and ``yrad`` the labels as the
-    engine smooths them, C-contiguous float64 ``[N, C]``): the row values
+    engine smooths them, C-contiguous float64 ``[N, C]``; ``yrad`` may be one row, every
+    row's): the row values
     (:func:`sparse_rows`; the labelled logit is not read), each row's elements
     (:func:`_dense_grad_row`), the row rules, then :func:`certify_rows` while the block is
     in cache: what ``engine._grad_rows`` does in numpy, the same operations in the same
     order. Returns how many elements did not certify."""
     n = x.shape[0]
+    per_row = yrad.shape[0] > 1  # else one row of label radii, every row's
     q = min(n, block)
     t, terr, m, xy = np.empty(q), np.empty(q), np.empty(q), np.empty(q)
     lb, k = np.zeros(q, dtype=np.int64), np.empty(q, dtype=np.int64)
@@ -1323,9 +1327,9 @@ def dense_grad_range(x, bits, y, yrad, gam, grad_rad, unit, nan_rows, ignored, c
         for i in range(r):
             g = 1.0 if unit else gam[a + i]
             gr = 0.0 if unit else grad_rad[a + i]
-            _dense_grad_row(x[a + i], y[a + i], yrad[a + i], m[i], k[i], t[i], terr[i], c, lev,
-                            c_fn, slack, u, eta, g, gr, val[i * c:(i + 1) * c],
-                            rad[i * c:(i + 1) * c])
+            _dense_grad_row(x[a + i], y[a + i], yrad[a + i if per_row else 0], m[i], k[i],
+                            t[i], terr[i], c, lev, c_fn, slack, u, eta, g, gr,
+                            val[i * c:(i + 1) * c], rad[i * c:(i + 1) * c])
         _grad_rules(val, rad, r, c, bad, nan_rows[a:b], ignored[a:b])
         missed += _certify_count(val[:r * c], rad[:r * c], p, emin, maxf, f64,
                                  out[a * c:b * c], ok[a * c:b * c])

@@ -221,6 +221,14 @@ def _smoothed(rows, lo: int, hi: int):
     return ys, rad
 
 
+def _kernel_labels(rows, lo: int, hi: int):
+    """:func:`_smoothed` as the compiled dense kernels take it: without smoothing, the
+    plan's labels as they are and one row of zero radii (every row's), no copies."""
+    if rows.smoothing:
+        return _smoothed(rows, lo, hi)
+    return rows.y[lo:hi], np.zeros((1, rows.c))
+
+
 def _block_rows(n: int, c: int) -> int:
     return max(1, min(n, BLOCK_BYTES // max(8 * max(c, 1), 1)))
 
@@ -433,7 +441,7 @@ class Engine:
             self._loss_rows = (L, R)
             return self._loss_rows
         if self.dense_accel:
-            _map_blocks(lambda r: dense_loss_into(rows, *r, *_smoothed(rows, *r), L, R),
+            _map_blocks(lambda r: dense_loss_into(rows, *r, *_kernel_labels(rows, *r), L, R),
                         _ranges(n, sparse_block(rows)))
             self._loss_rows = (L, R)
             return self._loss_rows
@@ -799,8 +807,8 @@ class Engine:
 
         def one(r):
             if self.dense_accel:
-                return dense_grad_into(rows, *r, *_smoothed(rows, *r), gam, grad_rad, fmt,
-                                       out, ok)
+                return dense_grad_into(rows, *r, *_kernel_labels(rows, *r), gam, grad_rad,
+                                       fmt, out, ok)
             return sparse_grad_into(rows, *r, gam, grad_rad, fmt, out, ok)
 
         missed = _map_blocks(one, ranges)
