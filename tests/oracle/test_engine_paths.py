@@ -425,6 +425,15 @@ def test_the_compiled_gradient_rows_values_and_radii_are_the_numpy_paths():
             assert np.array_equal(got_rad[good], want_rad[good]), (x.dtype, c)
 
 
+def _record_ranges(monkeypatch, name: str) -> list:
+    """The row ranges ``(lo, hi)`` the engine hands to ``rows.<name>`` (a compiled range
+    kernel's entry), recorded as it calls it."""
+    calls: list = []
+    kernel = getattr(R, name)
+    monkeypatch.setattr(E, name, lambda *a: calls.append(a[1:3]) or kernel(*a))
+    return calls
+
+
 def _gradient_blocks(c: int) -> np.ndarray:
     """The float32 adversarial blocks of ``c`` classes, one under another, and a row whose
     softmax is ½ at two equal logits (the others −inf): scaled by a tiny upstream it lands
@@ -449,9 +458,7 @@ def test_the_compiled_gradient_is_the_numpy_paths_bit_for_bit(monkeypatch, dtype
     elements go to the exact tier on both paths."""
     rng = np.random.default_rng(13)
     monkeypatch.setattr(R, "COPY_BYTES", 512)
-    calls = []
-    kernel = R.sparse_grad_into
-    monkeypatch.setattr(E, "sparse_grad_into", lambda *a: calls.append(a[1:3]) or kernel(*a))
+    calls = _record_ranges(monkeypatch, "sparse_grad_into")
     before = E.threads()
     try:
         for c in (3, 10, 17, 100):
@@ -625,9 +632,7 @@ def test_the_compiled_dense_gradient_is_the_numpy_paths_bit_for_bit(monkeypatch,
     times float16's smallest subnormal is a rounding midpoint: those elements go to the
     exact tier on both paths (the values' radii are compared in the test below)."""
     rng = np.random.default_rng(17)
-    calls = []
-    kernel = R.dense_grad_into
-    monkeypatch.setattr(E, "dense_grad_into", lambda *a: calls.append(a[1:3]) or kernel(*a))
+    calls = _record_ranges(monkeypatch, "dense_grad_into")
     monkeypatch.setattr(R, "SPARSE_BLOCK", 16)
     before = E.threads()
     try:
