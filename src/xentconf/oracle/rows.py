@@ -252,15 +252,13 @@ def sparse_grad_into(rows, lo: int, hi: int, gam, grad_rad, fmt, out, ok) -> int
     return missed
 
 
-def _dense_label_rows(y, yrad):
-    """``(y, yrad, part)`` as the dense kernels read them: C-contiguous float64 (no copy
-    when they are already), and ``part(yrad, a, b)`` its rows ``a:b``, or the one row of a
-    ``yrad`` that is every row's."""
-    y = np.ascontiguousarray(y, dtype=np.float64)
-    yrad = np.ascontiguousarray(yrad, dtype=np.float64)
-    if yrad.shape[0] == 1 and y.shape[0] != 1:
-        return y, yrad, lambda r, a, b: r
-    return y, yrad, lambda r, a, b: r[a:b]
+def _dense_label_rows(y, yrad, a: int, b: int):
+    """Rows ``a:b`` of the labels ``y`` and their radii ``yrad`` as the dense kernels read
+    them, C-contiguous float64 (no copy where they are already); a ``yrad`` of one row is
+    every row's, and stays whole."""
+    ys = np.ascontiguousarray(y[a:b], dtype=np.float64)
+    whole = yrad.shape[0] != y.shape[0]
+    return ys, np.ascontiguousarray(yrad if whole else yrad[a:b], dtype=np.float64)
 
 
 def dense_loss_into(rows, lo: int, hi: int, y, yrad, L, R) -> None:
@@ -271,9 +269,8 @@ def dense_loss_into(rows, lo: int, hi: int, y, yrad, L, R) -> None:
     smooths them (float64; ``yrad`` may be one row, every row's)."""
     kern = _accel.dense_kernels()[0]
     c = rows.c
-    y, yrad, part = _dense_label_rows(y, yrad)
     for a, b, x, bits in _kernel_inputs(rows, lo, hi):
-        kern(x, bits, y[a - lo:b - lo], part(yrad, a - lo, b - lo), bool(rows.xla_zero_labels),
+        kern(x, bits, *_dense_label_rows(y, yrad, a - lo, b - lo), bool(rows.xla_zero_labels),
              rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), pairwise_levels(c),
              C_FN, SLACK, U, ETA, sparse_block(rows), L[a:b], R[a:b])
 
@@ -285,11 +282,10 @@ def dense_grad_into(rows, lo: int, hi: int, y, yrad, gam, grad_rad, fmt, out, ok
     kern = _accel.dense_kernels()[1]
     c = rows.c
     unit = gam is None
-    y, yrad, part = _dense_label_rows(y, yrad)
     missed = 0
     for a, b, x, bits in _kernel_inputs(rows, lo, hi):
         g, gr = (_ONE, _ONE) if unit else (gam[a:b], grad_rad[a:b])
-        missed += kern(x, bits, y[a - lo:b - lo], part(yrad, a - lo, b - lo), g, gr, unit,
+        missed += kern(x, bits, *_dense_label_rows(y, yrad, a - lo, b - lo), g, gr, unit,
                        rows.nan_rows[a:b], rows.ignored[a:b], c, lane_levels(c), C_FN, SLACK,
                        U, ETA, sparse_block(rows), *kernel_args(fmt), out[a:b].reshape(-1),
                        ok[a:b].reshape(-1))
