@@ -705,3 +705,35 @@ def test_the_compiled_dense_gradient_rows_values_and_radii_are_the_numpy_paths()
             assert np.array_equal(got[good], want[good], equal_nan=True), (x.dtype, c)
             assert np.array_equal(np.signbit(got[good]), np.signbit(want[good]))
             assert np.array_equal(got_rad[good], want_rad[good], equal_nan=True), (x.dtype, c)
+
+
+@pytest.mark.parametrize("accel", [True, False])
+def test_masked_logits_under_xla_stay_in_the_engine(monkeypatch, accel):
+    """Logits masked with −inf and a zero label there: under xla the term is 0 (not
+    0·inf = NaN), exactly, so it adds no radius either and every row is certified by the
+    engine, on both paths, with the loss correctly rounded (against mpmath at 60 digits:
+    ``Σ_{y_j ≠ 0} y_j (logsumexp(x) − x_j)``). On the cpu profile the row is NaN, as TF's."""
+    monkeypatch.setattr(E, "USE_ACCEL", accel)
+    rng = np.random.default_rng(19)
+    n, c = 300, 6
+    x = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+    y = rng.random((n, c)).astype(np.float32)
+    mask = rng.random((n, c)) < 0.4
+    mask[:, 0] = False  # a finite logit in every row
+    x[mask] = -np.inf
+    y[mask] = 0.0
+    e = fast_tf.nn.softmax_cross_entropy_with_logits(y, x, profile="xla")
+    got = e["loss"].rounded64
+    assert e.engine.fallbacks == 0
+    ctx = mpmath.MPContext()
+    ctx.dps = 60
+    f32 = mpmath.MPContext()
+    f32.prec = 24  # float32's significand, rounded to nearest once (losses are normal here)
+    for i in range(n):
+        fin = [ctx.mpf(float(v)) for v in x[i][~mask[i]]]
+        lse = ctx.log(ctx.fsum(ctx.exp(v) for v in fin))
+        loss = ctx.fsum(ctx.mpf(float(y[i, j])) * (lse - ctx.mpf(float(x[i, j])))
+                        for j in range(c) if not mask[i, j])
+        assert got[i] == float(f32.mpf(loss)), i
+    cpu = fast_tf.nn.softmax_cross_entropy_with_logits(y, x, profile="cpu")["loss"].rounded64
+    assert np.isnan(cpu[mask.any(axis=1)]).all()

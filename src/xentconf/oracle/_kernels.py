@@ -1230,7 +1230,10 @@ def _dense_row(xr, yr_, yrad, mi, ti, terr_i, lpi, xla, c, lev, plev, c_fn, slac
         fin = at < np.inf  # neither ±inf nor NaN
         tb[j] = term
         mb[j] = _pick(fin, at, 0.0)
-        rb[j] = _pick(fin, abs(yv) * a_rad + u * at + yrad[j] * a, 0.0)
+        rj = _pick(fin, abs(yv) * a_rad + u * at + yrad[j] * a, 0.0)
+        if xla:  # a zero label's term is exactly 0 (its a may be +inf: 0·inf is NaN)
+            rj = _pick((yv == 0) & (yrad[j] == 0), 0.0, rj)
+        rb[j] = rj
         big |= fin & (at > 1e300)
     v = _pairwise_in_place(tb, c)
     mag = _pairwise_in_place(mb, c)

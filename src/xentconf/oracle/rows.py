@@ -486,6 +486,8 @@ class _Rows:
                 term = np.where(y == 0, 0.0, term)
             fin = np.isfinite(term)
             tr = np.where(fin, np.abs(y) * a_rad + U * np.abs(term) + y_rad * a, 0.0)
+            if xla:  # a zero label's term is exactly 0 (its a may be +inf: 0·inf is NaN)
+                tr = np.where((y == 0) & (y_rad == 0), 0.0, tr)
             L, lev = pairwise_sum(term)
             mag, _ = pairwise_sum(np.where(fin, np.abs(term), 0.0))
             rad = pairwise_sum(tr)[0] * SLACK + lev * U * mag * SLACK
