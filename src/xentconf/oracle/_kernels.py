@@ -580,19 +580,31 @@ def sparse_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
 
 
 @jit
+def _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta):
+    """The radius of a row's ``t = Σ_{j≠k} e_j`` (``rows._RowSums``' ``t_rad``, the same
+    operations in the same order)."""
+    return (c_fn * ti + terr_i * slack) * slack + ti * lev * u * slack + c * eta
+
+
+@jit
+def _logs_rad(ti, t_rad, lp, c_fn, slack):
+    """The radius of a row's ``log1p(t)`` (``rows._RowSums``' ``logs_rad``)."""
+    q = (1 + ti) - t_rad
+    q = _pick(q < 1.0, 1.0, q)
+    return t_rad / q * slack + c_fn * lp
+
+
+@jit
 def sparse_loss_post(t, terr, lp, m, xy, isbad, nan_rows, ignored, c, lev, c_fn, slack, u,
                      eta, L, R):
     """``rows.sparse_loss_rows`` (with ``rows._RowSums``' radius) from the kernel's row
     values and ``lp = log1p(t)`` (:func:`_log1p_pos`, vexp's), the same operations in the
     same order, then the plan's row rules (``plan.Rows.apply_rules``), written into ``L``
     and ``R``."""
-    ceta = c * eta
     for i in range(t.shape[0]):
         ti = t[i]
-        t_rad = (c_fn * ti + terr[i] * slack) * slack + ti * lev * u * slack + ceta
-        q = (1 + ti) - t_rad
-        q = _pick(q < 1.0, 1.0, q)
-        logs_rad = t_rad / q * slack + c_fn * lp[i]
+        logs_rad = _logs_rad(ti, _t_rad(ti, terr[i], c, lev, c_fn, slack, u, eta), lp[i], c_fn,
+                             slack)
         x = xy[i]
         dy, dylo = _two_sum(x, -m[i])
         a = -dy
@@ -1087,7 +1099,7 @@ def _sparse_grad_row(xr, mi, ki, yi, ti, terr_i, c, lev, c_fn, slack, u, eta, g,
     numpy path's ``dlo``), ``e_k = 1``; ``rel_e_j = C_FN + |lo_j|·slack`` but 0 where
     ``d_j`` is 0 or −inf; ``p_j = e_j / s`` with ``s = 1 + t``. (Certifying each element
     in this loop, instead of the block's values afterwards, took 1.2–1.4 times as long.)"""
-    t_rad = (c_fn * ti + terr_i * slack) * slack + ti * lev * u * slack + c * eta
+    t_rad = _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta)
     s = 1 + ti
     s_rad = t_rad + u * s
     srel = s_rad / s
@@ -1210,10 +1222,7 @@ def _dense_row(xr, yr_, yrad, mi, ti, terr_i, lpi, xla, c, lev, plev, c_fn, slac
     ``d`` is not finite, as ``rows._numpy_rows`` has them; a bad row's values are
     replaced by the row rules), the term ``y·(log1p(t) − d)`` and its radius, and the
     three pairwise sums. Returns ``(L, rad)``."""
-    t_rad = (c_fn * ti + terr_i * slack) * slack + ti * lev * u * slack + c * eta
-    q = (1 + ti) - t_rad
-    q = _pick(q < 1.0, 1.0, q)
-    logs_rad = t_rad / q * slack + c_fn * lpi
+    logs_rad = _logs_rad(ti, _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta), lpi, c_fn, slack)
     big = False
     for j in range(c):
         xv = np.float64(xr[j])
@@ -1284,7 +1293,7 @@ def _dense_grad_row(xr, yr_, yrad, mi, ki, ti, terr_i, c, lev, c_fn, slack, u, e
     ``engine._scale`` do in numpy, the same operations in the same order; ``p_j`` as
     :func:`_sparse_grad_row` has it, then ``p_j − y_j`` with the radius ``p``'s plus
     ``y``'s (``yrad``, the smoothing's) plus one rounding."""
-    t_rad = (c_fn * ti + terr_i * slack) * slack + ti * lev * u * slack + c * eta
+    t_rad = _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta)
     s = 1 + ti
     s_rad = t_rad + u * s
     srel = s_rad / s
