@@ -371,11 +371,11 @@ def _key_value(key):
 
 
 @jit
-def _lanes_into(buf, nr, c, out, r0):
+def _lanes_into(buf, nr, c, out):
     """Per row ``r < nr`` (column ``r`` of ``buf``, a block's values by column, its rows
     ``C`` to 2·LANES − 1 zero): the row's lanes, the chunks added (the complete tree of
     one or two chunks), then added as :func:`fold` adds them (LANES = 8), into
-    ``out[r0 + r]``. A lane past ``C`` is ``+0``, as in the numpy path's padding (the
+    ``out[r]``. A lane past ``C`` is ``+0``, as in the numpy path's padding (the
     values are ``≥ +0``: adding it changes nothing)."""
     b0, b1, b2, b3, b4, b5, b6, b7 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], \
         buf[6], buf[7]
@@ -383,12 +383,12 @@ def _lanes_into(buf, nr, c, out, r0):
         b8, b9, b10, b11, b12, b13, b14, b15 = buf[8], buf[9], buf[10], buf[11], buf[12], \
             buf[13], buf[14], buf[15]
         for r in range(nr):
-            out[r0 + r] = (((b0[r] + b8[r]) + (b1[r] + b9[r])) +
+            out[r] = (((b0[r] + b8[r]) + (b1[r] + b9[r])) +
                            ((b2[r] + b10[r]) + (b3[r] + b11[r]))) + \
                 (((b4[r] + b12[r]) + (b5[r] + b13[r])) + ((b6[r] + b14[r]) + (b7[r] + b15[r])))
     else:
         for r in range(nr):
-            out[r0 + r] = ((b0[r] + b1[r]) + (b2[r] + b3[r])) + ((b4[r] + b5[r]) + (b6[r] + b7[r]))
+            out[r] = ((b0[r] + b1[r]) + (b2[r] + b3[r])) + ((b4[r] + b5[r]) + (b6[r] + b7[r]))
 
 
 def _is_f32(x):
@@ -448,8 +448,14 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
         blk = x[b0:b0 + nr]
+        # the block's rows of each output as views: an index ``b0 + r`` in a loop kept
+        # it from vectorizing (numba wraps negative indices, and LLVM does not see that
+        # ``b0 + r`` is never one)
+        lb, xy, mo, bo = lab[b0:b0 + nr], xy_out[b0:b0 + nr], m_out[b0:b0 + nr], \
+            bad_out[b0:b0 + nr]
+        to, teo, ko = t_out[b0:b0 + nr], terr_out[b0:b0 + nr], k_out[b0:b0 + nr]
         for r in range(nr):
-            xy_out[b0 + r] = np.float64(blk[r, lab[b0 + r]])
+            xy[r] = np.float64(blk[r, lb[r]])
         for j in range(c):  # column by column: the loop over rows vectorizes
             xj = xt[j]  # (one-dimensional views: indexing a 2-D one in the loop kept
             for r in range(nr):  # several loops from vectorizing, 2-3x slower)
@@ -458,26 +464,24 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
         top = kmin
         zero = 0
         for r in range(nr):
-            i = b0 + r
             m = _key_value(kmax[r])
             top = max(top, kmax[r])
             zero += kmax[r] == 0
-            m_out[i] = m
-            bad_out[i] = False
+            mo[r] = m
+            bo[r] = False
             mt[r] = m
         if zero:  # the maximum is +0: a −0 before it is the first index (== +0)
             for r in range(nr):
                 if kmax[r] == 0:
-                    kt[r] = first_index(x[b0 + r], 0.0)
+                    kt[r] = first_index(blk[r], 0.0)
         if nonfinite:
             for r in range(nr):
                 if nfin[r]:
-                    i = b0 + r
-                    m, bad = slow_max(x[i])
-                    m_out[i] = m
-                    bad_out[i] = bad
+                    m, bad = slow_max(blk[r])
+                    mo[r] = m
+                    bo[r] = bad
                     mt[r] = 0.0 if bad else m  # a bad row's values are computed and dropped
-                    kt[r] = first_index(x[i], m)
+                    kt[r] = first_index(blk[r], m)
         quick = f32 and not nonfinite and span <= EXACT_SPAN and \
             _key_value(top) - _key_value(kmin) < NARROW
         if quick:
@@ -496,20 +500,19 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
                     hit = kt[r] == j
                     ej[r] = _pick(hit, 0.0, e)
                     lj[r] = _pick(hit, 0.0, e * abs(lo))
-        _lanes_into(et, nr, c, t_out, b0)
+        _lanes_into(et, nr, c, to)
         if quick:
             for r in range(nr):
-                terr_out[b0 + r] = 0.0
+                teo[r] = 0.0
         else:
-            _lanes_into(lt, nr, c, terr_out, b0)
+            _lanes_into(lt, nr, c, teo)
         if nonfinite:
             for r in range(nr):
-                i = b0 + r
-                if bad_out[i]:
-                    t_out[i] = 0.0
-                    terr_out[i] = 0.0
+                if bo[r]:
+                    to[r] = 0.0
+                    teo[r] = 0.0
         for r in range(nr):
-            k_out[b0 + r] = _pick(bad_out[b0 + r], 0, kt[r])
+            ko[r] = _pick(bo[r], 0, kt[r])
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)  # compiled once, called (not inlined)
@@ -827,10 +830,12 @@ def _widen_impl(v):
 def _two_class_head(src, a, k, lab, x0, x1, isb, d, dlo, e):
     """Rows ``a:a+k`` of ``src`` (``[N, 2]`` logits) up to ``e = exp(−|d|)`` into a
     block's scratch: the logits as contiguous float64 columns, then
-    :func:`two_class_pre` (each loop vectorizes)."""
+    :func:`two_class_pre` (each loop vectorizes; the rows as a view, see
+    :func:`small_rows`)."""
+    blk = src[a:a + k]
     for i in range(k):
-        x0[i] = _widen(src[a + i, 0])
-        x1[i] = _widen(src[a + i, 1])
+        x0[i] = _widen(blk[i, 0])
+        x1[i] = _widen(blk[i, 1])
     two_class_pre(x0[:k], x1[:k], lab[a:a + k], isb[:k], d[:k], dlo[:k], e[:k])
 
 
@@ -994,8 +999,9 @@ def _sparse_block(x, bits, lab, a, b, c, lb, t, terr, m, k, bad, xy, lp):
     (:func:`_log1p_pos`), into the first ``b − a`` elements of the scratch arrays."""
     q = b - a
     top = max(c - 1, 0)
+    la = lab[a:b]
     for i in range(q):
-        v = lab[a + i]
+        v = la[i]
         lb[i] = 0 if v < 0 else (top if v > top else v)
     sparse_rows(x[a:b], bits[a:b], lb[:q], t[:q], terr[:q], m[:q], k[:q], bad[:q], xy[:q])
     for i in range(q):
@@ -1068,13 +1074,15 @@ def two_class_grad_range(src, lab, gam, grad_rad, unit, nan_rows, ignored, exp_r
         b = min(n, a + block)
         k = b - a
         _two_class_head(src, a, k, lab, x0, x1, isb, d, dlo, e)
+        la, ga, gra = lab[a:b], gam[a:b], grad_rad[a:b]  # views (see small_rows)
+        ia, na = ignored[a:b], nan_rows[a:b]
         for i in range(k):
             s, sr = _sigma(d[i] > 0, e[i], _exp_err(dlo[i], exp_rel, slack), slack, u, eta)
-            b0 = s if lab[a + i] > 0 else -s  # +σ at the other class, −σ at the label
-            g = 1.0 if unit else gam[a + i]
-            gr = 0.0 if unit else grad_rad[a + i]
-            ign = ignored[a + i]
-            nan = (isb[i] | nan_rows[a + i]) & ~ign
+            b0 = s if la[i] > 0 else -s  # +σ at the other class, −σ at the label
+            g = 1.0 if unit else ga[i]
+            gr = 0.0 if unit else gra[i]
+            ign = ia[i]
+            nan = (isb[i] | na[i]) & ~ign
             for j in range(2):
                 bj = b0 if j == 0 else -b0
                 v = g * bj
