@@ -95,6 +95,23 @@ def torch_1t():
     return run
 
 
+def torch_kernels() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "-"
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def engine_target() -> str:
+    try:
+        import llvmlite.binding as ll
+        from numba.core.config import CPU_NAME
+    except ImportError:
+        return "numpy (no numba)"
+    return CPU_NAME or ll.get_host_cpu_name()
+
+
 def jax_2t():
     try:
         import jax
@@ -291,8 +308,19 @@ def main(argv=None) -> int:
                    help="calls per contender's turn, the last one timed (default 2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--torch-capability", metavar="NAME",
+                   help="the kernels torch runs (its ATEN_CPU_CAPABILITY: default, avx2, "
+                        "avx512 on x86); by default the best this CPU has. On AMD Zen 4 its "
+                        "avx512 softmax is about 3x slower at C = 10 than its avx2 one")
     a = p.parse_args(argv)
+    if a.torch_capability:  # torch reads it once, when it loads its kernels
+        os.environ["ATEN_CPU_CAPABILITY"] = a.torch_capability
+        if torch_kernels().lower() != a.torch_capability:
+            p.error(f"torch runs its {torch_kernels()} kernels, not {a.torch_capability!r}: "
+                    "give --torch-capability one that this CPU has, in lower case "
+                    "(default, avx2, avx512 on x86)")
     print(f"cores {os.cpu_count()}, load average before: {load()}")
+    print(f"torch's kernels: {torch_kernels()}; the engine compiled for: {engine_target()}")
     calls = max(1, a.calls)
     results = [bench(c, n, a.repeats, a.seed, calls) for c, n in a.shapes]
     for r in results:
