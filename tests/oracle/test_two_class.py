@@ -200,6 +200,7 @@ def test_two_class_matches_the_general_engine_on_float32(monkeypatch):
 @pytest.mark.parametrize("name", ["float16", "bfloat16", "float32", "float64"])
 def test_compiled_certification_matches_numpy(name):
     from xentconf.oracle import accel
+    from xentconf.oracle.formats import round_to_format
 
     if accel.certifier() is None:
         pytest.skip("numba is not installed (or XENTCONF_ACCEL=0)")
@@ -221,8 +222,10 @@ def test_compiled_certification_matches_numpy(name):
         rad[::89] = np.nan
         # balls at 0 with a subnormal radius (a loss of 0 carries ETA), and around the
         # compiled path's ZERO_BALL (2**-200), where it stops computing the rounding
+        # (and NaN, ±inf with no radius: taken as exact)
         edge = np.array([0.0, -0.0, 5e-324, -5e-324, 2.0 ** -201, -(2.0 ** -201), 2.0 ** -200,
-                         -(2.0 ** -200), 2.0 ** -199, 1e-300, -1e-300])
+                         -(2.0 ** -200), 2.0 ** -199, 1e-300, -1e-300, np.nan, np.inf,
+                         -np.inf])
         radii = np.array([0.0, 8.095e-320, 5e-324, 2.0 ** -201, 2.0 ** -200, 2.0 ** -199])
         mid = np.concatenate([mid, np.repeat(edge, radii.size)])
         rad = np.concatenate([rad, np.tile(radii, edge.size)])
@@ -235,10 +238,23 @@ def test_compiled_certification_matches_numpy(name):
     assert np.array_equal(a[0], b[0], equal_nan=True)
     assert np.array_equal(np.signbit(a[0]), np.signbit(b[0]))
     assert np.array_equal(a[1], b[1])
+    # in pieces of 8: a float32 piece without NaN or tiny values is certified by the cast
+    # alone, and the others whole by the general loop (the whole array above has some)
+    cert = accel.certifier()
+    got, ok = np.empty_like(mid), np.empty(mid.size, dtype=bool)
+    with np.errstate(all="ignore"):
+        for i in range(0, mid.size, 8):
+            cert(mid[i:i + 8], rad[i:i + 8], *C.kernel_args(f), got[i:i + 8], ok[i:i + 8])
+    assert np.array_equal(got, b[0], equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(b[0]))
+    assert np.array_equal(ok, b[1])
+    # NaN and ±inf with no radius are exact (certified), among ordinary values
+    ex = np.array([np.nan, 1.5, np.inf, -np.inf, 0.25, -3.0, 7.0, 1e10])
+    got, ok = np.empty_like(ex), np.empty(ex.size, dtype=bool)
+    cert(ex, np.zeros(ex.size), *C.kernel_args(f), got, ok)
+    assert ok.all() and np.array_equal(got, round_to_format(ex, f), equal_nan=True)
     # and the rounding is formats.round_to_format's (scaling and rint, no library cast;
     # both roads above cast to float32 in its normal range)
-    from xentconf.oracle.formats import round_to_format
-
     with np.errstate(all="ignore"):
         want = round_to_format(mid, f)
     assert np.array_equal(a[0], want, equal_nan=True)
