@@ -280,12 +280,14 @@ def test_kernel_blocks_that_are_not_quick_match_the_numpy_path(c, dtype):
     x[300, 1] *= dtype(1e-12)  # x − m not exact in float64
     x[700, 0] = -np.inf
     x[1100, 0] = dtype(-720)  # e^(x − m) subnormal: the clamp and two-step scaling
-    x[1400, c - 1] = dtype(2.0 ** -140)  # subnormal in float32, exact shifts
+    x[1400, c - 1] = dtype(2.0 ** -140)  # subnormal in float32: x − m not exact either
+    x[900, 0] = dtype(-(2.0 ** -145))  # and in the first column (keys start there)
     lab = rng.integers(0, c, x.shape[0])
     a = accel.kernel()(x, lab)
     b = R.sparse_row_stats(x, lab, accel=False)
     assert not a[0].any() and not b[0].any()
     assert a[4][300] != 0  # the inexact shift's error is carried
+    assert a[4][900] != 0 and a[4][1400] != 0  # (each in a block of its own)
     for i in range(1, 6):
         assert np.array_equal(a[i], b[i]), i
 

@@ -316,58 +316,91 @@ def row_max(bits):
 SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
 
 
+@intrinsic
+def _like(typingctx, v, like):
+    """The integer ``v`` as the integer type of ``like`` (numba widens 32-bit integer
+    arithmetic to 64 bits; narrowed back, a loop over 32-bit keys runs 16 to a vector)."""
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], signature.return_type)
+    return like(v, like), codegen
+
+
+def _key_params(bt):
+    """(sign shift, magnitude mask, exponent field, largest key, the exponent field taken
+    for a subnormal) of the float bits ``bt`` holds, as its integers."""
+
+
+@overload(_key_params)
+def _key_params_impl(bt):
+    if bt.dtype == types.int32:
+        return lambda bt: (np.int32(31), np.int32(0x7FFFFFFF), np.int32(0x7F800000),
+                           np.int32(0x7FFFFFFF), np.int32(1 << 23))
+    return lambda bt: (np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF),
+                       np.int64(0x7FF0000000000000), np.int64(0x7FFFFFFFFFFFFFFF),
+                       np.int64(1 << 52))
+
+
 @jit
 def _keys_max(bt, nr, c, km, kx, nfin):
-    """Per row (column ``r`` of ``bt``, the float64 bits of a block's rows by column): the
-    largest order-preserving key (as :func:`row_max64`'s) and the first column that holds
-    it, and the count of NaN/±inf, each loop across the block's rows; and over the whole
-    block: the smallest key, and the largest and smallest exponent field of the nonzero
-    values (for :func:`small_rows`' quick block), ``(any NaN/±inf, smallest key, exponent
-    span)``. The running key and column move between the two rows of ``km`` and ``kx``
-    (column ``j`` reads row ``(j − 1) & 1`` and writes row ``j & 1``, so the answer is in
-    row ``(C − 1) & 1``): updating one array in place became a masked store
-    (:func:`_pick`)."""
-    expo = 0x7FF0000000000000
-    kmin = 9223372036854775807
-    emax = 0
+    """Per row (column ``r`` of ``bt``, the bits of a block's rows by column, float32 or
+    float64): the largest order-preserving key (as :func:`row_max32`'s or
+    :func:`row_max64`'s) and the first column that holds it, and the count of NaN/±inf,
+    each loop across the block's rows; and over the whole block: the smallest key, and
+    the span of the exponent fields of the nonzero values (for :func:`small_rows`' quick
+    block; a subnormal counts as the least normal exponent, whose lowest bit it has),
+    ``(any NaN/±inf, smallest key, exponent span)``. The running key and column move
+    between the two rows of ``km`` and ``kx`` (column ``j`` reads row ``(j − 1) & 1`` and
+    writes row ``j & 1``, so the answer is in row ``(C − 1) & 1``): updating one array in
+    place became a masked store (:func:`_pick`). ``km`` and ``kx`` are integers of the
+    bits' width, so that float32 keys run 16 to a 512-bit vector."""
+    sgn, mag, expo, kmin, sub = _key_params(bt)
+    emax = _like(0, kmin)
     emin = expo
     b0, k0, i0 = bt[0], km[0], kx[0]
     for r in range(nr):
         b = b0[r]
-        key = b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF)
+        key = _like(b ^ ((b >> sgn) & mag), b)
         k0[r] = key
         i0[r] = 0
         kmin = min(kmin, key)
-        e = b & expo
+        e = _like(b & expo, b)
         nfin[r] = e == expo
         emax = max(emax, e)
-        emin = min(emin, e if e != 0 else expo)
+        emin = min(emin, _pick(e != 0, e, _pick((b & mag) != 0, sub, expo)))
     for j in range(1, c):
         bj = bt[j]
+        jj = _like(j, kmin)
         ks, kd = km[(j - 1) & 1], km[j & 1]
         xs, xd = kx[(j - 1) & 1], kx[j & 1]
         for r in range(nr):
             b = bj[r]
-            key = b ^ ((b >> 63) & 0x7FFFFFFFFFFFFFFF)
+            key = _like(b ^ ((b >> sgn) & mag), b)
             kk = ks[r]
             gt = key > kk  # strictly: the first column of the largest key
             kd[r] = _pick(gt, key, kk)
-            xd[r] = _pick(gt, j, xs[r])
+            xd[r] = _pick(gt, jj, xs[r])
             kmin = min(kmin, key)
-            e = b & expo
+            e = _like(b & expo, b)
             nfin[r] += e == expo
             emax = max(emax, e)
-            emin = min(emin, e if e != 0 else expo)
+            emin = min(emin, _pick(e != 0, e, _pick((b & mag) != 0, sub, expo)))
     anyfin = 0
     for r in range(nr):
         anyfin += nfin[r]
     return anyfin != 0, kmin, emax - emin
 
 
-@jit
 def _key_value(key):
-    """The float64 value of an order-preserving key of float64 bits."""
-    return _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
+    """The float64 value of an order-preserving key of float32 or float64 bits."""
+
+
+@overload(_key_value)
+def _key_value_impl(key):
+    if key == types.int32:
+        def f32(key):
+            return np.float64(_as_f32(_like(key ^ ((key >> 31) & 0x7FFFFFFF), key)))
+        return f32
+    return lambda key: _as_f64(np.int64(key ^ ((key >> 63) & 0x7FFFFFFFFFFFFFFF)))
 
 
 @jit
@@ -402,11 +435,12 @@ def _is_f32_impl(x):
     return lambda x: False
 
 
-#: The exponent span (in float64 exponent fields) of a float32 block whose shifts
+#: The exponent span (in float32 exponent fields) of a float32 block whose shifts
 #: ``x − m`` are all exact in float64: values of exponents ``e_max`` and ``e_min`` have their
-#: lowest bit at ``2^(e_min − 23)`` or above (subnormal float32 ones at ``2^-149``), and a
-#: difference below ``2^(e_max + 2)``, so ``e_max − e_min + 25 ≤ 53`` bits hold it exactly
-EXACT_SPAN = 27 << 52
+#: lowest bit at ``2^(e_min − 23)`` or above (subnormal ones at ``2^-149``, as the least
+#: normal exponent's), and a difference below ``2^(e_max + 2)``, so ``e_max − e_min + 25 ≤
+#: 53`` bits hold it exactly
+EXACT_SPAN = 27 << 23
 NARROW = 700.0  # a block spanning less has every ``x − m ≥ −700``: _exp_narrow's range
 
 
@@ -420,10 +454,10 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     first index, ``e_j`` from ``two_sum``'s difference (the value the exact and narrow
     variants compute too, with ``e_j·|lo_j|`` zero where the shift is exact), the
     maximum's ``e_k`` zeroed, lanes past ``C`` zero — so the bits are the same. The block
-    is transposed once, widened to float64, and the keys are taken from those float64
-    bits (widening is exact and keeps the order, infinities and NaNs: the same maximum
-    and the same count of non-finite values as the input's own bits, ``bits`` being
-    unused here); a second transpose of the input's bits cost a sixth of the kernel. The
+    is transposed once, in its own format, and the keys are taken from the transposed
+    bits (float32 keys are twice as fast as those of the values widened to float64, and
+    the widening, exact, is a free part of the loads of the exponential's loops; a
+    second transpose, of the input's bits, cost a sixth of the kernel). The
     maximum and its first column come from the same pass over the keys
     (:func:`_keys_max`); a row whose maximum is +0 looks again for its first zero, which
     may be a −0 (equal to it, as the float comparison of the other paths finds it).
@@ -435,12 +469,12 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     columns into each row's sum (:func:`_lanes_into`)."""
     n, c = x.shape
     nb_ = SMALL_BLOCK
-    xt = np.empty((c, nb_))
-    xb = xt.view(np.int64)
+    xt = np.empty((c, nb_), dtype=x.dtype)
+    xb = xt.view(bits.dtype)
     et = np.zeros((2 * w, nb_))  # rows past C stay zero: the lanes' padding
     lt = np.zeros((2 * w, nb_))
-    km = np.empty((2, nb_), dtype=np.int64)
-    kx = np.empty((2, nb_), dtype=np.int64)
+    km = np.empty((2, nb_), dtype=bits.dtype)
+    kx = np.empty((2, nb_), dtype=bits.dtype)
     kmax, kt = km[(c - 1) & 1], kx[(c - 1) & 1]  # where _keys_max leaves them
     nfin = np.empty(nb_, dtype=np.int64)
     mt = np.empty(nb_)
@@ -459,7 +493,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
         for j in range(c):  # column by column: the loop over rows vectorizes
             xj = xt[j]  # (one-dimensional views: indexing a 2-D one in the loop kept
             for r in range(nr):  # several loops from vectorizing, 2-3x slower)
-                xj[r] = np.float64(blk[r, j])
+                xj[r] = blk[r, j]
         nonfinite, kmin, span = _keys_max(xb, nr, c, km, kx, nfin)
         top = kmin
         zero = 0
@@ -488,13 +522,13 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
             for j in range(c):
                 xj, ej = xt[j], et[j]
                 for r in range(nr):
-                    e = _exp_narrow(xj[r] - mt[r])
+                    e = _exp_narrow(np.float64(xj[r]) - mt[r])
                     ej[r] = _pick(kt[r] == j, 0.0, e)
         else:
             for j in range(c):
                 xj, ej, lj = xt[j], et[j], lt[j]
                 for r in range(nr):
-                    d, lo = _two_sum(xj[r], -mt[r])
+                    d, lo = _two_sum(np.float64(xj[r]), -mt[r])
                     lo = _pick(lo == lo, lo, 0.0)  # x = −inf: d = −inf, no error to carry
                     e = _exp_nonpos(d)
                     hit = kt[r] == j
@@ -512,7 +546,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
                     to[r] = 0.0
                     teo[r] = 0.0
         for r in range(nr):
-            ko[r] = _pick(bo[r], 0, kt[r])
+            ko[r] = _pick(bo[r], 0, np.int64(kt[r]))
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)  # compiled once, called (not inlined)
