@@ -427,6 +427,40 @@ def test_the_compiled_gradient_rows_values_and_radii_are_the_numpy_paths():
             assert np.array_equal(got_rad[good], want_rad[good]), (x.dtype, c)
 
 
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_small_c_gradient_rows_are_the_row_functions(dtype):
+    """At C ≤ 16 the compiled gradient computes a block's elements column by column
+    (``_kernels._small_grad_rows``): every value and radius is the row function's (the
+    numpy path's, above), bit for bit, on the adversarial blocks stacked into several
+    column blocks, with γ = 1 (unread) and with a signed γ carrying a radius."""
+    from xentconf.oracle import _kernels as K
+    from xentconf.oracle import accel
+
+    rng = np.random.default_rng(15)
+    for c in (3, 8, 9, 10, 15, 16):
+        blocks = [x for x in _adversarial_blocks() if x.dtype == dtype and x.shape[1] == c]
+        if not blocks:
+            blocks = [(rng.standard_normal((5, c)) * 3).astype(dtype)]
+        x = np.ascontiguousarray(np.concatenate(blocks * (600 // (5 * len(blocks)) + 1)))
+        n = x.shape[0]
+        assert n > 2 * K.SMALL_BLOCK
+        lab = rng.integers(0, c, n)
+        _bad, m, k, t, terr, _xy = accel.kernel()(x, lab)
+        args = (c, R.lane_levels(c), C.C_FN, C.SLACK, U, C.ETA)
+        for unit, g, gr in ((True, np.ones(n), np.zeros(n)),
+                            (False, rng.uniform(-3, 3, n), np.full(n, 1e-17))):
+            want, want_rad = np.empty((n, c)), np.empty((n, c))
+            for i in range(n):
+                K._sparse_grad_row(x[i], m[i], k[i], lab[i], t[i], terr[i], *args, g[i],
+                                   gr[i], want[i], want_rad[i])
+            got, got_rad = np.empty(n * c), np.empty(n * c)
+            K._small_grad_rows(x, lab, t, terr, m, k, *args, unit, g, gr, got, got_rad)
+            assert np.array_equal(got.reshape(n, c), want, equal_nan=True), (c, unit)
+            assert np.array_equal(np.signbit(got.reshape(n, c)), np.signbit(want))
+            assert np.array_equal(got_rad.reshape(n, c), want_rad, equal_nan=True), (c, unit)
+
+
 def _record_ranges(monkeypatch, name: str) -> list:
     """The row ranges ``(lo, hi)`` the engine hands to ``rows.<name>`` (a compiled range
     kernel's entry), recorded as it calls it."""
