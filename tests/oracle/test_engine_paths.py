@@ -266,7 +266,7 @@ def test_kernel_matches_the_numpy_path_bit_for_bit():
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("c", [3, 10, 16])
+@pytest.mark.parametrize("c", [3, 10, 16, 24, 32, 64, 100])  # 1 to 16 lane chunks
 def test_kernel_blocks_that_are_not_quick_match_the_numpy_path(c, dtype):
     """The small-C kernel takes a quick road for a block of float32 rows whose shifts are
     all exact and narrow; one row that is not (an inexact shift, a −inf, a shift below
@@ -294,7 +294,7 @@ def test_kernel_blocks_that_are_not_quick_match_the_numpy_path(c, dtype):
 
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("c", [3, 10, 16, 40])
+@pytest.mark.parametrize("c", [3, 10, 16, 40, 128, 129])
 def test_a_zero_maximum_has_its_first_zero_as_index_whatever_its_sign(c, dtype):
     """A row whose maximum is 0 with a −0 before a +0 (and its mirror): the first index of
     the maximum is the first zero of either sign, as ``np.argmax`` finds it (−0 == +0),

@@ -314,6 +314,10 @@ def row_max(bits):
 
 
 SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
+#: The widest rows :func:`small_rows` takes: 16 lane chunks. Row by row, as
+#: :func:`sparse_rows` takes wider ones, C = 17 to 64 took 1.2 to 3.1 times as long, 65 to
+#: 96 1.2 to 1.4 times; at 128 the two were even
+SMALL_C = 16 * w
 
 
 @intrinsic
@@ -406,13 +410,36 @@ def _key_value_impl(key):
 @jit
 def _lanes_into(buf, nr, c, out):
     """Per row ``r < nr`` (column ``r`` of ``buf``, a block's values by column, its rows
-    ``C`` to 2·LANES − 1 zero): the row's lanes, the chunks added (the complete tree of
-    one or two chunks), then added as :func:`fold` adds them (LANES = 8), into
-    ``out[r]``. A lane past ``C`` is ``+0``, as in the numpy path's padding (the
-    values are ``≥ +0``: adding it changes nothing)."""
+    from ``C`` on zero): the row's lanes, the chunks added (the complete binary tree over
+    them, zero chunks padding their count to a power of two, as :func:`halve` adds them),
+    then added as :func:`fold` adds them (LANES = 8), into ``out[r]``. A lane past ``C`` is
+    ``+0``, as in the numpy path's padding (the values are ``≥ +0``: adding it changes
+    nothing). Above two chunks, the tree's sums overwrite the first chunk's rows."""
+    if c > 8 * w:  # more: halve (in place, as :func:`halve`) down to eight
+        h = 16
+        while h * w < c:
+            h *= 2
+        while h > 8:
+            h //= 2
+            for i in range(h * w):
+                p, q = buf[i + (i // w) * w], buf[i + (i // w + 1) * w]
+                d = buf[i]
+                for r in range(nr):
+                    d[r] = p[r] + q[r]
+    if c > 4 * w:  # eight chunks (the tree's sums into the first, in one pass)
+        for l in range(w):
+            p0, p1, p2, p3 = buf[l], buf[l + w], buf[l + 2 * w], buf[l + 3 * w]
+            p4, p5, p6, p7 = buf[l + 4 * w], buf[l + 5 * w], buf[l + 6 * w], buf[l + 7 * w]
+            for r in range(nr):
+                p0[r] = ((p0[r] + p1[r]) + (p2[r] + p3[r])) + ((p4[r] + p5[r]) + (p6[r] + p7[r]))
+    elif c > 2 * w:  # four
+        for l in range(w):
+            p0, p1, p2, p3 = buf[l], buf[l + w], buf[l + 2 * w], buf[l + 3 * w]
+            for r in range(nr):
+                p0[r] = (p0[r] + p1[r]) + (p2[r] + p3[r])
     b0, b1, b2, b3, b4, b5, b6, b7 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], \
         buf[6], buf[7]
-    if c > w:
+    if w < c <= 2 * w:
         b8, b9, b10, b11, b12, b13, b14, b15 = buf[8], buf[9], buf[10], buf[11], buf[12], \
             buf[13], buf[14], buf[15]
         for r in range(nr):
@@ -446,8 +473,8 @@ NARROW = 700.0  # a block spanning less has every ``x − m ≥ −700``: _exp_n
 
 @jit
 def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
-    """:func:`sparse_rows` for C ≤ 2·LANES (one segment of one or two lane chunks), a block
-    of rows at a time, column by column: every loop runs across the block's rows, so it
+    """:func:`sparse_rows` for C ≤ :data:`SMALL_C` (one segment of 1 to 16 lane chunks), a
+    block of rows at a time, column by column: every loop runs across the block's rows, so it
     vectorizes (8 to 16 elements a row were too few, and finding the maximum's index by
     a branch per row cost as much as the rest). The operations on each row are those of
     :func:`sparse_rows` in the same order — the maximum of the order-preserving key, its
@@ -471,8 +498,11 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     nb_ = SMALL_BLOCK
     xt = np.empty((c, nb_), dtype=x.dtype)
     xb = xt.view(bits.dtype)
-    et = np.zeros((2 * w, nb_))  # rows past C stay zero: the lanes' padding
-    lt = np.zeros((2 * w, nb_))
+    pad = w  # the chunks' rows, their count a power of two; rows past C stay zero: the
+    while pad < c:  # lanes' padding
+        pad *= 2
+    et = np.zeros((pad, nb_))
+    lt = np.zeros((pad, nb_))
     km = np.empty((2, nb_), dtype=bits.dtype)
     kx = np.empty((2, nb_), dtype=bits.dtype)
     kmax, kt = km[(c - 1) & 1], kx[(c - 1) & 1]  # where _keys_max leaves them
@@ -553,7 +583,7 @@ def small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
 def sparse_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out):
     """The kernel: per row of ``x`` (``bits`` its integer view), see :mod:`.accel`."""
     n, c = x.shape
-    if c <= 2 * w:
+    if c <= SMALL_C:
         small_rows(x, bits, lab, t_out, terr_out, m_out, k_out, bad_out, xy_out)
         return
     ebuf = np.zeros(seg)
