@@ -446,7 +446,7 @@ def test_the_small_c_gradient_rows_are_the_row_functions(dtype):
         n = x.shape[0]
         assert n > 2 * K.SMALL_BLOCK
         lab = rng.integers(0, c, n)
-        _bad, m, k, t, terr, _xy = accel.kernel()(x, lab)
+        _bad, m, k, t, terr, xy = accel.kernel()(x, lab)
         args = (c, R.lane_levels(c), C.C_FN, C.SLACK, U, C.ETA)
         for unit, g, gr in ((True, np.ones(n), np.zeros(n)),
                             (False, rng.uniform(-3, 3, n), np.full(n, 1e-17))):
@@ -455,7 +455,7 @@ def test_the_small_c_gradient_rows_are_the_row_functions(dtype):
                 K._sparse_grad_row(x[i], m[i], k[i], lab[i], t[i], terr[i], *args, g[i],
                                    gr[i], want[i], want_rad[i])
             got, got_rad = np.empty(n * c), np.empty(n * c)
-            K._small_grad_rows(x, lab, t, terr, m, k, *args, unit, g, gr, got, got_rad)
+            K._small_grad_rows(x, lab, t, terr, m, k, xy, *args, unit, g, gr, got, got_rad)
             assert np.array_equal(got.reshape(n, c), want, equal_nan=True), (c, unit)
             assert np.array_equal(np.signbit(got.reshape(n, c)), np.signbit(want))
             assert np.array_equal(got_rad.reshape(n, c), want_rad, equal_nan=True), (c, unit)

@@ -1225,44 +1225,46 @@ def _sparse_grad_row(xr, mi, ki, yi, ti, terr_i, c, lev, c_fn, slack, u, eta, g,
 @jit
 def _label_element(xy, mi, ki, yi, ti, t_rad, s, s_rad, c_fn, slack, u, g, gr):
     """The label's element of a row's scaled backprop and its radius: ``−(Σ_{j≠y} e_j)/s``,
-    from ``t`` without cancellation (``rows._Rows.sparse_bp``'s, the same operations)."""
+    from ``t`` without cancellation (``rows._Rows.sparse_bp``'s, the same operations).
+    Every choice is a :func:`_pick`, both sides computed, so that a loop of it over rows
+    vectorizes (a branch around the exponential keeps :func:`_opaque`'s statements in it)."""
     d, lo = _two_sum(xy, -mi)  # e_y and rel_e_y, as for the other elements
-    lo = lo if lo == lo else 0.0
-    ey = 1.0 if yi == ki else _exp_nonpos(d)
-    rel_y = 0.0 if ((d == -np.inf) | (d == 0.0)) else c_fn + abs(lo) * slack
+    lo = _pick(lo == lo, lo, 0.0)
     is_k = yi == ki
-    num = ti if is_k else (1 - ey) + ti
-    num_rad = t_rad if is_k else ey * rel_y + u * (1 - ey) + t_rad + u * num
+    ey = _pick(is_k, 1.0, _exp_nonpos(d))
+    rel_y = _pick((d == -np.inf) | (d == 0.0), 0.0, c_fn + abs(lo) * slack)
+    num = _pick(is_k, ti, (1 - ey) + ti)
+    num_rad = _pick(is_k, t_rad, ey * rel_y + u * (1 - ey) + t_rad + u * num)
     b = -num / s
-    if num > 0:
-        br = abs(b) * (num_rad / num + s_rad / s + u) * slack
-    else:
-        br = num_rad / s
+    br = _pick(num > 0, abs(b) * (num_rad / num + s_rad / s + u) * slack, num_rad / s)
     v = g * b
     r = abs(g) * br + gr * abs(b) + u * abs(v)
-    return v, (r if (v > -np.inf and v < np.inf) else 0.0)
+    return v, _pick((v > -np.inf) & (v < np.inf), r, 0.0)
 
 
 @jit
-def _small_grad_rows(xs, lb, t, terr, m, k, c, lev, c_fn, slack, u, eta, unit, ga, gra,
+def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, unit, ga, gra,
                      val, rad):
     """:func:`_sparse_grad_row` for every row of ``xs`` (C ≤ 2·LANES), :data:`SMALL_BLOCK`
     rows at a time, column by column, as :func:`small_rows` computes the loss: a row's 3 to
     16 elements were too few for its loop to vectorize well (at C = 10 one vector of 8
     and two elements one by one, and at C = 3 none). The block is transposed, each
     column's elements computed across the rows (the same operations as the row function,
-    in the same order, so the same bits), the label's elements by :func:`_label_element`,
-    and the values and radii written back row by row into ``val`` and ``rad``."""
+    in the same order, so the same bits), the label's elements by :func:`_label_element`
+    across the rows (from ``xy``, the labelled logits as float64), and the values and
+    radii written back row by row into ``val`` and ``rad``."""
     n = xs.shape[0]
     nb_ = SMALL_BLOCK
     xt = np.empty((c, nb_), dtype=xs.dtype)
     vt, rt = np.empty((c, nb_)), np.empty((c, nb_))
     sv, srel, gv, agv, grv = np.empty(nb_), np.empty(nb_), np.empty(nb_), np.empty(nb_), \
         np.empty(nb_)
+    lv, lr = np.empty(nb_), np.empty(nb_)
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
         blk = xs[b0:b0 + nr]
         mb, kb, tb, teb = m[b0:b0 + nr], k[b0:b0 + nr], t[b0:b0 + nr], terr[b0:b0 + nr]
+        lbb, xyb = lb[b0:b0 + nr], xy[b0:b0 + nr]
         for j in range(c):
             xj = xt[j]
             for r in range(nr):
@@ -1297,14 +1299,15 @@ def _small_grad_rows(xs, lb, t, terr, m, k, c, lev, c_fn, slack, u, eta, unit, g
                 vj[r] = v
                 rj[r] = _pick((v > -np.inf) & (v < np.inf), rr, 0.0)
         for r in range(nr):
-            i = b0 + r
-            yi = lb[i]
             ti = tb[r]
             t_rad = _t_rad(ti, teb[r], c, lev, c_fn, slack, u, eta)
             s = sv[r]
-            vt[yi, r], rt[yi, r] = _label_element(
-                np.float64(xt[yi, r]), mb[r], kb[r], yi, ti, t_rad, s, t_rad + u * s, c_fn,
-                slack, u, gv[r], grv[r])
+            lv[r], lr[r] = _label_element(xyb[r], mb[r], kb[r], lbb[r], ti, t_rad, s,
+                                          t_rad + u * s, c_fn, slack, u, gv[r], grv[r])
+        for r in range(nr):
+            yi = lbb[r]
+            vt[yi, r] = lv[r]
+            rt[yi, r] = lr[r]
         vo, ro = val[b0 * c:(b0 + nr) * c], rad[b0 * c:(b0 + nr) * c]
         for r in range(nr):
             for j in range(c):
@@ -1357,8 +1360,8 @@ def sparse_grad_range(x, bits, lab, gam, grad_rad, unit, nan_rows, ignored, c, l
             lb[i] = 0 if v < 0 else (top if v > top else v)
         sparse_rows(x[a:b], bits[a:b], lb[:r], t[:r], terr[:r], m[:r], k[:r], bad[:r], xy[:r])
         if c <= 2 * w:  # (above, the column order was no faster: 0.76-1.0x at C = 17 to 64)
-            _small_grad_rows(x[a:b], lb, t, terr, m, k, c, lev, c_fn, slack, u, eta, unit,
-                             gam[a:b], grad_rad[a:b], val, rad)
+            _small_grad_rows(x[a:b], lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta,
+                             unit, gam[a:b], grad_rad[a:b], val, rad)
         else:
             for i in range(r):
                 vi = val[i * c:(i + 1) * c]
