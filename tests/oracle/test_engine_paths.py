@@ -461,6 +461,41 @@ def test_the_small_c_gradient_rows_are_the_row_functions(dtype):
             assert np.array_equal(got_rad.reshape(n, c), want_rad, equal_nan=True), (c, unit)
 
 
+@needs_numba
+def test_the_small_c_dense_gradient_rows_are_the_row_functions():
+    """The same for the dense gradient (``_kernels._small_dense_grad_rows`` against
+    ``_dense_grad_row``): soft, one-hot, negative and non-finite labels, with the labels'
+    radii per row and as one row every row shares, float32 and float64 logits."""
+    from xentconf.oracle import _kernels as K
+    from xentconf.oracle import accel
+
+    rng = np.random.default_rng(16)
+    for dtype in (np.float32, np.float64):
+        for c in (3, 9, 16):
+            blocks = [x for x in _adversarial_blocks() if x.dtype == dtype and x.shape[1] == c]
+            blocks = blocks or [(rng.standard_normal((5, c)) * 3).astype(dtype)]
+            x = np.ascontiguousarray(np.concatenate(blocks * (600 // (5 * len(blocks)) + 1)))
+            n = x.shape[0]
+            y = _dense_labels(rng, n, c, np.float64)
+            _bad, m, k, t, terr, _xy = accel.kernel()(x, np.zeros(n, dtype=np.int64))
+            args = (c, R.lane_levels(c), C.C_FN, C.SLACK, U, C.ETA)
+            for per_row in (True, False):
+                yrad = rng.uniform(0, 1e-17, (n if per_row else 1, c))
+                for unit, g, gr in ((True, np.ones(n), np.zeros(n)),
+                                    (False, rng.uniform(-3, 3, n), np.full(n, 1e-17))):
+                    want, want_rad = np.empty((n, c)), np.empty((n, c))
+                    for i in range(n):
+                        K._dense_grad_row(x[i], y[i], yrad[i if per_row else 0], m[i], k[i],
+                                          t[i], terr[i], *args, g[i], gr[i], want[i],
+                                          want_rad[i])
+                    got, got_rad = np.empty(n * c), np.empty(n * c)
+                    K._small_dense_grad_rows(x, y, yrad, per_row, t, terr, m, k, *args, unit,
+                                             g, gr, got, got_rad)
+                    assert np.array_equal(got.reshape(n, c), want, equal_nan=True)
+                    assert np.array_equal(np.signbit(got.reshape(n, c)), np.signbit(want))
+                    assert np.array_equal(got_rad.reshape(n, c), want_rad, equal_nan=True)
+
+
 def _record_ranges(monkeypatch, name: str) -> list:
     """The row ranges ``(lo, hi)`` the engine hands to ``rows.<name>`` (a compiled range
     kernel's entry), recorded as it calls it."""

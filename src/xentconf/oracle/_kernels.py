@@ -1243,6 +1243,60 @@ def _label_element(xy, mi, ki, yi, ti, t_rad, s, s_rad, c_fn, slack, u, g, gr):
 
 
 @jit
+def _cols_into(blk, xt, nr, c):
+    """The ``nr`` rows of ``blk`` into the columns' rows of ``xt`` (a transpose)."""
+    for j in range(c):
+        xj = xt[j]
+        for r in range(nr):
+            xj[r] = blk[r, j]
+
+
+@jit
+def _grad_scalars(tb, teb, nr, c, lev, c_fn, slack, u, eta, unit, gb, grb, sv, srel, gv, agv,
+                  grv):
+    """Per row of a block, what its gradient elements share: ``s = 1 + t``, ``s``'s relative
+    radius, and ``γ``, ``|γ|`` and ``γ``'s radius (1, 1 and 0 where ``unit``, ``gb`` and
+    ``grb`` unread), as the row functions have them."""
+    for r in range(nr):
+        ti = tb[r]
+        s = 1 + ti
+        sv[r] = s
+        srel[r] = (_t_rad(ti, teb[r], c, lev, c_fn, slack, u, eta) + u * s) / s
+    if unit:
+        for r in range(nr):
+            gv[r] = 1.0
+            agv[r] = 1.0
+            grv[r] = 0.0
+    else:
+        for r in range(nr):
+            gv[r] = gb[r]
+            agv[r] = abs(gb[r])
+            grv[r] = grb[r]
+
+
+@jit
+def _p_rad(x, mi, is_k, s, srel, c_fn, slack, u, eta):
+    """An element's softmax ``p = e/s`` and its radius, as the row functions have them:
+    ``e`` from ``two_sum``'s difference (its error ``lo``, zero where the shift is exact),
+    ``e_k = 1``, ``rel_e = C_FN + |lo|·slack`` but 0 where ``d`` is 0 or −inf."""
+    d, lo = _two_sum(x, -mi)
+    lo = _pick(lo == lo, lo, 0.0)  # x = −inf, or x − m overflowing: no error to carry
+    e = _pick(is_k, 1.0, _exp_nonpos(d))
+    rel_e = _pick((d == -np.inf) | (d == 0.0), 0.0, c_fn + abs(lo) * slack)
+    p = e / s
+    return p, p * ((rel_e + srel) + u) * slack + eta
+
+
+@jit
+def _rows_from_cols(vt, rt, vo, ro, nr, c):
+    """A block's values and radii by column back into its rows (flat ``vo`` and ``ro``)."""
+    for r in range(nr):
+        for j in range(c):
+            vo[r * c + j] = vt[j, r]
+            ro[r * c + j] = rt[j, r]
+
+
+@jit
 def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, unit, ga, gra,
                      val, rad):
     """:func:`_sparse_grad_row` for every row of ``xs`` (C ≤ 2·LANES), :data:`SMALL_BLOCK`
@@ -1262,38 +1316,17 @@ def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, uni
     lv, lr = np.empty(nb_), np.empty(nb_)
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
-        blk = xs[b0:b0 + nr]
-        mb, kb, tb, teb = m[b0:b0 + nr], k[b0:b0 + nr], t[b0:b0 + nr], terr[b0:b0 + nr]
-        lbb, xyb = lb[b0:b0 + nr], xy[b0:b0 + nr]
-        for j in range(c):
-            xj = xt[j]
-            for r in range(nr):
-                xj[r] = blk[r, j]
-        for r in range(nr):
-            ti = tb[r]
-            s = 1 + ti
-            sv[r] = s
-            srel[r] = (_t_rad(ti, teb[r], c, lev, c_fn, slack, u, eta) + u * s) / s
-        if unit:
-            for r in range(nr):
-                gv[r] = 1.0
-                agv[r] = 1.0
-                grv[r] = 0.0
-        else:
-            gb, grb = ga[b0:b0 + nr], gra[b0:b0 + nr]
-            for r in range(nr):
-                gv[r] = gb[r]
-                agv[r] = abs(gb[r])
-                grv[r] = grb[r]
+        b1 = b0 + nr
+        mb, kb, tb, teb = m[b0:b1], k[b0:b1], t[b0:b1], terr[b0:b1]
+        lbb, xyb = lb[b0:b1], xy[b0:b1]
+        _cols_into(xs[b0:b1], xt, nr, c)
+        _grad_scalars(tb, teb, nr, c, lev, c_fn, slack, u, eta, unit, ga[b0:b1], gra[b0:b1],
+                      sv, srel, gv, agv, grv)
         for j in range(c):
             xj, vj, rj = xt[j], vt[j], rt[j]
             for r in range(nr):
-                d, lo = _two_sum(np.float64(xj[r]), -mb[r])
-                lo = _pick(lo == lo, lo, 0.0)
-                e = _pick(j == kb[r], 1.0, _exp_nonpos(d))
-                rel_e = _pick((d == -np.inf) | (d == 0.0), 0.0, c_fn + abs(lo) * slack)
-                p = e / sv[r]
-                pr = p * ((rel_e + srel[r]) + u) * slack + eta
+                p, pr = _p_rad(np.float64(xj[r]), mb[r], j == kb[r], sv[r], srel[r], c_fn,
+                               slack, u, eta)
                 v = gv[r] * p
                 rr = agv[r] * pr + grv[r] * abs(p) + u * abs(v)
                 vj[r] = v
@@ -1308,11 +1341,50 @@ def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, uni
             yi = lbb[r]
             vt[yi, r] = lv[r]
             rt[yi, r] = lr[r]
-        vo, ro = val[b0 * c:(b0 + nr) * c], rad[b0 * c:(b0 + nr) * c]
-        for r in range(nr):
-            for j in range(c):
-                vo[r * c + j] = vt[j, r]
-                ro[r * c + j] = rt[j, r]
+        _rows_from_cols(vt, rt, val[b0 * c:b1 * c], rad[b0 * c:b1 * c], nr, c)
+
+
+@jit
+def _small_dense_grad_rows(xs, ys, yrad, per_row, t, terr, m, k, c, lev, c_fn, slack, u, eta,
+                           unit, ga, gra, val, rad):
+    """:func:`_dense_grad_row` for every row of ``xs`` (C ≤ 2·LANES) column by column, as
+    :func:`_small_grad_rows` does the sparse rows: the block's logits and labels (and the
+    labels' radii where each row has its own; else ``yrad``'s one row, every row's)
+    transposed, each column's elements computed across the rows (the row function's
+    operations in its order: the same bits), written back row by row."""
+    n = xs.shape[0]
+    nb_ = SMALL_BLOCK
+    xt = np.empty((c, nb_), dtype=xs.dtype)
+    yt, yrt = np.empty((c, nb_)), np.empty((c, nb_))
+    if not per_row:
+        for j in range(c):
+            yrt[j, :] = yrad[0, j]
+    vt, rt = np.empty((c, nb_)), np.empty((c, nb_))
+    sv, srel, gv, agv, grv = np.empty(nb_), np.empty(nb_), np.empty(nb_), np.empty(nb_), \
+        np.empty(nb_)
+    for b0 in range(0, n, nb_):
+        nr = min(nb_, n - b0)
+        b1 = b0 + nr
+        mb, kb = m[b0:b1], k[b0:b1]
+        _cols_into(xs[b0:b1], xt, nr, c)
+        _cols_into(ys[b0:b1], yt, nr, c)
+        if per_row:
+            _cols_into(yrad[b0:b1], yrt, nr, c)
+        _grad_scalars(t[b0:b1], terr[b0:b1], nr, c, lev, c_fn, slack, u, eta, unit,
+                      ga[b0:b1], gra[b0:b1], sv, srel, gv, agv, grv)
+        for j in range(c):
+            xj, yj, yrj, vj, rj = xt[j], yt[j], yrt[j], vt[j], rt[j]
+            for r in range(nr):
+                p, pr = _p_rad(np.float64(xj[r]), mb[r], j == kb[r], sv[r], srel[r], c_fn,
+                               slack, u, eta)
+                bp = p - yj[r]
+                br = pr + yrj[r] + u * abs(bp)
+                br = _pick((bp > -np.inf) & (bp < np.inf), br, 0.0)
+                v = gv[r] * bp
+                rr = agv[r] * br + grv[r] * abs(bp) + u * abs(v)
+                vj[r] = v
+                rj[r] = _pick((v > -np.inf) & (v < np.inf), rr, 0.0)
+        _rows_from_cols(vt, rt, val[b0 * c:b1 * c], rad[b0 * c:b1 * c], nr, c)
 
 
 @jit
@@ -1520,12 +1592,17 @@ def dense_grad_range(x, bits, y, yrad, gam, grad_rad, unit, nan_rows, ignored, c
         b = min(n, a + block)
         r = b - a
         sparse_rows(x[a:b], bits[a:b], lb[:r], t[:r], terr[:r], m[:r], k[:r], bad[:r], xy[:r])
-        for i in range(r):
-            g = 1.0 if unit else gam[a + i]
-            gr = 0.0 if unit else grad_rad[a + i]
-            _dense_grad_row(x[a + i], y[a + i], yrad[a + i if per_row else 0], m[i], k[i],
-                            t[i], terr[i], c, lev, c_fn, slack, u, eta, g, gr,
-                            val[i * c:(i + 1) * c], rad[i * c:(i + 1) * c])
+        if c <= 2 * w:
+            _small_dense_grad_rows(x[a:b], y[a:b], yrad[a:b] if per_row else yrad, per_row, t,
+                                   terr, m, k, c, lev, c_fn, slack, u, eta, unit, gam[a:b],
+                                   grad_rad[a:b], val, rad)
+        else:
+            for i in range(r):
+                g = 1.0 if unit else gam[a + i]
+                gr = 0.0 if unit else grad_rad[a + i]
+                _dense_grad_row(x[a + i], y[a + i], yrad[a + i if per_row else 0], m[i],
+                                k[i], t[i], terr[i], c, lev, c_fn, slack, u, eta, g, gr,
+                                val[i * c:(i + 1) * c], rad[i * c:(i + 1) * c])
         _grad_rules(val, rad, r, c, bad, nan_rows[a:b], ignored[a:b])
         missed += _certify_count(val[:r * c], rad[:r * c], p, emin, maxf, f64,
                                  out[a * c:b * c], ok[a * c:b * c])
