@@ -1208,12 +1208,7 @@ def _sparse_grad_row(xr, mi, ki, yi, ti, terr_i, c, lev, c_fn, slack, u, eta, g,
     ag = abs(g)
     for j in range(c):  # every element as if j ≠ y (no branch: the loop vectorizes; one
         # around _exp_nonpos would keep _opaque's statements in it, and it scalar)
-        d, lo = _two_sum(np.float64(xr[j]), -mi)
-        lo = lo if lo == lo else 0.0  # x = −inf, or x − m overflowing: no error to carry
-        e = _pick(j == ki, 1.0, _exp_nonpos(d))
-        rel_e = 0.0 if ((d == -np.inf) | (d == 0.0)) else c_fn + abs(lo) * slack
-        p = e / s
-        pr = p * ((rel_e + srel) + u) * slack + eta
+        p, pr = _p_rad(np.float64(xr[j]), mi, j == ki, s, srel, c_fn, slack, u, eta)
         v = g * p
         r = ag * pr + gr * abs(p) + u * abs(v)
         val[j] = v
@@ -1555,12 +1550,7 @@ def _dense_grad_row(xr, yr_, yrad, mi, ki, ti, terr_i, c, lev, c_fn, slack, u, e
     srel = s_rad / s
     ag = abs(g)
     for j in range(c):
-        d, lo = _two_sum(np.float64(xr[j]), -mi)
-        lo = _pick(lo == lo, lo, 0.0)  # x = −inf, or x − m overflowing: no error to carry
-        e = _pick(j == ki, 1.0, _exp_nonpos(d))
-        rel_e = _pick((d == -np.inf) | (d == 0.0), 0.0, c_fn + abs(lo) * slack)
-        p = e / s
-        pr = p * ((rel_e + srel) + u) * slack + eta
+        p, pr = _p_rad(np.float64(xr[j]), mi, j == ki, s, srel, c_fn, slack, u, eta)
         bp = p - yr_[j]
         br = pr + yrad[j] + u * abs(bp)
         br = _pick((bp > -np.inf) & (bp < np.inf), br, 0.0)
