@@ -414,7 +414,8 @@ def _lanes_into(buf, nr, c, out):
     them, zero chunks padding their count to a power of two, as :func:`halve` adds them),
     then added as :func:`fold` adds them (LANES = 8), into ``out[r]``. A lane past ``C`` is
     ``+0``, as in the numpy path's padding (the values are ``≥ +0``: adding it changes
-    nothing). Above two chunks, the tree's sums overwrite the first chunk's rows."""
+    nothing). Above two chunks, the tree's sums overwrite rows of ``buf`` below ``C`` (the
+    block's own values, no longer needed; the zero rows stay zero)."""
     if c > 8 * w:  # more: halve (in place, as :func:`halve`) down to eight
         h = 16
         while h * w < c:
