@@ -315,6 +315,9 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if a.torch_capability:  # torch reads it once, when it loads its kernels
         os.environ["ATEN_CPU_CAPABILITY"] = a.torch_capability
+        if torch_kernels() == "-":
+            p.error("--torch-capability needs torch: pip install torch==2.13.0, or leave the "
+                    "option out")
         if torch_kernels().lower() != a.torch_capability:
             p.error(f"torch runs its {torch_kernels()} kernels, not {a.torch_capability!r}: "
                     "give --torch-capability one that this CPU has, in lower case "
