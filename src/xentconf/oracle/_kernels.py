@@ -318,6 +318,9 @@ SMALL_BLOCK = 256  # rows of a small-C block (its column buffers stay in L1/L2)
 #: :func:`sparse_rows` takes wider ones, C = 17 to 64 took 1.2 to 3.1 times as long, 65 to
 #: 96 1.2 to 1.4 times; at 128 the two were even
 SMALL_C = 16 * w
+#: The widest rows whose gradient is computed column by column (:func:`_small_grad_rows`,
+#: :func:`_small_dense_grad_rows`; above, it was no faster: 0.76–1.0× at C = 17 to 64)
+SMALL_GRAD_C = 2 * w
 
 
 @intrinsic
@@ -1202,10 +1205,7 @@ def _sparse_grad_row(xr, mi, ki, yi, ti, terr_i, c, lev, c_fn, slack, u, eta, g,
     numpy path's ``dlo``), ``e_k = 1``; ``rel_e_j = C_FN + |lo_j|·slack`` but 0 where
     ``d_j`` is 0 or −inf; ``p_j = e_j / s`` with ``s = 1 + t``. (Certifying each element
     in this loop, instead of the block's values afterwards, took 1.2–1.4 times as long.)"""
-    t_rad = _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta)
-    s = 1 + ti
-    s_rad = t_rad + u * s
-    srel = s_rad / s
+    t_rad, s, s_rad, srel = _s_parts(ti, terr_i, c, lev, c_fn, slack, u, eta)
     ag = abs(g)
     for j in range(c):  # every element as if j ≠ y (no branch: the loop vectorizes; one
         # around _exp_nonpos would keep _opaque's statements in it, and it scalar)
@@ -1248,16 +1248,24 @@ def _cols_into(blk, xt, nr, c):
 
 
 @jit
-def _grad_scalars(tb, teb, nr, c, lev, c_fn, slack, u, eta, unit, gb, grb, sv, srel, gv, agv,
-                  grv):
-    """Per row of a block, what its gradient elements share: ``s = 1 + t``, ``s``'s relative
-    radius, and ``γ``, ``|γ|`` and ``γ``'s radius (1, 1 and 0 where ``unit``, ``gb`` and
-    ``grb`` unread), as the row functions have them."""
+def _s_parts(ti, terr_i, c, lev, c_fn, slack, u, eta):
+    """What a row's gradient elements share: ``t``'s radius, ``s = 1 + t``, ``s``'s radius
+    and its relative radius (``rows._Rows.p``'s, the same operations)."""
+    t_rad = _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta)
+    s = 1 + ti
+    s_rad = t_rad + u * s
+    return t_rad, s, s_rad, s_rad / s
+
+
+@jit
+def _grad_scalars(tb, teb, nr, c, lev, c_fn, slack, u, eta, unit, gb, grb, trad, sv, srad,
+                  srel, gv, agv, grv):
+    """Per row of a block, :func:`_s_parts` into ``trad``, ``sv``, ``srad`` and ``srel``, and
+    ``γ``, ``|γ|`` and ``γ``'s radius (1, 1 and 0 where ``unit``, ``gb`` and ``grb``
+    unread), as the row functions have them."""
     for r in range(nr):
-        ti = tb[r]
-        s = 1 + ti
-        sv[r] = s
-        srel[r] = (_t_rad(ti, teb[r], c, lev, c_fn, slack, u, eta) + u * s) / s
+        trad[r], sv[r], srad[r], srel[r] = _s_parts(tb[r], teb[r], c, lev, c_fn, slack, u,
+                                                    eta)
     if unit:
         for r in range(nr):
             gv[r] = 1.0
@@ -1307,8 +1315,8 @@ def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, uni
     nb_ = SMALL_BLOCK
     xt = np.empty((c, nb_), dtype=xs.dtype)
     vt, rt = np.empty((c, nb_)), np.empty((c, nb_))
-    sv, srel, gv, agv, grv = np.empty(nb_), np.empty(nb_), np.empty(nb_), np.empty(nb_), \
-        np.empty(nb_)
+    trad, sv, srad, srel = np.empty(nb_), np.empty(nb_), np.empty(nb_), np.empty(nb_)
+    gv, agv, grv = np.empty(nb_), np.empty(nb_), np.empty(nb_)
     lv, lr = np.empty(nb_), np.empty(nb_)
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
@@ -1317,7 +1325,7 @@ def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, uni
         lbb, xyb = lb[b0:b1], xy[b0:b1]
         _cols_into(xs[b0:b1], xt, nr, c)
         _grad_scalars(tb, teb, nr, c, lev, c_fn, slack, u, eta, unit, ga[b0:b1], gra[b0:b1],
-                      sv, srel, gv, agv, grv)
+                      trad, sv, srad, srel, gv, agv, grv)
         for j in range(c):
             xj, vj, rj = xt[j], vt[j], rt[j]
             for r in range(nr):
@@ -1328,11 +1336,8 @@ def _small_grad_rows(xs, lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta, uni
                 vj[r] = v
                 rj[r] = _pick((v > -np.inf) & (v < np.inf), rr, 0.0)
         for r in range(nr):
-            ti = tb[r]
-            t_rad = _t_rad(ti, teb[r], c, lev, c_fn, slack, u, eta)
-            s = sv[r]
-            lv[r], lr[r] = _label_element(xyb[r], mb[r], kb[r], lbb[r], ti, t_rad, s,
-                                          t_rad + u * s, c_fn, slack, u, gv[r], grv[r])
+            lv[r], lr[r] = _label_element(xyb[r], mb[r], kb[r], lbb[r], tb[r], trad[r], sv[r],
+                                          srad[r], c_fn, slack, u, gv[r], grv[r])
         for r in range(nr):
             yi = lbb[r]
             vt[yi, r] = lv[r]
@@ -1356,8 +1361,8 @@ def _small_dense_grad_rows(xs, ys, yrad, per_row, t, terr, m, k, c, lev, c_fn, s
         for j in range(c):
             yrt[j, :] = yrad[0, j]
     vt, rt = np.empty((c, nb_)), np.empty((c, nb_))
-    sv, srel, gv, agv, grv = np.empty(nb_), np.empty(nb_), np.empty(nb_), np.empty(nb_), \
-        np.empty(nb_)
+    trad, sv, srad, srel = np.empty(nb_), np.empty(nb_), np.empty(nb_), np.empty(nb_)
+    gv, agv, grv = np.empty(nb_), np.empty(nb_), np.empty(nb_)
     for b0 in range(0, n, nb_):
         nr = min(nb_, n - b0)
         b1 = b0 + nr
@@ -1367,7 +1372,7 @@ def _small_dense_grad_rows(xs, ys, yrad, per_row, t, terr, m, k, c, lev, c_fn, s
         if per_row:
             _cols_into(yrad[b0:b1], yrt, nr, c)
         _grad_scalars(t[b0:b1], terr[b0:b1], nr, c, lev, c_fn, slack, u, eta, unit,
-                      ga[b0:b1], gra[b0:b1], sv, srel, gv, agv, grv)
+                      ga[b0:b1], gra[b0:b1], trad, sv, srad, srel, gv, agv, grv)
         for j in range(c):
             xj, yj, yrj, vj, rj = xt[j], yt[j], yrt[j], vt[j], rt[j]
             for r in range(nr):
@@ -1427,7 +1432,7 @@ def sparse_grad_range(x, bits, lab, gam, grad_rad, unit, nan_rows, ignored, c, l
             v = lab[a + i]
             lb[i] = 0 if v < 0 else (top if v > top else v)
         sparse_rows(x[a:b], bits[a:b], lb[:r], t[:r], terr[:r], m[:r], k[:r], bad[:r], xy[:r])
-        if c <= 2 * w:  # (above, the column order was no faster: 0.76-1.0x at C = 17 to 64)
+        if c <= SMALL_GRAD_C:
             _small_grad_rows(x[a:b], lb, t, terr, m, k, xy, c, lev, c_fn, slack, u, eta,
                              unit, gam[a:b], grad_rad[a:b], val, rad)
         else:
@@ -1545,10 +1550,7 @@ def _dense_grad_row(xr, yr_, yrad, mi, ki, ti, terr_i, c, lev, c_fn, slack, u, e
     ``engine._scale`` do in numpy, the same operations in the same order; ``p_j`` as
     :func:`_sparse_grad_row` has it, then ``p_j − y_j`` with the radius ``p``'s plus
     ``y``'s (``yrad``, the smoothing's) plus one rounding."""
-    t_rad = _t_rad(ti, terr_i, c, lev, c_fn, slack, u, eta)
-    s = 1 + ti
-    s_rad = t_rad + u * s
-    srel = s_rad / s
+    _t, s, _s_rad, srel = _s_parts(ti, terr_i, c, lev, c_fn, slack, u, eta)
     ag = abs(g)
     for j in range(c):
         p, pr = _p_rad(np.float64(xr[j]), mi, j == ki, s, srel, c_fn, slack, u, eta)
@@ -1583,7 +1585,7 @@ def dense_grad_range(x, bits, y, yrad, gam, grad_rad, unit, nan_rows, ignored, c
         b = min(n, a + block)
         r = b - a
         sparse_rows(x[a:b], bits[a:b], lb[:r], t[:r], terr[:r], m[:r], k[:r], bad[:r], xy[:r])
-        if c <= 2 * w:
+        if c <= SMALL_GRAD_C:
             _small_dense_grad_rows(x[a:b], y[a:b], yrad[a:b] if per_row else yrad, per_row, t,
                                    terr, m, k, c, lev, c_fn, slack, u, eta, unit, gam[a:b],
                                    grad_rad[a:b], val, rad)
